@@ -1,0 +1,96 @@
+"""Pure msgspec encoding with the checks jsonb needs (no I/O).
+
+msgspec encodes NaN/Infinity as ``null`` and NUL characters as ``\\u0000``, which jsonb rejects at
+insert time. Both are caught here, before anything is written, with the JSON path of the value.
+The full walk only runs when the fast byte scan finds a suspicious token.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+
+from .errors import PayloadEncodeError, PayloadTooLarge, PayloadValueError
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+def _child_path(path: str, key: object) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    text = str(key)
+    if text.isidentifier():
+        return f"{path}.{text}"
+    return f"{path}[{text!r}]"
+
+
+def _children(value: Any) -> Iterator[tuple[object, Any]]:
+    if isinstance(value, dict):
+        yield from value.items()
+    elif isinstance(value, list | tuple | set | frozenset):
+        yield from enumerate(value)
+
+
+def _find_bad_value(value: Any, path: str) -> tuple[str, str] | None:
+    """First NUL-containing string or non-finite float, as (path, problem)."""
+    if isinstance(value, str):
+        return (path, "contains a NUL character (\\u0000)") if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, f"is {value!r} (not valid JSON)")
+    if isinstance(value, dict):
+        for key in value:
+            if isinstance(key, str) and "\x00" in key:
+                return (path, f"has a key with a NUL character: {key!r}")
+    for key, child in _children(value):
+        found = _find_bad_value(child, _child_path(path, key))
+        if found:
+            return found
+    return None
+
+
+def _find_unencodable(value: Any, path: str) -> str:
+    """Path of the first sub-value msgspec refuses (the value itself if none is narrower)."""
+    for key, child in _children(value):
+        try:
+            _encoder.encode(child)
+        except (TypeError, ValueError, OverflowError):
+            return _find_unencodable(child, _child_path(path, key))
+    return path
+
+
+def encode_json(value: Any, *, field: str = "payload", limit: int | None = None) -> bytes:
+    """Encode ``value`` for a jsonb column, or raise a Payload* error naming the JSON path."""
+    try:
+        data = _encoder.encode(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        path = _find_unencodable(value, "$")
+        raise PayloadEncodeError(
+            f"{field} at {path} cannot be encoded to JSON: {exc}", path=path, field=field
+        ) from None
+    if b"null" in data or b"\\u0000" in data:
+        found = _find_bad_value(msgspec.to_builtins(value), "$")
+        if found:
+            path, problem = found
+            raise PayloadValueError(f"{field} at {path} {problem}", path=path, field=field)
+    if limit is not None and len(data) > limit:
+        raise PayloadTooLarge(
+            f"{field} is {len(data)} bytes encoded, over the limit of {limit} bytes",
+            field=field,
+        )
+    return data
+
+
+def decode_json(data: str | bytes | None) -> Any:
+    """Decode a jsonb value as read from the database (None stays None)."""
+    if data is None:
+        return None
+    return _decoder.decode(data)
+
+
+def convert(value: Any, type_: Any) -> Any:
+    """Validate builtins against a msgspec-supported type (raises msgspec.ValidationError)."""
+    return msgspec.convert(value, type_, strict=False)

@@ -1,0 +1,1 @@
+"""Storage seam: connections, SQL statements, migrations, and the embedded server."""

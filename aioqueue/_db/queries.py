@@ -1,0 +1,71 @@
+"""Loader for the ``.sql`` files: one statement per file, one typed method per statement.
+
+The schema is substituted once per ``Queries`` (after validation) through the ``/*schema*/``
+marker; values always travel as bind parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from ..config import channel_for, validate_schema
+
+SQL_DIR = Path(__file__).parent / "sql"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SCHEMA_MARKER = "/*schema*/"
+CHANNEL_MARKER = "/*channel*/"
+
+Executor = asyncpg.Connection | asyncpg.Pool | asyncpg.pool.PoolConnectionProxy
+
+
+@cache
+def statement_texts() -> dict[str, str]:
+    return {p.stem: p.read_text() for p in sorted(SQL_DIR.glob("*.sql"))}
+
+
+def render(text: str, schema: str) -> str:
+    """Substitute the (validated) schema and its channel into SQL text."""
+    schema = validate_schema(schema)
+    return text.replace(SCHEMA_MARKER, f'"{schema}"').replace(
+        CHANNEL_MARKER, f"'{channel_for(schema)}'"
+    )
+
+
+class Queries:
+    """The statements of one schema."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = validate_schema(schema)
+        self.sql = {name: render(text, schema) for name, text in statement_texts().items()}
+
+    async def jobs_add(
+        self, db: Executor, specs: str, *, now: dt.datetime | None = None
+    ) -> list[asyncpg.Record]:
+        return await db.fetch(self.sql["jobs_add"], specs, now)
+
+    async def job_get(self, db: Executor, job_id: int) -> asyncpg.Record | None:
+        return await db.fetchrow(self.sql["job_get"], job_id)
+
+    async def schema_exists(self, db: Executor) -> bool:
+        return bool(await db.fetchval(self.sql["schema_exists"], f'"{self.schema}".migrations'))
+
+    async def migrations_lock(self, db: Executor) -> None:
+        await db.execute(self.sql["migrations_lock"], self.schema)
+
+    async def migrations_bootstrap(self, db: Executor) -> None:
+        await db.execute(self.sql["migrations_bootstrap"])
+
+    async def migrations_applied(self, db: Executor) -> list[int]:
+        return list(await db.fetchval(self.sql["migrations_applied"]))
+
+    async def migrations_record(self, db: Executor, version: int, name: str, breaking: bool) -> None:
+        await db.execute(self.sql["migrations_record"], version, name, breaking)
+
+    async def fetch(self, db: Executor, name: str, *args: Any) -> list[asyncpg.Record]:
+        """Run a named statement (for statements whose wrapper adds nothing)."""
+        return await db.fetch(self.sql[name], *args)

@@ -1,0 +1,151 @@
+"""Pure: validate job specs against the input limits and encode them for ``add_jobs``.
+
+Everything here runs before any SQL; an invalid spec raises an error naming the field (and the
+index inside ``enqueue_many``), and nothing is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from . import config
+from ._codec import encode_json
+from .errors import InvalidJobError, PayloadError
+from .types import ON_CONFLICT_MODES, JobSpec
+
+_SPEC_FIELDS = frozenset(JobSpec.__struct_fields__)
+_encoder = msgspec.json.Encoder()
+
+
+def _seconds(field: str, value: object, index: int | None) -> float:
+    if isinstance(value, dt.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise InvalidJobError(field, f"must be seconds or a timedelta, got {value!r}", index=index)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidJobError(field, f"must be a finite number >= 0, got {value!r}", index=index)
+    return seconds
+
+
+def _text(field: str, value: object, max_bytes: int, index: int | None) -> str:
+    if not isinstance(value, str):
+        raise InvalidJobError(field, f"must be a string, got {type(value).__name__}", index=index)
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if not 1 <= size <= max_bytes:
+        raise InvalidJobError(
+            field, f"must be 1-{max_bytes} bytes of UTF-8, got {size} bytes", index=index
+        )
+    if "\x00" in value:
+        raise InvalidJobError(field, "must not contain a NUL character", index=index)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidJobError(field, "must be valid UTF-8 (lone surrogate)", index=index) from None
+    return value
+
+
+def _int(field: str, value: object, lo: int, hi: int, index: int | None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidJobError(field, f"must be an integer, got {value!r}", index=index)
+    if not lo <= value <= hi:
+        raise InvalidJobError(field, f"must be between {lo} and {hi}, got {value}", index=index)
+    return value
+
+
+def as_spec(item: JobSpec | Mapping[str, Any], index: int | None = None) -> JobSpec:
+    """Accept a JobSpec or a dict with JobSpec's keys."""
+    if isinstance(item, JobSpec):
+        return item
+    if not isinstance(item, Mapping):
+        raise InvalidJobError(
+            "spec", f"must be a JobSpec or a dict, got {type(item).__name__}", index=index
+        )
+    unknown = set(item) - _SPEC_FIELDS
+    if unknown:
+        raise InvalidJobError(
+            ", ".join(sorted(map(str, unknown))), "unknown job spec field", index=index
+        )
+    if "kind" not in item:
+        raise InvalidJobError("kind", "is required", index=index)
+    return JobSpec(**item)
+
+
+def encode_spec(
+    spec: JobSpec, *, max_payload_bytes: int, index: int | None = None
+) -> dict[str, Any]:
+    """Validate one spec and return the JSON object ``add_jobs`` expects."""
+    out: dict[str, Any] = {"kind": _text("kind", spec.kind, config.KIND_MAX_BYTES, index)}
+    try:
+        payload = encode_json(spec.payload, field="payload", limit=max_payload_bytes)
+    except PayloadError as exc:
+        if index is not None:
+            exc.args = (f"job spec {index}: {exc.args[0]}",)
+        raise
+    out["payload"] = msgspec.Raw(payload)
+    if spec.delay is not None and spec.run_at is not None:
+        raise InvalidJobError("delay", "give delay or run_at, not both", index=index)
+    if spec.delay is not None:
+        out["delay"] = _seconds("delay", spec.delay, index)
+    if spec.run_at is not None:
+        if not isinstance(spec.run_at, dt.datetime):
+            raise InvalidJobError("run_at", "must be a datetime", index=index)
+        if spec.run_at.tzinfo is None or spec.run_at.utcoffset() is None:
+            raise InvalidJobError("run_at", "must be timezone-aware", index=index)
+        out["run_at"] = spec.run_at
+    if spec.priority != 0:
+        out["priority"] = _int(
+            "priority", spec.priority, config.SMALLINT_MIN, config.SMALLINT_MAX, index
+        )
+    if spec.on_conflict not in ON_CONFLICT_MODES:
+        raise InvalidJobError(
+            "on_conflict",
+            f"must be one of {', '.join(ON_CONFLICT_MODES)}, got {spec.on_conflict!r}",
+            index=index,
+        )
+    if spec.unique_key is not None:
+        out["unique_key"] = _text("unique_key", spec.unique_key, config.UNIQUE_KEY_MAX_BYTES, index)
+        out["on_conflict"] = spec.on_conflict
+    if spec.max_delay is not None:
+        if spec.on_conflict != "replace":
+            raise InvalidJobError("max_delay", "only applies with on_conflict='replace'", index=index)
+        out["max_delay"] = _seconds("max_delay", spec.max_delay, index)
+    if spec.max_attempts is not None:
+        out["max_attempts"] = _int("max_attempts", spec.max_attempts, 1, config.INT_MAX, index)
+    if spec.queue_name is not None:
+        out["queue_name"] = _text(
+            "queue_name", spec.queue_name, config.QUEUE_NAME_MAX_BYTES, index
+        )
+    if spec.flags is not None:
+        out["flags"] = encode_flags(spec.flags, index)
+    return out
+
+
+def encode_flags(flags: Iterable[str], index: int | None = None) -> list[str]:
+    if isinstance(flags, str) or not isinstance(flags, list | tuple | set | frozenset):
+        raise InvalidJobError("flags", "must be a list of strings", index=index)
+    items = list(flags)
+    if len(items) > config.FLAGS_MAX_COUNT:
+        raise InvalidJobError(
+            "flags", f"at most {config.FLAGS_MAX_COUNT} flags, got {len(items)}", index=index
+        )
+    return [_text(f"flags[{i}]", f, config.FLAG_MAX_BYTES, index) for i, f in enumerate(items)]
+
+
+def encode_specs(items: Iterable[JobSpec | Mapping[str, Any]], *, max_payload_bytes: int) -> str:
+    """Validate all specs (the first invalid one raises, naming its index) and encode the array."""
+    objects = [
+        encode_spec(as_spec(item, i), max_payload_bytes=max_payload_bytes, index=i)
+        for i, item in enumerate(items)
+    ]
+    return _encoder.encode(objects).decode()
+
+
+def encode_one(spec: JobSpec, *, max_payload_bytes: int) -> str:
+    return _encoder.encode([encode_spec(spec, max_payload_bytes=max_payload_bytes)]).decode()

@@ -1,0 +1,97 @@
+"""Defaults, validated configuration objects, and the one reader of DSN environment variables."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+from .errors import ConfigurationError
+
+DEFAULT_SCHEMA = "aioqueue"
+DEFAULT_DATA_DIR = Path(".aioqueue") / "pgdata"
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
+DEFAULT_MAX_ATTEMPTS = 25
+DEFAULT_POOL_MAX_SIZE = 10
+
+DEFAULT_CONCURRENCY = 50
+DEFAULT_POLL_INTERVAL = 1.0
+DEFAULT_LEASE = 30.0
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+DEFAULT_RESCUE_INTERVAL = 5.0
+DEFAULT_STOP_TIMEOUT = 30.0
+DEFAULT_FLUSH_INTERVAL = 0.005
+DEFAULT_FLUSH_SIZE = 500
+
+KIND_MAX_BYTES = 128
+QUEUE_NAME_MAX_BYTES = 128
+UNIQUE_KEY_MAX_BYTES = 512
+FLAG_MAX_BYTES = 128
+FLAGS_MAX_COUNT = 32
+SMALLINT_MIN, SMALLINT_MAX = -32768, 32767
+INT_MAX = 2**31 - 1
+
+_SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,47}")
+
+DSN_ENV_VARS = ("AIOQUEUE_DSN", "DATABASE_URL")
+
+
+def validate_schema(schema: object) -> str:
+    """Return ``schema`` if it is a plain lower-case identifier; raise before any SQL otherwise."""
+    if not isinstance(schema, str) or not _SCHEMA_RE.fullmatch(schema):
+        raise ConfigurationError(
+            f"invalid schema name {schema!r}: use 1-48 characters of [a-z0-9_], "
+            "starting with a letter or underscore"
+        )
+    if schema.startswith("pg_"):
+        raise ConfigurationError(f"invalid schema name {schema!r}: the pg_ prefix is reserved")
+    return schema
+
+
+def channel_for(schema: str) -> str:
+    """The fixed notification channel of a schema (short: never derived from kinds or names)."""
+    return f"aioqueue_{validate_schema(schema)}"
+
+
+def resolve_dsn(dsn: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    """An explicit DSN, else $AIOQUEUE_DSN, else $DATABASE_URL, else None (embedded server)."""
+    if dsn:
+        return dsn
+    environ = os.environ if env is None else env
+    for name in DSN_ENV_VARS:
+        value = environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def data_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
+    """Where the embedded server keeps its data: $AIOQUEUE_DATA_DIR or ./.aioqueue/pgdata."""
+    environ = os.environ if env is None else env
+    value = environ.get("AIOQUEUE_DATA_DIR")
+    return Path(value) if value else DEFAULT_DATA_DIR
+
+
+def mask_dsn(dsn: str) -> str:
+    """The DSN with any password replaced, for messages and logs."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
+
+
+class QueueConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Producer-side settings, validated once."""
+
+    schema: str = DEFAULT_SCHEMA
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+
+    def __post_init__(self) -> None:
+        validate_schema(self.schema)
+        if not isinstance(self.max_payload_bytes, int) or self.max_payload_bytes < 1:
+            raise ConfigurationError("max_payload_bytes must be a positive integer")
+
+    @property
+    def channel(self) -> str:
+        return channel_for(self.schema)

@@ -1,0 +1,191 @@
+"""Queue: the producer and admin facade. Validates and encodes, then calls ``_db.queries``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import asyncpg
+
+from . import _codec, config
+from ._db import connect as _connect
+from ._db import migrate as _migrate
+from ._db.queries import Queries
+from ._spec import encode_one, encode_specs
+from .errors import JobNotFound
+from .types import EnqueueResult, Job, JobError, JobSpec, JobState, OnConflict
+
+_MISSING: Any = object()
+
+
+class Queue:
+    """Enqueue jobs and inspect them. ``Queue(pool)`` wraps an existing asyncpg pool;
+    ``await Queue.connect()`` makes its own (and starts the embedded server when no DSN is set)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        schema: str = config.DEFAULT_SCHEMA,
+        max_payload_bytes: int = config.DEFAULT_MAX_PAYLOAD_BYTES,
+        dsn: str | None = None,
+        _owns_pool: bool = False,
+    ) -> None:
+        self.config = config.QueueConfig(schema=schema, max_payload_bytes=max_payload_bytes)
+        self.pool = pool
+        self.dsn = dsn
+        self.queries = Queries(self.config.schema)
+        self._owns_pool = _owns_pool
+
+    @classmethod
+    async def connect(
+        cls,
+        dsn: str | None = None,
+        *,
+        schema: str = config.DEFAULT_SCHEMA,
+        migrate: bool = True,
+        data_dir: str | Path | None = None,
+        pool_min_size: int = 1,
+        pool_max_size: int = config.DEFAULT_POOL_MAX_SIZE,
+        max_payload_bytes: int = config.DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> Queue:
+        """Connect to ``dsn`` (else $AIOQUEUE_DSN, $DATABASE_URL, else the embedded server)
+        and, unless ``migrate=False``, apply pending migrations."""
+        config.validate_schema(schema)
+        resolved = await resolve_or_start(dsn, data_dir)
+        pool = await _connect.create_pool(resolved, min_size=pool_min_size, max_size=pool_max_size)
+        queue = cls(
+            pool, schema=schema, max_payload_bytes=max_payload_bytes, dsn=resolved, _owns_pool=True
+        )
+        try:
+            if migrate:
+                await queue.migrate()
+            else:
+                await _migrate.check_schema(pool, schema)
+        except BaseException:
+            await pool.close()
+            raise
+        return queue
+
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations (safe to call from several processes at once)."""
+        async with self.pool.acquire() as conn:
+            return await _migrate.migrate(conn, self.config.schema)
+
+    async def close(self) -> None:
+        if self._owns_pool:
+            await self.pool.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.close()
+
+    # -- producing ---------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        kind: str,
+        payload: Any = _MISSING,
+        *,
+        delay: float | dt.timedelta | None = None,
+        run_at: dt.datetime | None = None,
+        priority: int = 0,
+        unique_key: str | None = None,
+        on_conflict: OnConflict = "ignore",
+        max_delay: float | dt.timedelta | None = None,
+        max_attempts: int | None = None,
+        queue_name: str | None = None,
+        flags: Sequence[str] | None = None,
+        tx: Any = None,
+    ) -> EnqueueResult:
+        """Enqueue one job. With ``tx=`` it exists only if that transaction commits."""
+        spec = JobSpec(
+            kind=kind,
+            payload={} if payload is _MISSING else payload,
+            delay=delay,
+            run_at=run_at,
+            priority=priority,
+            unique_key=unique_key,
+            on_conflict=on_conflict,
+            max_delay=max_delay,
+            max_attempts=max_attempts,
+            queue_name=queue_name,
+            flags=list(flags) if flags is not None and not isinstance(flags, str) else flags,
+        )
+        specs = encode_one(spec, max_payload_bytes=self.config.max_payload_bytes)
+        rows = await self._add(specs, tx)
+        return EnqueueResult(rows[0]["id"], rows[0]["deduped"])
+
+    async def enqueue_many(
+        self, specs: Iterable[JobSpec | Mapping[str, Any]], *, tx: Any = None
+    ) -> list[EnqueueResult]:
+        """Enqueue many jobs in ONE round trip; outcomes come back in input order.
+        An invalid spec rejects the whole call (naming its index) and nothing is written."""
+        encoded = encode_specs(specs, max_payload_bytes=self.config.max_payload_bytes)
+        if encoded == "[]":
+            return []
+        rows = await self._add(encoded, tx)
+        return [EnqueueResult(r["id"], r["deduped"]) for r in rows]
+
+    async def _add(self, specs: str, tx: Any) -> list[asyncpg.Record]:
+        if tx is None:
+            return await self.queries.jobs_add(self.pool, specs)
+        conn = await _connect.unwrap_tx(tx)
+        return await self.queries.jobs_add(conn, specs)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def get_job(self, job_id: int) -> Job:
+        """The full job; raises JobNotFound if it does not exist (or was pruned)."""
+        row = await self.queries.job_get(self.pool, job_id)
+        if row is None:
+            raise JobNotFound(job_id)
+        return job_from_row(row)
+
+
+async def resolve_or_start(dsn: str | None, data_dir: str | Path | None) -> str:
+    """The configured DSN, else the embedded server's (started in a thread if needed)."""
+    resolved = config.resolve_dsn(dsn)
+    if resolved is not None:
+        return resolved
+    from ._db import embedded
+
+    folder = Path(data_dir) if data_dir is not None else config.data_dir_from_env()
+    return await anyio.to_thread.run_sync(embedded.ensure_server, folder)
+
+
+def job_from_row(row: asyncpg.Record) -> Job:
+    error = _codec.decode_json(row["error"])
+    return Job(
+        id=row["id"],
+        kind=row["kind"],
+        payload=_codec.decode_json(row["payload"]),
+        state=JobState(row["state"]),
+        priority=row["priority"],
+        run_at=row["run_at"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        unique_key=row["unique_key"],
+        queue_name=row["queue_name"],
+        flags=list(row["flags"]),
+        result=_codec.decode_json(row["result"]),
+        error=_codec.convert(error, JobError) if error is not None else None,
+        locked_by=row["locked_by"],
+        lease_expires_at=row["lease_expires_at"],
+        rescheduled_from=row["rescheduled_from"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )

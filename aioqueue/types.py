@@ -1,0 +1,105 @@
+"""Data that crosses the database: job states, specs, results.
+
+Job state machine::
+
+    enqueue ──► pending ──(claim)──► running ──► completed
+       │           ▲                   │  │
+       └► scheduled┘ (run_at due)      │  └──► failed      (attempts exhausted, or permanent error)
+              ▲                        │
+              └──── retry (backoff) ◄──┘   graceful stop → pending, attempt given back
+                                           lease expired → scheduled (attempt counted) or failed
+    pending / scheduled / running ──(cancel)──► cancelled
+
+``pending`` jobs are due now; ``scheduled`` jobs wait for ``run_at`` (a delay or a retry
+backoff). Workers claim both once ``run_at`` has passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = ["EnqueueResult", "Job", "JobSpec", "JobState", "OnConflict"]
+
+
+class JobState(enum.StrEnum):
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.CANCELLED, JobState.FAILED)
+
+
+OnConflict = Literal["ignore", "replace", "preserve_run_at", "unsafe_dedupe", "supersede"]
+ON_CONFLICT_MODES: tuple[str, ...] = (
+    "ignore",
+    "replace",
+    "preserve_run_at",
+    "unsafe_dedupe",
+    "supersede",
+)
+
+
+class JobSpec(msgspec.Struct, kw_only=True, frozen=True):
+    """One job to enqueue; the keyword arguments of ``Queue.enqueue`` as a value."""
+
+    kind: str
+    payload: Any = msgspec.field(default_factory=dict)
+    delay: float | dt.timedelta | None = None
+    run_at: dt.datetime | None = None
+    priority: int = 0
+    unique_key: str | None = None
+    on_conflict: OnConflict = "ignore"
+    max_delay: float | dt.timedelta | None = None
+    max_attempts: int | None = None
+    queue_name: str | None = None
+    flags: list[str] | tuple[str, ...] | None = None
+
+
+class EnqueueResult(msgspec.Struct, frozen=True):
+    """Outcome of one enqueue: the job id, and whether an existing job was returned instead."""
+
+    id: int
+    deduped: bool
+
+
+class JobError(msgspec.Struct, frozen=True, kw_only=True):
+    """The last failure of a job."""
+
+    message: str
+    type: str = ""
+    traceback: str = ""
+    attempt: int = 0
+    at: dt.datetime | None = None
+
+
+class Job(msgspec.Struct, frozen=True, kw_only=True):
+    """A job as stored. ``max_attempts`` is None until a worker fills in the task's default."""
+
+    id: int
+    kind: str
+    payload: Any
+    state: JobState
+    priority: int
+    run_at: dt.datetime
+    attempts: int
+    max_attempts: int | None
+    unique_key: str | None
+    queue_name: str | None
+    flags: list[str]
+    result: Any
+    error: JobError | None
+    locked_by: str | None
+    lease_expires_at: dt.datetime | None
+    rescheduled_from: int | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
