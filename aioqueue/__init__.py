@@ -17,7 +17,11 @@ from .errors import (
     UnknownTaskError,
     WaitTimeout,
 )
+from .context import JobContext, JobInfo
+from .events import Event, Hooks
 from .queue import Queue
+from .tasks import Task, Tasks
+from .worker import Worker, WorkerConfig
 from .types import EnqueueResult, Job, JobError, JobSpec, JobState, OnConflict
 
 __version__ = "0.1.0"
@@ -26,9 +30,13 @@ __all__ = [
     "AioqueueError",
     "ConfigurationError",
     "EnqueueResult",
+    "Event",
+    "Hooks",
     "InvalidJobError",
     "Job",
+    "JobContext",
     "JobError",
+    "JobInfo",
     "JobNotFound",
     "JobSpec",
     "JobState",
@@ -43,15 +51,11 @@ __all__ = [
     "SchemaError",
     "SchemaNotInstalled",
     "SchemaOutdated",
+    "Task",
+    "Tasks",
     "UnknownTaskError",
     "WaitTimeout",
+    "Worker",
+    "WorkerConfig",
     "__version__",
 ]
-
-for _name in __all__:
-    _obj = globals()[_name]
-    if hasattr(_obj, "__module__") and not isinstance(_obj, str):
-        try:
-            _obj.__module__ = "aioqueue"
-        except (AttributeError, TypeError):
-            pass

@@ -114,14 +114,14 @@ def encode_spec(
         out["on_conflict"] = spec.on_conflict
     if spec.max_delay is not None:
         if spec.on_conflict != "replace":
-            raise InvalidJobError("max_delay", "only applies with on_conflict='replace'", index=index)
+            raise InvalidJobError(
+                "max_delay", "only applies with on_conflict='replace'", index=index
+            )
         out["max_delay"] = _seconds("max_delay", spec.max_delay, index)
     if spec.max_attempts is not None:
         out["max_attempts"] = _int("max_attempts", spec.max_attempts, 1, config.INT_MAX, index)
     if spec.queue_name is not None:
-        out["queue_name"] = _text(
-            "queue_name", spec.queue_name, config.QUEUE_NAME_MAX_BYTES, index
-        )
+        out["queue_name"] = _text("queue_name", spec.queue_name, config.QUEUE_NAME_MAX_BYTES, index)
     if spec.flags is not None:
         out["flags"] = encode_flags(spec.flags, index)
     return out

@@ -25,8 +25,7 @@ async def create_pool(
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise ConfigurationError(
-            f"cannot connect to {mask_dsn(dsn)}: {type(exc).__name__}: "
-            f"{mask_dsn(str(exc))}"
+            f"cannot connect to {mask_dsn(dsn)}: {type(exc).__name__}: {mask_dsn(str(exc))}"
         ) from None
     assert pool is not None
     return pool
@@ -35,13 +34,10 @@ async def create_pool(
 async def connect(dsn: str, *, application_name: str = APPLICATION_NAME) -> asyncpg.Connection:
     """One dedicated connection (LISTEN, migrations, CLI)."""
     try:
-        return await asyncpg.connect(
-            dsn, server_settings={"application_name": application_name}
-        )
+        return await asyncpg.connect(dsn, server_settings={"application_name": application_name})
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise ConfigurationError(
-            f"cannot connect to {mask_dsn(dsn)}: {type(exc).__name__}: "
-            f"{mask_dsn(str(exc))}"
+            f"cannot connect to {mask_dsn(dsn)}: {type(exc).__name__}: {mask_dsn(str(exc))}"
         ) from None
 
 

@@ -7,6 +7,7 @@ marker; values always travel as bind parameters.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,70 @@ class Queries:
     async def migrations_applied(self, db: Executor) -> list[int]:
         return list(await db.fetchval(self.sql["migrations_applied"]))
 
-    async def migrations_record(self, db: Executor, version: int, name: str, breaking: bool) -> None:
+    async def migrations_record(
+        self, db: Executor, version: int, name: str, breaking: bool
+    ) -> None:
         await db.execute(self.sql["migrations_record"], version, name, breaking)
+
+    async def job_claim(
+        self,
+        db: Executor,
+        *,
+        kinds: list[str],
+        default_max_attempts: list[int],
+        forbidden_flags: list[str],
+        batch: int,
+        worker_id: str,
+        lease: float,
+        now: dt.datetime | None = None,
+    ) -> list[asyncpg.Record]:
+        return await db.fetch(
+            self.sql["job_claim"],
+            kinds,
+            default_max_attempts,
+            forbidden_flags,
+            batch,
+            worker_id,
+            lease,
+            now,
+        )
+
+    async def job_finish_many(
+        self, db: Executor, outcomes: Sequence[Any], *, now: dt.datetime | None = None
+    ) -> list[asyncpg.Record]:
+        """``outcomes``: objects with id, lease_token, state, result, error, payload, delay,
+        give_back attributes (see _consumer.outcome.Outcome)."""
+        return await db.fetch(
+            self.sql["job_finish_many"],
+            [o.id for o in outcomes],
+            [o.lease_token for o in outcomes],
+            [o.state for o in outcomes],
+            [o.result for o in outcomes],
+            [o.error for o in outcomes],
+            [o.payload for o in outcomes],
+            [o.delay for o in outcomes],
+            [o.give_back for o in outcomes],
+            now,
+        )
+
+    async def job_heartbeat_many(
+        self,
+        db: Executor,
+        ids: list[int],
+        lease_tokens: list[Any],
+        *,
+        lease: float,
+        now: dt.datetime | None = None,
+    ) -> list[asyncpg.Record]:
+        return await db.fetch(self.sql["job_heartbeat_many"], ids, lease_tokens, lease, now)
+
+    async def job_rescue_expired(
+        self, db: Executor, *, limit: int, now: dt.datetime | None = None
+    ) -> list[asyncpg.Record]:
+        return await db.fetch(self.sql["job_rescue_expired"], limit, now)
+
+    async def notify_wake(self, db: Executor, payload: str = "") -> None:
+        await db.execute(self.sql["notify_wake"], payload)
 
     async def fetch(self, db: Executor, name: str, *args: Any) -> list[asyncpg.Record]:
         """Run a named statement (for statements whose wrapper adds nothing)."""

@@ -1,0 +1,1 @@
+"""The consumer's hot path: producer (claims), executor (runs one job), completer, heartbeat."""

@@ -1,0 +1,137 @@
+"""Completer: buffers outcomes and writes each batch with ONE fenced statement.
+
+Flushes when ``flush_size`` outcomes are waiting or ``flush_interval`` after the first one,
+whichever comes first; one flush at a time. Executors wait when the backlog is over
+``max_backlog`` (backpressure). Transient database errors are retried with backoff. When the
+service stops, the last flush runs shielded from cancellation, bounded by ``final_timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import anyio
+import asyncpg
+from anyio.abc import TaskStatus
+
+from .._db.queries import Executor, Queries
+from .outcome import Outcome
+
+_log = logging.getLogger("aioqueue.worker")
+
+TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+)
+
+
+class Completer:
+    name = "completer"
+
+    def __init__(
+        self,
+        db: Executor,
+        queries: Queries,
+        *,
+        on_flushed: Callable[[list[Outcome], set[int]], None],
+        flush_interval: float,
+        flush_size: int,
+        max_backlog: int | None = None,
+        final_timeout: float = 5.0,
+    ) -> None:
+        self._db = db
+        self._queries = queries
+        self._on_flushed = on_flushed
+        self._flush_interval = flush_interval
+        self._flush_size = flush_size
+        self._max_backlog = max_backlog or flush_size * 10
+        self._final_timeout = final_timeout
+        self._buffer: list[Outcome] = []
+        self._has_items = anyio.Event()
+        self._full = anyio.Event()
+        self._space = anyio.Event()
+        self._idle = anyio.Event()
+        self._idle.set()
+        self.in_flight = 0
+
+    def put(self, outcome: Outcome) -> None:
+        self._buffer.append(outcome)
+        self._idle = anyio.Event() if self._idle.is_set() else self._idle
+        self._has_items.set()
+        if len(self._buffer) >= self._flush_size:
+            self._full.set()
+
+    async def wait_for_space(self) -> None:
+        """Backpressure: executors call this before starting more work."""
+        while len(self._buffer) >= self._max_backlog:
+            self._space = anyio.Event()
+            await self._space.wait()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer) + self.in_flight
+
+    async def wait_idle(self) -> None:
+        """Until every outcome put so far has been written (or rejected)."""
+        await self._idle.wait()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            while True:
+                await self._has_items.wait()
+                if len(self._buffer) < self._flush_size:
+                    with anyio.move_on_after(self._flush_interval):
+                        await self._full.wait()
+                await self._flush(retry_for=None)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._flush(retry_for=self._final_timeout)
+
+    async def _flush(self, *, retry_for: float | None) -> None:
+        """Write everything buffered; retry transient errors (forever, or for ``retry_for`` s)."""
+        batch, self._buffer = self._buffer, []
+        self._has_items = anyio.Event()
+        self._full = anyio.Event()
+        self._space.set()
+        if not batch:
+            self._idle.set()
+            return
+        self.in_flight = len(batch)
+        delay = 0.05
+        deadline = None if retry_for is None else anyio.current_time() + retry_for
+        try:
+            while True:
+                try:
+                    accepted = await self._write(batch, deadline)
+                    break
+                except TRANSIENT as exc:
+                    if deadline is not None and anyio.current_time() >= deadline:
+                        _log.error(
+                            "completer: gave up writing %d outcomes (%s); their leases will "
+                            "expire and the jobs will be rescued",
+                            len(batch),
+                            type(exc).__name__,
+                        )
+                        return
+                    _log.warning("completer: flush failed (%s); retrying", type(exc).__name__)
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+            self._on_flushed(batch, accepted)
+        finally:
+            self.in_flight = 0
+            if not self._buffer:
+                self._idle.set()
+
+    async def _write(self, batch: list[Outcome], deadline: float | None) -> set[int]:
+        timeout = None if deadline is None else max(deadline - anyio.current_time(), 0.1)
+        with anyio.fail_after(timeout):
+            rows = await self._queries.job_finish_many(self._db, batch)
+        return {r["id"] for r in rows}

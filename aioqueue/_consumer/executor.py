@@ -1,0 +1,209 @@
+"""Executor: runs one claimed job and turns what happened into exactly one Outcome.
+
+decode payload ── ValidationError ──────────────► failed (permanent, msgspec's message)
+call handler ──── returns ─── encodable ────────► completed (result stored)
+     │                     └─ not encodable ────► retry / failed
+     ├─ raises / times out ─────────────────────► scheduled (backoff) or failed (exhausted)
+     ├─ list result with exceptions (batch job) ► scheduled with only the failed items
+     ├─ KeyboardInterrupt / SystemExit ─────────► pending, attempt given back; worker stops
+     ├─ own scope cancelled: superseded ────────► cancelled
+     ├─ own scope cancelled: lease lost ────────► nothing (the job is no longer ours)
+     └─ worker's hard stop (outer cancel) ──────► pending, attempt given back
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import asyncpg
+import msgspec
+
+from .._backoff import retry_delay
+from .._codec import encode_json
+from ..context import JobContext, JobInfo
+from ..errors import PayloadError
+from ..events import Event, Hooks
+from ..tasks import Task, Tasks
+from .outcome import Outcome
+from .running import RunningJob
+
+_log = logging.getLogger("aioqueue.job")
+_encoder = msgspec.json.Encoder()
+_plain = msgspec.json.Decoder()
+
+
+def _error_json(exc: BaseException, attempt: int, *, message: str | None = None) -> str:
+    return _encoder.encode(
+        {
+            "message": message if message is not None else (str(exc) or type(exc).__name__),
+            "type": type(exc).__qualname__,
+            "traceback": "".join(traceback.format_exception(exc)),
+            "attempt": attempt,
+            "at": dt.datetime.now(dt.UTC),
+        }
+    ).decode()
+
+
+class Executor:
+    def __init__(
+        self,
+        tasks: Tasks,
+        *,
+        worker_id: str,
+        state: Any,
+        hooks: Hooks,
+        max_result_bytes: int,
+        put: Callable[[Outcome], None],
+        request_stop: Callable[[], None],
+    ) -> None:
+        self._tasks = tasks
+        self._worker_id = worker_id
+        self._state = state
+        self._hooks = hooks
+        self._max_result_bytes = max_result_bytes
+        self._put = put
+        self._request_stop = request_stop
+
+    async def run(self, row: asyncpg.Record, job: RunningJob, on_done: Callable[[], None]) -> None:
+        """Run ``row``'s handler; always leaves one outcome (or none if the lease was lost)."""
+        task = self._tasks[row["kind"]]
+        info = JobInfo(
+            id=row["id"],
+            kind=row["kind"],
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            priority=row["priority"],
+            run_at=row["run_at"],
+            created_at=row["created_at"],
+            queue_name=row["queue_name"],
+            unique_key=row["unique_key"],
+            flags=list(row["flags"]),
+        )
+        started = time.monotonic()
+        outcome: Outcome | None = None
+        if self._hooks:
+            self._emit("started", info)
+        try:
+            with job.scope:
+                outcome = await self._execute(task, info, row["payload"], job)
+            if job.reason == "superseded":
+                outcome = self._outcome(
+                    info,
+                    job,
+                    "cancelled",
+                    error=_error_json(
+                        anyio.get_cancelled_exc_class()(),
+                        info.attempts,
+                        message="superseded by a newer job with the same unique_key",
+                    ),
+                )
+            elif job.reason == "lease_lost":
+                outcome = None
+                _log.warning("job %s (%s): lease lost; handler cancelled", info.id, info.kind)
+        except anyio.get_cancelled_exc_class():
+            outcome = self._outcome(info, job, "pending", delay=0.0, give_back=True)
+            raise
+        finally:
+            job.done = True
+            if outcome is not None:
+                outcome.duration = time.monotonic() - started
+                self._put(outcome)
+            on_done()
+
+    async def _execute(
+        self, task: Task, info: JobInfo, payload_text: str, job: RunningJob
+    ) -> Outcome:
+        try:
+            payload = task.decoder.decode(payload_text)
+        except msgspec.ValidationError as exc:
+            # Permanent: retrying cannot make the payload match. msgspec names the path only.
+            return self._outcome(info, job, "failed", error=_error_json(exc, info.attempts))
+        ctx = JobContext(info, state=self._state, worker_id=self._worker_id)
+        try:
+            if task.timeout is not None:
+                with anyio.fail_after(task.timeout):
+                    result = await task.fn(ctx, payload)
+            else:
+                result = await task.fn(ctx, payload)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            _log.warning("job %s raised %s: stopping the worker", info.id, type(exc).__name__)
+            self._request_stop()
+            return self._outcome(info, job, "pending", delay=0.0, give_back=True)
+        except TimeoutError as exc:
+            if job.reason is not None:
+                raise
+            return self._failure(task, info, job, exc, f"timed out after {task.timeout} s")
+        except Exception as exc:
+            return self._failure(task, info, job, exc)
+        if isinstance(payload, list) and isinstance(result, list) and len(result) == len(payload):
+            failed = [i for i, r in enumerate(result) if isinstance(r, BaseException)]
+            if failed:
+                return self._partial_failure(task, info, job, payload_text, result, failed)
+        try:
+            encoded = encode_json(result, field="result", limit=self._max_result_bytes)
+        except PayloadError as exc:
+            return self._failure(task, info, job, exc)
+        return self._outcome(info, job, "completed", result=encoded.decode())
+
+    def _failure(
+        self,
+        task: Task,
+        info: JobInfo,
+        job: RunningJob,
+        exc: BaseException,
+        message: str | None = None,
+        *,
+        payload: str | None = None,
+    ) -> Outcome:
+        error = _error_json(exc, info.attempts, message=message)
+        if info.attempts >= info.max_attempts:
+            return self._outcome(info, job, "failed", error=error, payload=payload)
+        try:
+            delay = retry_delay(task.retry_delay, info.attempts)
+        except Exception as policy_exc:  # a broken retry_delay callable must not strand the job
+            _log.exception("job %s: retry_delay failed; using the default", info.id)
+            delay = retry_delay(None, info.attempts)
+            error = _error_json(policy_exc, info.attempts)
+        return self._outcome(info, job, "scheduled", error=error, payload=payload, delay=delay)
+
+    def _partial_failure(
+        self,
+        task: Task,
+        info: JobInfo,
+        job: RunningJob,
+        payload_text: str,
+        result: list[Any],
+        failed: list[int],
+    ) -> Outcome:
+        items = _plain.decode(payload_text)
+        remaining = _encoder.encode([items[i] for i in failed]).decode()
+        first = result[failed[0]]
+        message = f"{len(failed)} of {len(items)} batch items failed; first: {first!r}"
+        return self._failure(task, info, job, first, message, payload=remaining)
+
+    def _outcome(self, info: JobInfo, job: RunningJob, state: Any, **fields: Any) -> Outcome:
+        return Outcome(
+            id=info.id,
+            lease_token=job.lease_token,
+            kind=info.kind,
+            attempt=info.attempts,
+            state=state,
+            **fields,
+        )
+
+    def _emit(self, kind: Any, info: JobInfo) -> None:
+        self._hooks.emit(
+            Event(
+                type=kind,
+                worker_id=self._worker_id,
+                job_id=info.id,
+                kind=info.kind,
+                attempt=info.attempts,
+            )
+        )

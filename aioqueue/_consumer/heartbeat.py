@@ -1,0 +1,88 @@
+"""Heartbeat: one statement per tick extends the leases of all of this worker's running jobs.
+
+A job missing from the answer lost its lease (rescued elsewhere, cancelled, or completed by an
+admin): its handler is cancelled at once, since its outcome could not be recorded anyway.
+A job whose cancellation was requested (``supersede``) is cancelled too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import anyio
+from anyio.abc import TaskStatus
+
+from .._db.queries import Executor, Queries
+from .._service import jittered
+from .completer import TRANSIENT
+from .running import RunningJob
+
+_log = logging.getLogger("aioqueue.worker")
+LAG_WARNING = 1.0
+
+
+class Heartbeat:
+    name = "heartbeat"
+
+    def __init__(
+        self,
+        db: Executor,
+        queries: Queries,
+        jobs: dict[int, RunningJob],
+        *,
+        interval: float,
+        lease: float,
+        on_lost: Callable[[RunningJob], None],
+    ) -> None:
+        self._db = db
+        self._queries = queries
+        self._jobs = jobs
+        self._interval = interval
+        self._lease = lease
+        self._on_lost = on_lost
+        self._poke = anyio.Event()
+        self.beats = 0
+
+    def poke(self) -> None:
+        """Beat now (e.g. a supersede notification arrived)."""
+        self._poke.set()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            wanted = jittered(self._interval)
+            started = anyio.current_time()
+            with anyio.move_on_after(wanted):
+                await self._poke.wait()
+            self._poke = anyio.Event()
+            lag = anyio.current_time() - started - wanted
+            if lag > LAG_WARNING:
+                _log.warning("heartbeat: event loop was blocked for %.1f s", lag)
+            try:
+                await self.beat()
+            except TRANSIENT as exc:
+                _log.warning("heartbeat: failed (%s); will retry", type(exc).__name__)
+
+    async def beat(self) -> None:
+        snapshot = list(self._jobs.values())
+        if not snapshot:
+            return
+        with anyio.fail_after(max(self._lease / 2, 1.0)):
+            rows = await self._queries.job_heartbeat_many(
+                self._db,
+                [j.id for j in snapshot],
+                [j.lease_token for j in snapshot],
+                lease=self._lease,
+            )
+        self.beats += 1
+        ours = {r["id"]: r["cancel_requested"] for r in rows}
+        for job in snapshot:
+            if self._jobs.get(job.id) is not job:
+                continue  # flushed meanwhile
+            if job.id not in ours:
+                if not job.done:
+                    job.stop("lease_lost")
+                    self._on_lost(job)
+            elif ours[job.id]:
+                job.stop("superseded")

@@ -1,0 +1,199 @@
+"""Producer: decides when to claim, claims a batch of at most the free slots, starts executors.
+
+States::
+
+    idle ──(notification | poll tick | timer for a future job | reconnect)──► claim
+    claim ── got fewer than asked ──► idle
+          └─ got a full batch ──► backlog: wait until half the slots are free (or a short
+                                  cooldown after the first one frees), then claim again
+    any ──(stop requested)──► stopped: never claims again
+
+Wake-ups are debounced: many notifications while a claim runs lead to one more claim.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import anyio
+import asyncpg
+from anyio.abc import TaskGroup
+
+from .._db.queries import Executor, Queries
+from .._service import jittered
+from ..tasks import Tasks
+from .completer import TRANSIENT
+from .running import RunningJob
+
+_log = logging.getLogger("aioqueue.worker")
+
+ForbiddenFlags = Sequence[str] | Callable[[], Sequence[str] | Awaitable[Sequence[str]]] | None
+FETCH_COOLDOWN = 0.002
+
+
+class Producer:
+    def __init__(
+        self,
+        db: Executor,
+        queries: Queries,
+        tasks: Tasks,
+        jobs: dict[int, RunningJob],
+        *,
+        worker_id: str,
+        concurrency: int,
+        lease: float,
+        poll_interval: float,
+        forbidden_flags: ForbiddenFlags,
+        start_job: Callable[[TaskGroup, asyncpg.Record, RunningJob], None],
+        wait_for_space: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._db = db
+        self._queries = queries
+        self._kinds = tasks.kinds
+        self._defaults = tasks.default_max_attempts()
+        self._jobs = jobs
+        self._worker_id = worker_id
+        self._concurrency = concurrency
+        self._lease = lease
+        self._poll_interval = poll_interval
+        self._forbidden = forbidden_flags
+        self._start_job = start_job
+        self._wait_for_space = wait_for_space
+        self._wake = anyio.Event()
+        self._slot_freed = anyio.Event()
+        self._stop = anyio.Event()
+        self._timer_at: float | None = None
+        self.active = 0  # handlers running (slots in use)
+        self.claims = 0
+
+    # -- signals (called from other services; all synchronous and cheap) ------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wake_at(self, epoch: float) -> None:
+        """A job becomes due at ``epoch`` (wall clock): wake then if that is before the poll."""
+        delay = epoch - time.time()
+        if delay <= 0:
+            self.wake()
+            return
+        when = anyio.current_time() + delay
+        if self._timer_at is None or when < self._timer_at:
+            self._timer_at = when
+            self._wake.set()  # re-evaluate the sleep deadline
+
+    def slot_freed(self) -> None:
+        self.active -= 1
+        self._slot_freed.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._slot_freed.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- loop --------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        jobs_tg: TaskGroup,
+        *,
+        until_empty: bool,
+        wait_idle: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Claim until stopped (or, with ``until_empty``, until nothing is due and all is done)."""
+        backlog = True  # the first claim happens at once
+        while not self._stop.is_set():
+            if backlog:
+                await self._wait_for_slots()
+            else:
+                await self._wait_for_wake()
+            if self._stop.is_set():
+                return
+            free = self._concurrency - self.active
+            if free <= 0:
+                backlog = True
+                continue
+            await self._wait_for_space()
+            try:
+                got = await self._claim(jobs_tg, free)
+            except TRANSIENT as exc:
+                _log.warning(
+                    "producer: claim failed (%s); retrying after a poll", type(exc).__name__
+                )
+                backlog = False
+                continue
+            backlog = got == free
+            if until_empty and got == 0:
+                if self.active == 0:
+                    # Outcomes still being written may make jobs due again (retries, releases).
+                    await wait_idle()
+                    if await self._claim(jobs_tg, free) == 0 and self.active == 0:
+                        return
+                else:
+                    await self._wait_any_slot()
+                backlog = True
+
+    async def _wait_any_slot(self) -> None:
+        self._slot_freed = anyio.Event()
+        await self._slot_freed.wait()
+
+    async def _claim(self, jobs_tg: TaskGroup, free: int) -> int:
+        self._wake = anyio.Event()  # notifications from now on trigger another claim
+        rows = await self._queries.job_claim(
+            self._db,
+            kinds=self._kinds,
+            default_max_attempts=self._defaults,
+            forbidden_flags=await self._forbidden_flags(),
+            batch=free,
+            worker_id=self._worker_id,
+            lease=self._lease,
+        )
+        self.claims += 1
+        for row in rows:
+            job = RunningJob(row["id"], row["kind"], row["lease_token"], row["attempts"])
+            self._jobs[job.id] = job
+            self.active += 1
+            self._start_job(jobs_tg, row, job)
+        return len(rows)
+
+    async def _forbidden_flags(self) -> list[str]:
+        value = self._forbidden
+        if value is None:
+            return []
+        if callable(value):
+            result: Any = value()
+            if inspect.isawaitable(result):
+                result = await result
+            return list(result or [])
+        return list(value)
+
+    async def _wait_for_wake(self) -> None:
+        now = anyio.current_time()
+        deadline = now + jittered(self._poll_interval)
+        if self._timer_at is not None:
+            deadline = min(deadline, self._timer_at)
+        with anyio.move_on_at(deadline):
+            await self._wake.wait()
+        if self._timer_at is not None and anyio.current_time() >= self._timer_at:
+            self._timer_at = None
+
+    async def _wait_for_slots(self) -> None:
+        """After a full batch: claim once half the slots are free, or shortly after the first."""
+        half = max(1, self._concurrency // 2)
+        if self._concurrency - self.active >= half:
+            return
+        while self._concurrency - self.active <= 0 and not self._stop.is_set():
+            self._slot_freed = anyio.Event()
+            await self._slot_freed.wait()
+        with anyio.move_on_after(FETCH_COOLDOWN):
+            while self._concurrency - self.active < half and not self._stop.is_set():
+                self._slot_freed = anyio.Event()
+                await self._slot_freed.wait()

@@ -1,0 +1,28 @@
+"""RunningJob: the worker's record of one claimed job until its outcome is flushed."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import anyio
+
+StopReason = Literal["lease_lost", "superseded"]
+
+
+class RunningJob:
+    __slots__ = ("attempt", "done", "id", "kind", "lease_token", "reason", "scope")
+
+    def __init__(self, job_id: int, kind: str, lease_token: Any, attempt: int) -> None:
+        self.id = job_id
+        self.kind = kind
+        self.lease_token = lease_token
+        self.attempt = attempt
+        self.scope = anyio.CancelScope()
+        self.reason: StopReason | None = None
+        self.done = False  # the handler returned; the outcome waits for the completer
+
+    def stop(self, reason: StopReason) -> None:
+        """Cancel the handler (no-op once it has returned)."""
+        if self.reason is None and not self.done:
+            self.reason = reason
+            self.scope.cancel()

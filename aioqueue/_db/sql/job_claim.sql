@@ -1,0 +1,41 @@
+-- job_claim: claim up to $4 due jobs of the given kinds, in priority order, in ONE statement.
+-- $1 kinds text[], $2 default_max_attempts integer[] (aligned with $1), $3 forbidden_flags text[],
+-- $4 batch integer (the worker's free slots), $5 worker_id text, $6 lease_seconds float8,
+-- $7 now timestamptz (NULL: the database clock).
+-- Relies on the partial index jobs_claim (stops after one batch) and jobs_queue_active for the
+-- serial-queue head check: a job with a queue_name runs only when it is the lowest active id of
+-- its queue, so one job per queue runs at a time, in order.
+WITH now AS (
+    SELECT coalesce($7::timestamptz, now()) AS ts
+), candidates AS (
+    SELECT j.id
+    FROM /*schema*/.jobs AS j
+    WHERE j.state IN ('pending', 'scheduled')
+      AND j.run_at <= (SELECT ts FROM now)
+      AND j.kind = ANY($1::text[])
+      AND NOT (j.flags && $3::text[])
+      AND (j.queue_name IS NULL OR NOT EXISTS (
+            SELECT 1 FROM /*schema*/.jobs AS h
+            WHERE h.queue_name = j.queue_name
+              AND h.state IN ('pending', 'scheduled', 'running')
+              AND h.id < j.id))
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT $4::integer
+    FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE /*schema*/.jobs AS j
+SET state = 'running',
+    attempts = j.attempts + 1,
+    max_attempts = coalesce(
+        j.max_attempts,
+        (SELECT d.m FROM unnest($1::text[], $2::integer[]) AS d(k, m) WHERE d.k = j.kind),
+        25),
+    lease_token = gen_random_uuid(),
+    locked_by = $5::text,
+    lease_expires_at = (SELECT ts FROM now) + make_interval(secs => $6::float8),
+    started_at = (SELECT ts FROM now),
+    cancel_requested = false
+FROM candidates AS c
+WHERE j.id = c.id
+RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts, j.lease_token,
+          j.priority, j.run_at, j.queue_name, j.flags, j.unique_key, j.created_at

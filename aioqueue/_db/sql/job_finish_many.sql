@@ -1,0 +1,34 @@
+-- job_finish_many: record a batch of outcomes in ONE statement, fenced by lease token.
+-- An outcome is written only if the job is still running under the same lease (claim) it was
+-- run under; the ids returned are the accepted ones, anything else was rejected (lease lost).
+-- $1 ids bigint[], $2 lease_tokens uuid[], $3 states text[] (completed | scheduled | failed |
+-- pending | cancelled), $4 results text[] (JSON or NULL), $5 errors text[] (JSON or NULL),
+-- $6 payloads text[] (JSON to replace the payload, e.g. a batch job's failed items, or NULL),
+-- $7 delays float8[] (seconds until run_at for scheduled/pending, else NULL),
+-- $8 give_back boolean[] (true: the attempt is not counted, e.g. a graceful-stop release),
+-- $9 now timestamptz (NULL: the database clock).
+WITH now AS (
+    SELECT coalesce($9::timestamptz, now()) AS ts
+)
+UPDATE /*schema*/.jobs AS j
+SET state = u.state::/*schema*/.job_state,
+    result = CASE WHEN u.state = 'completed' THEN u.result::jsonb ELSE j.result END,
+    error = coalesce(u.error::jsonb, j.error),
+    payload = coalesce(u.payload::jsonb, j.payload),
+    run_at = CASE WHEN u.delay IS NULL THEN j.run_at
+                  ELSE (SELECT ts FROM now) + make_interval(secs => u.delay) END,
+    attempts = CASE WHEN u.give_back THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
+    finished_at = CASE WHEN u.state IN ('completed', 'failed', 'cancelled')
+                       THEN (SELECT ts FROM now) END,
+    started_at = CASE WHEN u.give_back THEN NULL ELSE j.started_at END,
+    lease_token = NULL,
+    locked_by = NULL,
+    lease_expires_at = NULL,
+    cancel_requested = false
+FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::float8[], $8::boolean[])
+     AS u(id, lease_token, state, result, error, payload, delay, give_back)
+WHERE j.id = u.id
+  AND j.state = 'running'
+  AND j.lease_token = u.lease_token
+RETURNING j.id

@@ -1,0 +1,38 @@
+-- job_rescue_expired: give back jobs whose lease expired (their worker died or stalled).
+-- The attempt counts: retried after exp(min(attempts, 10)) seconds, or failed when exhausted.
+-- Safe on N workers at once (SKIP LOCKED); a job completed in between no longer matches.
+-- $1 limit integer, $2 now timestamptz|NULL. Uses the partial index jobs_running.
+WITH now AS (
+    SELECT coalesce($2::timestamptz, now()) AS ts
+), expired AS (
+    SELECT j.id
+    FROM /*schema*/.jobs AS j
+    WHERE j.state = 'running'
+      AND j.lease_expires_at < (SELECT ts FROM now)
+    ORDER BY j.id
+    LIMIT $1::integer
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE /*schema*/.jobs AS j
+SET state = CASE WHEN j.attempts >= coalesce(j.max_attempts, 25)
+                 THEN 'failed'::/*schema*/.job_state
+                 ELSE 'scheduled'::/*schema*/.job_state END,
+    run_at = CASE WHEN j.attempts >= coalesce(j.max_attempts, 25) THEN j.run_at
+                  ELSE (SELECT ts FROM now)
+                       + make_interval(secs => exp(least(j.attempts, 10))) END,
+    finished_at = CASE WHEN j.attempts >= coalesce(j.max_attempts, 25)
+                       THEN (SELECT ts FROM now) END,
+    error = jsonb_build_object(
+        'message', 'worker lost: lease expired (held by ' || coalesce(j.locked_by, '?') || ')',
+        'type', 'LeaseExpired',
+        'traceback', '',
+        'attempt', j.attempts,
+        'at', (SELECT ts FROM now)),
+    lease_token = NULL,
+    locked_by = NULL,
+    lease_expires_at = NULL,
+    cancel_requested = false
+FROM expired AS e
+WHERE j.id = e.id
+  AND j.state = 'running'
+RETURNING j.id, j.kind, j.state::text AS state, j.attempts

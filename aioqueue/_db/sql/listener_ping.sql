@@ -1,0 +1,2 @@
+-- listener_ping: liveness probe of the dedicated LISTEN connection.
+SELECT 1

@@ -1,0 +1,1 @@
+"""Periodic, idempotent services safe to run on every worker at once."""

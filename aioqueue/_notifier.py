@@ -1,0 +1,128 @@
+"""Notifier: one dedicated LISTEN connection per worker, kept alive.
+
+It reconnects with capped, jittered backoff after the backend is terminated, the server restarts
+or a liveness probe fails, and after every reconnect it asks for a full fetch, because
+notifications sent while it was away are gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import asyncpg
+from anyio.abc import TaskStatus
+
+from ._db.queries import Queries
+from ._service import jittered
+
+_log = logging.getLogger("aioqueue.worker")
+
+ConnectionFactory = Callable[[], contextlib.AbstractAsyncContextManager[asyncpg.Connection]]
+
+
+class Notifier:
+    name = "notifier"
+
+    def __init__(
+        self,
+        connection: ConnectionFactory,
+        queries: Queries,
+        channel: str,
+        *,
+        on_notify: Callable[[str], None],
+        on_reconnect: Callable[[], None],
+        backoff_start: float = 0.1,
+        backoff_max: float = 2.0,
+        ping_interval: float = 10.0,
+    ) -> None:
+        self._connection = connection
+        self._queries = queries
+        self._channel = channel
+        self._on_notify = on_notify
+        self._on_reconnect = on_reconnect
+        self._backoff_start = backoff_start
+        self._backoff_max = backoff_max
+        self._ping_interval = ping_interval
+        self.backend_pid: int | None = None
+        self.connected = anyio.Event()
+        self.reconnects = 0
+
+    def _callback(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        self._on_notify(payload)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        backoff = self._backoff_start
+        started = False
+        while True:
+            try:
+                async with self._connection() as conn:
+                    lost = anyio.Event()
+                    conn.add_termination_listener(lambda _c: lost.set())
+                    await conn.add_listener(self._channel, self._callback)
+                    self.backend_pid = conn.get_server_pid()
+                    self.connected.set()
+                    if started:
+                        self.reconnects += 1
+                        _log.info("notifier: LISTEN re-established (pid %s)", self.backend_pid)
+                        self._on_reconnect()  # notifications sent meanwhile are lost
+                    else:
+                        started = True
+                        task_status.started()
+                    backoff = self._backoff_start
+                    await self._watch(conn, lost)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                _log.warning("notifier: connection lost (%s); reconnecting", type(exc).__name__)
+            finally:
+                if self.connected.is_set():
+                    self.connected = anyio.Event()
+                self.backend_pid = None
+            if not started:
+                started = True
+                task_status.started()  # start anyway; polling covers us until LISTEN is back
+            await anyio.sleep(jittered(backoff, 0.2))
+            backoff = min(backoff * 2, self._backoff_max)
+
+    async def _watch(self, conn: asyncpg.Connection, lost: anyio.Event) -> None:
+        """Return when the connection is gone (termination event or failed probe)."""
+        while not lost.is_set() and not conn.is_closed():
+            with anyio.move_on_after(self._ping_interval):
+                await lost.wait()
+                return
+            with anyio.fail_after(5):
+                await conn.fetchval(self._queries.sql["listener_ping"])
+
+
+def dedicated(dsn: str, application_name: str) -> ConnectionFactory:
+    """A factory of fresh connections, closed (quickly, shielded) on exit."""
+
+    @contextlib.asynccontextmanager
+    async def factory() -> AsyncIterator[asyncpg.Connection]:
+        conn = await asyncpg.connect(dsn, server_settings={"application_name": application_name})
+        try:
+            yield conn
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await conn.close()
+            if not conn.is_closed():
+                conn.terminate()
+
+    return factory
+
+
+def from_pool(pool: asyncpg.Pool) -> ConnectionFactory:
+    """A factory that holds one pool connection (when the Queue wraps a pool without a DSN)."""
+
+    @contextlib.asynccontextmanager
+    async def factory() -> AsyncIterator[asyncpg.Connection]:
+        conn = await pool.acquire()
+        try:
+            yield conn
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await pool.release(conn)
+
+    return factory

@@ -1,0 +1,39 @@
+"""Service lifecycle helpers: run a service in its own task group, periodic loops with jitter."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+import anyio
+from anyio.abc import TaskStatus
+
+
+class Service(Protocol):
+    name: str
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None: ...
+
+
+@asynccontextmanager
+async def running(service: Service) -> AsyncIterator[None]:
+    """Start ``service`` (returns once it reports started); cancel it on exit."""
+    async with anyio.create_task_group() as tg:
+        await tg.start(service.run)
+        try:
+            yield
+        finally:
+            tg.cancel_scope.cancel()
+
+
+def jittered(interval: float, jitter: float = 0.1) -> float:
+    return interval * (1 - jitter + 2 * jitter * random.random())
+
+
+async def run_every(interval: float, tick: Callable[[], Awaitable[object]]) -> None:
+    """Call ``tick`` every ``interval`` seconds (jittered) forever."""
+    while True:
+        await anyio.sleep(jittered(interval))
+        await tick()

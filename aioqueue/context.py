@@ -1,0 +1,44 @@
+"""JobContext: what a task handler receives besides its payload."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import msgspec
+
+JOB_LOGGER = logging.getLogger("aioqueue.job")
+
+
+class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """The running job, as claimed."""
+
+    id: int
+    kind: str
+    attempts: int
+    max_attempts: int
+    priority: int
+    run_at: dt.datetime
+    created_at: dt.datetime
+    queue_name: str | None
+    unique_key: str | None
+    flags: list[str]
+
+
+class JobContext:
+    """Handed to every handler: ``ctx.job`` (JobInfo), ``ctx.log`` (a logger bound to the job),
+    ``ctx.state`` (the app's shared objects, given to the Worker), ``ctx.worker_id``."""
+
+    __slots__ = ("job", "log", "state", "worker_id")
+
+    def __init__(self, job: JobInfo, *, state: Any = None, worker_id: str = "") -> None:
+        self.job = job
+        self.state = state
+        self.worker_id = worker_id
+        self.log = logging.LoggerAdapter(
+            JOB_LOGGER, {"job_id": job.id, "kind": job.kind, "attempt": job.attempts}
+        )
+
+    def __repr__(self) -> str:
+        return f"JobContext(job_id={self.job.id}, kind={self.job.kind!r})"

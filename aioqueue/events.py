@@ -1,0 +1,72 @@
+"""Lifecycle events: one typed hook interface that logging, metrics and tests subscribe to.
+
+A subscriber is a plain callable taking an ``Event``. It runs inline on the worker's event loop,
+so it must be quick; an exception in a subscriber is logged (at most once a minute per
+subscriber) and never changes a job's outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import msgspec
+
+EventType = Literal[
+    "enqueued",
+    "started",
+    "completed",
+    "failed",
+    "retried",
+    "rescued",
+    "released",
+    "cancelled",
+    "lease_lost",
+    "completion_rejected",
+    "worker_started",
+    "worker_stopped",
+]
+
+_log = logging.getLogger("aioqueue.worker")
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    type: EventType
+    worker_id: str = ""
+    job_id: int | None = None
+    kind: str | None = None
+    attempt: int | None = None
+    error: str | None = None
+    duration: float | None = None
+
+
+Subscriber = Callable[[Event], object]
+
+
+class Hooks:
+    """A list of subscribers; ``emit`` calls each, isolating their failures."""
+
+    def __init__(self, subscribers: list[Subscriber] | None = None) -> None:
+        self._subscribers: list[Subscriber] = list(subscribers or [])
+        self._last_error_log: dict[int, float] = {}
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns a function that removes it."""
+        self._subscribers.append(fn)
+        return lambda: self._subscribers.remove(fn) if fn in self._subscribers else None
+
+    def __bool__(self) -> bool:
+        return bool(self._subscribers)
+
+    def emit(self, event: Event) -> None:
+        for fn in self._subscribers:
+            try:
+                fn(event)
+            except Exception:
+                now = time.monotonic()
+                key = id(fn)
+                if now - self._last_error_log.get(key, -1e9) >= 60:
+                    self._last_error_log[key] = now
+                    _log.exception("event subscriber %r raised (outcome unchanged)", fn)

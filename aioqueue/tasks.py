@@ -1,0 +1,138 @@
+"""Tasks: the registry of handlers (declarations only, no I/O)."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import typing
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from . import config
+from ._backoff import RetryDelay
+from .context import JobContext
+from .errors import ConfigurationError, UnknownTaskError
+
+Handler = Callable[[JobContext, Any], Awaitable[Any]]
+_ANY_TYPES: tuple[Any, ...] = (Any, object, None, inspect.Parameter.empty)
+
+
+class Task:
+    """One registered handler and its options."""
+
+    __slots__ = ("decoder", "fn", "kind", "max_attempts", "payload_type", "retry_delay", "timeout")
+
+    def __init__(
+        self,
+        kind: str,
+        fn: Handler,
+        *,
+        max_attempts: int | None,
+        timeout: float | None,
+        retry_delay: RetryDelay,
+    ) -> None:
+        self.kind = kind
+        self.fn = fn
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+        self.retry_delay = retry_delay
+        self.payload_type = _payload_type(fn)
+        self.decoder: msgspec.json.Decoder[Any] = (
+            msgspec.json.Decoder()
+            if self.payload_type is None
+            else msgspec.json.Decoder(self.payload_type)
+        )
+
+    def __repr__(self) -> str:
+        return f"Task({self.kind!r}, {getattr(self.fn, '__qualname__', self.fn)!r})"
+
+
+def _payload_type(fn: Handler) -> Any:
+    """The annotation of the handler's payload parameter (None: accept any JSON)."""
+    params = list(inspect.signature(fn).parameters.values())
+    if len(params) < 2:
+        raise ConfigurationError(
+            f"handler {fn.__qualname__} must accept (ctx, payload), got {len(params)} parameters"
+        )
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # unresolvable forward references: fall back to no validation
+        hints = {}
+    annotation = hints.get(params[1].name, params[1].annotation)
+    return None if annotation in _ANY_TYPES else annotation
+
+
+def _validate_options(
+    kind: str, max_attempts: int | None, timeout: float | None, retry_delay: RetryDelay
+) -> None:
+    if not isinstance(kind, str) or not 1 <= len(kind.encode()) <= config.KIND_MAX_BYTES:
+        raise ConfigurationError(f"task kind must be 1-{config.KIND_MAX_BYTES} bytes: {kind!r}")
+    if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
+        raise ConfigurationError(f"task {kind!r}: max_attempts must be an integer >= 1")
+    if timeout is not None and (
+        not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0
+    ):
+        raise ConfigurationError(f"task {kind!r}: timeout must be a positive number of seconds")
+    if retry_delay is not None and not callable(retry_delay):
+        if not isinstance(retry_delay, int | float) or not 0 <= retry_delay < math.inf:
+            raise ConfigurationError(
+                f"task {kind!r}: retry_delay must be seconds >= 0 or a callable(attempts)"
+            )
+
+
+class Tasks:
+    """A registry of task handlers::
+
+    tasks = aioqueue.Tasks()
+
+    @tasks.task("send.email", max_attempts=5, timeout=30)
+    async def send_email(ctx: aioqueue.JobContext, payload: Email) -> dict: ...
+    """
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+
+    def task(
+        self,
+        kind: str,
+        *,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        retry_delay: RetryDelay = None,
+    ) -> Callable[[Handler], Handler]:
+        """Register ``async def handler(ctx, payload)`` for ``kind``."""
+        _validate_options(kind, max_attempts, timeout, retry_delay)
+
+        def register(fn: Handler) -> Handler:
+            if not inspect.iscoroutinefunction(fn):
+                raise ConfigurationError(f"task {kind!r}: handler must be an `async def` function")
+            if kind in self._tasks:
+                raise ConfigurationError(f"task {kind!r} is already registered")
+            self._tasks[kind] = Task(
+                kind, fn, max_attempts=max_attempts, timeout=timeout, retry_delay=retry_delay
+            )
+            return fn
+
+        return register
+
+    def __getitem__(self, kind: str) -> Task:
+        try:
+            return self._tasks[kind]
+        except KeyError:
+            raise UnknownTaskError(f"no task registered for kind {kind!r}") from None
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._tasks
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def kinds(self) -> list[str]:
+        return sorted(self._tasks)
+
+    def default_max_attempts(self) -> list[int]:
+        """Per kind (aligned with ``kinds``): the task's max_attempts, else the global default."""
+        return [self._tasks[k].max_attempts or config.DEFAULT_MAX_ATTEMPTS for k in self.kinds]

@@ -1,0 +1,363 @@
+"""Worker: the consumer pool's composition root. Wires the services and owns their lifetimes.
+
+Start order: notifier → completer → heartbeat → rescuer, then the producer with the jobs task
+group. Stop is two-phase: stop claiming, wait for running jobs up to the timeout, then cancel
+them (they go back to ``pending`` with the attempt given back); services then stop in reverse
+order, so the completer's final, shielded flush records every outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+import asyncpg
+import msgspec
+from anyio.abc import TaskGroup
+
+from . import config
+from ._consumer.completer import TRANSIENT, Completer
+from ._consumer.executor import Executor
+from ._consumer.heartbeat import Heartbeat
+from ._consumer.outcome import Outcome
+from ._consumer.producer import ForbiddenFlags, Producer
+from ._consumer.running import RunningJob
+from ._db.migrate import check_schema
+from ._maintenance.rescuer import Rescuer
+from ._notifier import Notifier, dedicated, from_pool
+from ._service import running
+from .errors import ConfigurationError
+from .events import Event, Hooks, Subscriber
+from .queue import Queue
+from .tasks import Tasks
+
+_log = logging.getLogger("aioqueue.worker")
+
+_OUTCOME_EVENTS: dict[str, Any] = {
+    "completed": "completed",
+    "scheduled": "retried",
+    "failed": "failed",
+    "pending": "released",
+    "cancelled": "cancelled",
+}
+
+
+class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Consumer settings, validated once. Durations are seconds."""
+
+    concurrency: int = config.DEFAULT_CONCURRENCY
+    poll_interval: float = config.DEFAULT_POLL_INTERVAL
+    lease: float = config.DEFAULT_LEASE
+    heartbeat_interval: float | None = None  # default: lease / 3, at most 5 s
+    rescue_interval: float = config.DEFAULT_RESCUE_INTERVAL
+    stop_timeout: float = config.DEFAULT_STOP_TIMEOUT
+    flush_interval: float = config.DEFAULT_FLUSH_INTERVAL
+    flush_size: int = config.DEFAULT_FLUSH_SIZE
+    max_result_bytes: int = config.DEFAULT_MAX_RESULT_BYTES
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise ConfigurationError(
+                f"concurrency must be an integer >= 1, got {self.concurrency!r}"
+            )
+        for name in ("poll_interval", "lease", "rescue_interval", "flush_interval"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0:
+                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        if self.stop_timeout < 0:
+            raise ConfigurationError("stop_timeout must be >= 0")
+        if self.heartbeat_interval is not None and not 0 < self.heartbeat_interval < self.lease:
+            raise ConfigurationError("heartbeat_interval must be positive and below the lease")
+        if self.flush_size < 1 or self.max_result_bytes < 1:
+            raise ConfigurationError("flush_size and max_result_bytes must be >= 1")
+
+    @property
+    def heartbeat(self) -> float:
+        return self.heartbeat_interval or min(self.lease / 3, 5.0)
+
+
+class Worker:
+    """Runs the handlers of ``tasks`` for jobs in ``queue``::
+
+    worker = aioqueue.Worker(q, tasks, concurrency=50)
+    task = asyncio.create_task(worker.run())   # or: await worker.run(until_empty=True)
+    await worker.stop(timeout=30)
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        tasks: Tasks,
+        *,
+        concurrency: int = config.DEFAULT_CONCURRENCY,
+        forbidden_flags: ForbiddenFlags = None,
+        state: Any = None,
+        hooks: Sequence[Subscriber] = (),
+        worker_id: str | None = None,
+        **settings: Any,
+    ) -> None:
+        if not len(tasks):
+            raise ConfigurationError("the Tasks registry is empty: register at least one task")
+        try:
+            self.config = WorkerConfig(concurrency=concurrency, **settings)
+        except TypeError as exc:
+            raise ConfigurationError(str(exc)) from None
+        self.queue = queue
+        self.tasks = tasks
+        self.state = state
+        self.hooks = Hooks(list(hooks))
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._forbidden = forbidden_flags
+        self._jobs: dict[int, RunningJob] = {}
+        self._producer: Producer | None = None
+        self._completer: Completer | None = None
+        self._heartbeat: Heartbeat | None = None
+        self._notifier: Notifier | None = None
+        self._stop_requested = anyio.Event()
+        self._stop_timeout: float | None = None
+        self._stopped = anyio.Event()
+        self._running = False
+        self._released = 0
+
+    # -- public ------------------------------------------------------------------------------
+
+    async def run(self, *, until_empty: bool = False) -> None:
+        """Run until ``stop()`` (or, with ``until_empty``, until no due job is left)."""
+        if self._running:
+            raise RuntimeError("this Worker is already running")
+        self._running = True
+        self._stopped = anyio.Event()
+        try:
+            await check_schema(self.queue.pool, self.queue.config.schema)
+            await self._run(until_empty)
+        finally:
+            self._running = False
+            self._stopped.set()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Graceful stop: no more claims; wait up to ``timeout`` for running jobs, then cancel
+        them (released to ``pending``, attempt given back). Returns once the worker is down."""
+        self._stop_timeout = timeout
+        self._stop_requested.set()
+        if self._producer is not None:
+            self._producer.stop()
+        if self._running:
+            await self._stopped.wait()
+
+    @property
+    def running_jobs(self) -> list[int]:
+        return sorted(self._jobs)
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    async def _run(self, until_empty: bool) -> None:
+        q, cfg = self.queue, self.config
+        pool = q.pool
+        completer = self._completer = Completer(
+            pool,
+            q.queries,
+            on_flushed=self._on_flushed,
+            flush_interval=cfg.flush_interval,
+            flush_size=cfg.flush_size,
+        )
+        producer = self._producer = Producer(
+            pool,
+            q.queries,
+            self.tasks,
+            self._jobs,
+            worker_id=self.id,
+            concurrency=cfg.concurrency,
+            lease=cfg.lease,
+            poll_interval=cfg.poll_interval,
+            forbidden_flags=self._forbidden,
+            start_job=self._start_job,
+            wait_for_space=completer.wait_for_space,
+        )
+        if self._stop_requested.is_set():
+            producer.stop()
+        heartbeat = self._heartbeat = Heartbeat(
+            pool,
+            q.queries,
+            self._jobs,
+            interval=cfg.heartbeat,
+            lease=cfg.lease,
+            on_lost=self._on_lease_lost,
+        )
+        connection = dedicated(q.dsn, f"aioqueue-listener:{self.id}") if q.dsn else from_pool(pool)
+        notifier = self._notifier = Notifier(
+            connection,
+            q.queries,
+            q.config.channel,
+            on_notify=self._on_notify,
+            on_reconnect=producer.wake,
+            backoff_start=min(0.1, cfg.poll_interval),
+            backoff_max=min(2.0, cfg.lease / 2),
+        )
+        rescuer = Rescuer(
+            pool,
+            q.queries,
+            interval=cfg.rescue_interval,
+            on_rescued=self._on_rescued,
+            transient=TRANSIENT,
+        )
+        self._executor = Executor(
+            self.tasks,
+            worker_id=self.id,
+            state=self.state,
+            hooks=self.hooks,
+            max_result_bytes=cfg.max_result_bytes,
+            put=completer.put,
+            request_stop=self._request_stop,
+        )
+        async with AsyncExitStack() as stack:
+            for service in (notifier, completer, heartbeat, rescuer):
+                await stack.enter_async_context(running(service))
+            self._emit(Event(type="worker_started", worker_id=self.id))
+            _log.info(
+                "worker %s: started (%d kinds, concurrency %d)",
+                self.id,
+                len(self.tasks),
+                cfg.concurrency,
+            )
+            try:
+                async with anyio.create_task_group() as jobs:
+                    await producer.run(
+                        jobs,
+                        until_empty=until_empty,
+                        wait_idle=completer.wait_idle,
+                    )
+                    await self._drain(jobs)
+                if until_empty:
+                    await completer.wait_idle()
+            finally:
+                self._emit(Event(type="worker_stopped", worker_id=self.id))
+        if self._released:
+            # Tell the other workers at once instead of leaving it to their next poll.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                with contextlib.suppress(*TRANSIENT):
+                    await q.queries.notify_wake(pool)
+        _log.info("worker %s: stopped", self.id)
+
+    async def _drain(self, jobs: TaskGroup) -> None:
+        """Phase two of a stop: wait up to the timeout, then cancel what still runs."""
+        timeout = self.config.stop_timeout if self._stop_timeout is None else self._stop_timeout
+        if self._jobs and any(not j.done for j in self._jobs.values()):
+            with anyio.move_on_after(timeout):
+                while any(not j.done for j in self._jobs.values()):
+                    await self._wait_job_done()
+        jobs.cancel_scope.cancel()
+
+    async def _wait_job_done(self) -> None:
+        assert self._producer is not None
+        self._job_done = anyio.Event()
+        await self._job_done.wait()
+
+    def _start_job(self, tg: TaskGroup, row: asyncpg.Record, job: RunningJob) -> None:
+        tg.start_soon(self._executor.run, row, job, self._job_finished, name=f"job-{job.id}")
+
+    def _job_finished(self) -> None:
+        assert self._producer is not None
+        self._producer.slot_freed()
+        done = getattr(self, "_job_done", None)
+        if done is not None:
+            done.set()
+
+    def _request_stop(self) -> None:
+        self._stop_requested.set()
+        if self._producer is not None:
+            self._producer.stop()
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    def _on_notify(self, payload: str) -> None:
+        assert self._producer is not None
+        if not payload:
+            self._producer.wake()
+        elif payload.startswith("t:"):
+            with contextlib.suppress(ValueError):
+                self._producer.wake_at(float(payload[2:]))
+        elif payload.startswith("c:") and self._heartbeat is not None:
+            # Never trust the payload: the heartbeat asks the database which jobs to cancel.
+            self._heartbeat.poke()
+        elif payload == "released":
+            self._producer.wake()
+
+    def _on_flushed(self, batch: list[Outcome], accepted: set[int]) -> None:
+        released = False
+        for outcome in batch:
+            job = self._jobs.get(outcome.id)
+            if job is not None and job.lease_token == outcome.lease_token:
+                del self._jobs[outcome.id]
+            if outcome.id in accepted:
+                released = released or outcome.state == "pending"
+                if self.hooks:
+                    self._emit(
+                        Event(
+                            type=_OUTCOME_EVENTS[outcome.state],
+                            worker_id=self.id,
+                            job_id=outcome.id,
+                            kind=outcome.kind,
+                            attempt=outcome.attempt,
+                            error=_error_message(outcome.error),
+                            duration=outcome.duration,
+                        )
+                    )
+            else:
+                _log.warning(
+                    "worker %s: outcome %s of job %s rejected: lease lost (job rescued or "
+                    "changed elsewhere)",
+                    self.id,
+                    outcome.state,
+                    outcome.id,
+                )
+                self._emit(
+                    Event(
+                        type="completion_rejected",
+                        worker_id=self.id,
+                        job_id=outcome.id,
+                        kind=outcome.kind,
+                        attempt=outcome.attempt,
+                    )
+                )
+        if released:
+            self._released += 1
+            if self._producer is not None and not self._producer.stopping:
+                self._producer.wake()
+
+    def _on_lease_lost(self, job: RunningJob) -> None:
+        del self._jobs[job.id]
+        self._emit(
+            Event(
+                type="lease_lost",
+                worker_id=self.id,
+                job_id=job.id,
+                kind=job.kind,
+                attempt=job.attempt,
+            )
+        )
+
+    def _on_rescued(self, job_id: int, kind: str, state: str, attempts: int) -> None:
+        self._emit(
+            Event(type="rescued", worker_id=self.id, job_id=job_id, kind=kind, attempt=attempts)
+        )
+
+    def _emit(self, event: Event) -> None:
+        if self.hooks:
+            self.hooks.emit(event)
+
+
+def _error_message(error_json: str | None) -> str | None:
+    if error_json is None:
+        return None
+    try:
+        value = msgspec.json.decode(error_json)
+        return str(value.get("message")) if isinstance(value, dict) else None
+    except msgspec.DecodeError:
+        return None

@@ -1,0 +1,94 @@
+"""Test harness: a real PostgreSQL ($AIOQUEUE_TEST_DSN, else the embedded server), one fresh
+database per session and one fresh schema per test."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import secrets
+import urllib.parse
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+import aioqueue
+from aioqueue._db import embedded
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DATA_DIR = ROOT / ".aioqueue" / "pgdata-test"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        func = getattr(item, "function", None)
+        if func is not None and inspect.iscoroutinefunction(func):
+            item.add_marker(pytest.mark.anyio)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _with_database(dsn: str, database: str) -> str:
+    parts = urllib.parse.urlsplit(dsn)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + database))
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> Iterator[str]:
+    """DSN of the server under test (maintenance database)."""
+    configured = os.environ.get("AIOQUEUE_TEST_DSN")
+    if configured:
+        yield configured
+        return
+    was_running = embedded.server_dsn(TEST_DATA_DIR) is not None
+    dsn = embedded.ensure_server(TEST_DATA_DIR)
+    yield dsn
+    if not was_running and not os.environ.get("AIOQUEUE_TEST_KEEP_SERVER"):
+        embedded.stop_server(TEST_DATA_DIR)
+
+
+@pytest.fixture(scope="session")
+def dsn(server_dsn: str) -> Iterator[str]:
+    """A fresh database for this test session, dropped at the end."""
+    name = f"aioqueue_test_{os.getpid()}_{secrets.token_hex(3)}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(server_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    yield _with_database(server_dsn, name)
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def schema() -> str:
+    return f"t_{secrets.token_hex(5)}"
+
+
+@pytest.fixture
+async def q(dsn: str, schema: str) -> AsyncIterator[aioqueue.Queue]:
+    queue = await aioqueue.Queue.connect(dsn, schema=schema)
+    try:
+        yield queue
+    finally:
+        await queue.pool.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await queue.close()
+
+
+@pytest.fixture
+async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection for assertions and raw SQL."""
+    c = await asyncpg.connect(dsn)
+    try:
+        yield c
+    finally:
+        await c.close()
