@@ -1,0 +1,308 @@
+"""The command line: the only module that parses argv, configures logging and handles signals.
+
+Every error is one clear line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+import msgspec
+
+from . import config
+from .errors import AioqueueError
+from .queue import Queue
+from .tasks import Tasks
+from .worker import Worker
+
+T = TypeVar("T")
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"aioqueue: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _run(main: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine on uvloop when installed; turn aioqueue errors into one line."""
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a core dependency on POSIX
+        runner = asyncio.run
+    try:
+        return runner(main())  # type: ignore[no-any-return]
+    except AioqueueError as exc:
+        _fail(str(exc))
+    except (OSError, ConnectionError) as exc:
+        _fail(f"{type(exc).__name__}: {config.mask_dsn(str(exc))}")
+    except Exception as exc:  # asyncpg errors and the like: one line, no traceback
+        if type(exc).__module__.startswith("asyncpg"):
+            _fail(f"database error: {type(exc).__name__}: {config.mask_dsn(str(exc))}")
+        raise
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+class Options(msgspec.Struct):
+    dsn: str | None
+    schema: str
+    data_dir: Path | None
+
+
+pass_options = click.make_pass_decorator(Options)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--dsn", envvar="AIOQUEUE_DSN", help="PostgreSQL DSN (default: $AIOQUEUE_DSN, "
+              "$DATABASE_URL, else the embedded server).")
+@click.option("--schema", default=config.DEFAULT_SCHEMA, show_default=True,
+              help="Schema holding aioqueue's tables.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Embedded server data folder (default ./.aioqueue/pgdata).")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.pass_context
+def cli(ctx: click.Context, dsn: str | None, schema: str, data_dir: Path | None,
+        verbose: int) -> None:
+    """aioqueue: an asyncio job queue backed by PostgreSQL."""
+    _setup_logging(verbose)
+    try:
+        config.validate_schema(schema)
+    except AioqueueError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    ctx.obj = Options(dsn=dsn or None, schema=schema, data_dir=data_dir)
+
+
+async def _connect(opts: Options, *, migrate: bool = True) -> Queue:
+    return await Queue.connect(opts.dsn, schema=opts.schema, migrate=migrate,
+                               data_dir=opts.data_dir)
+
+
+# -- db ------------------------------------------------------------------------------------------
+
+@cli.group()
+def db() -> None:
+    """The embedded PostgreSQL server."""
+
+
+def _data_dir(opts: Options) -> Path:
+    return opts.data_dir or config.data_dir_from_env()
+
+
+@db.command("url")
+@pass_options
+def db_url(opts: Options) -> None:
+    """Print the DSN (starting the embedded server if needed), e.g. for psql."""
+    configured = config.resolve_dsn(opts.dsn)
+    if configured:
+        click.echo(configured)
+        return
+    from ._db import embedded
+
+    try:
+        click.echo(embedded.ensure_server(_data_dir(opts)))
+    except AioqueueError as exc:
+        _fail(str(exc))
+
+
+@db.command("stop")
+@pass_options
+def db_stop(opts: Options) -> None:
+    """Stop the embedded server."""
+    from ._db import embedded
+
+    stopped = embedded.stop_server(_data_dir(opts))
+    click.echo("stopped" if stopped else "not running")
+
+
+# -- migrate / enqueue -----------------------------------------------------------------------
+
+@cli.command()
+@pass_options
+def migrate(opts: Options) -> None:
+    """Apply pending schema migrations."""
+
+    async def main() -> list[int]:
+        q = await _connect(opts, migrate=False)
+        async with q:
+            return await q.migrate()
+
+    applied = _run(main)
+    click.echo(f"applied migrations {applied}" if applied else "schema is up to date")
+
+
+@cli.command()
+@click.argument("kind")
+@click.argument("payload", default="{}")
+@click.option("--delay", type=float, help="Seconds before the job may run.")
+@click.option("--priority", type=int, default=0, help="Higher runs sooner.")
+@click.option("--unique-key", help="Dedupe key (per kind, active jobs).")
+@click.option("--on-conflict", type=click.Choice(
+    ["ignore", "replace", "preserve_run_at", "unsafe_dedupe", "supersede"]), default="ignore")
+@click.option("--queue-name", help="Jobs sharing a queue name run one at a time.")
+@click.option("--max-attempts", type=int)
+@click.option("--flag", "flags", multiple=True, help="A flag (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_options
+def enqueue(opts: Options, kind: str, payload: str, delay: float | None, priority: int,
+            unique_key: str | None, on_conflict: Any, queue_name: str | None,
+            max_attempts: int | None, flags: tuple[str, ...], as_json: bool) -> None:
+    """Enqueue one job: KIND and a JSON PAYLOAD."""
+    try:
+        value = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        _fail(f"PAYLOAD is not valid JSON: {exc}", EXIT_USAGE)
+
+    async def main() -> Any:
+        q = await _connect(opts)
+        async with q:
+            return await q.enqueue(
+                kind, value, delay=delay, priority=priority, unique_key=unique_key,
+                on_conflict=on_conflict, queue_name=queue_name, max_attempts=max_attempts,
+                flags=list(flags) or None,
+            )
+
+    out = _run(main)
+    if as_json:
+        click.echo(json.dumps({"id": out.id, "deduped": out.deduped}))
+    else:
+        click.echo(f"job {out.id}" + (" (deduped: existing job)" if out.deduped else ""))
+
+
+# -- worker --------------------------------------------------------------------------------------
+
+def load_tasks(spec: str) -> Tasks:
+    """Import ``module:attribute`` and check it is a Tasks registry."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        _fail(f"expected module:attribute (e.g. myapp.jobs:tasks), got {spec!r}", EXIT_USAGE)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        _fail(f"cannot import {module_name!r}: {exc}", EXIT_USAGE)
+    tasks = getattr(module, attr, None)
+    if not isinstance(tasks, Tasks):
+        _fail(f"{spec} is not an aioqueue.Tasks registry", EXIT_USAGE)
+    return tasks
+
+
+@cli.command()
+@click.argument("tasks_spec", metavar="MODULE:TASKS")
+@click.option("--concurrency", type=click.IntRange(min=1), default=config.DEFAULT_CONCURRENCY,
+              show_default=True)
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes, each with its own pool.")
+@click.option("--lease", type=float, default=config.DEFAULT_LEASE, show_default=True)
+@click.option("--heartbeat", type=float, default=None, help="Default: lease/3, at most 5 s.")
+@click.option("--poll-interval", type=float, default=config.DEFAULT_POLL_INTERVAL,
+              show_default=True)
+@click.option("--rescue-interval", type=float, default=config.DEFAULT_RESCUE_INTERVAL,
+              show_default=True)
+@click.option("--stop-timeout", type=float, default=config.DEFAULT_STOP_TIMEOUT,
+              show_default=True, help="Seconds to let running jobs finish on SIGTERM.")
+@click.pass_context
+def worker(ctx: click.Context, tasks_spec: str, concurrency: int, processes: int, lease: float,
+           heartbeat: float | None, poll_interval: float, rescue_interval: float,
+           stop_timeout: float) -> None:
+    """Run a worker pool for the tasks in MODULE:TASKS. SIGTERM/SIGINT stop it gracefully;
+    a second signal stops it at once (running jobs go back to pending)."""
+    opts: Options = ctx.obj
+    tasks = load_tasks(tasks_spec)
+    if processes > 1:
+        sys.exit(_supervise(processes))
+    settings = {"lease": lease, "heartbeat_interval": heartbeat, "poll_interval": poll_interval,
+                "rescue_interval": rescue_interval, "stop_timeout": stop_timeout}
+    _run(lambda: _worker_main(opts, tasks, concurrency, settings))
+
+
+async def _worker_main(opts: Options, tasks: Tasks, concurrency: int,
+                       settings: dict[str, Any]) -> None:
+    q = await _connect(opts)
+    async with q:
+        w = Worker(q, tasks, concurrency=concurrency, **settings)
+        loop = asyncio.get_running_loop()
+        run_task = asyncio.ensure_future(w.run())
+        signals = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                logging.getLogger("aioqueue.worker").warning(
+                    "received %s: stopping gracefully (again to stop at once)",
+                    signal.Signals(signum).name)
+                loop.create_task(w.stop())
+            else:
+                run_task.cancel()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            await run_task
+        except asyncio.CancelledError:
+            if signals < 2:
+                raise
+
+
+def _supervise(processes: int) -> int:
+    """Start N copies of this command with --processes 1; forward signals; exit with the worst."""
+    args = [a for a in sys.argv[1:]]
+    child_args: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == "--processes":
+            skip = True
+            continue
+        if a.startswith("--processes="):
+            continue
+        child_args.append(a)
+    children = [subprocess.Popen([sys.executable, "-m", "aioqueue", *child_args])
+                for _ in range(processes)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [child.wait() for child in children]
+    return max((abs(c) for c in codes), default=0)
+
+
+@cli.command()
+@click.option("--jobs", type=click.IntRange(min=100), default=2000, show_default=True,
+              help="No-op jobs in the throughput part.")
+@pass_options
+def demo(opts: Options, jobs: int) -> None:
+    """Start the embedded server, enqueue a realistic mix, run a worker pool and report."""
+    from ._demo import run_demo
+
+    _run(lambda: run_demo(opts.dsn, opts.schema, opts.data_dir, jobs))
+
+
+def main() -> None:
+    cli(prog_name="aioqueue")
