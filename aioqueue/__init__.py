@@ -1,5 +1,6 @@
 """aioqueue: an asyncio-native job queue backed by PostgreSQL and nothing else."""
 
+from .context import JobContext, JobInfo
 from .errors import (
     AioqueueError,
     ConfigurationError,
@@ -17,12 +18,11 @@ from .errors import (
     UnknownTaskError,
     WaitTimeout,
 )
-from .context import JobContext, JobInfo
 from .events import Event, Hooks
 from .queue import Queue
 from .tasks import Task, Tasks
-from .worker import Worker, WorkerConfig
 from .types import EnqueueResult, Job, JobError, JobSpec, JobState, OnConflict
+from .worker import Worker, WorkerConfig
 
 __version__ = "0.1.0"
 

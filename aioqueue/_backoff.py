@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from typing import Union
 
 JITTER = 0.1  # +-10 %, so a burst of failures does not retry in lockstep
 
-RetryDelay = Union[float, int, Callable[[int], float], None]
+RetryDelay = float | int | Callable[[int], float] | None
 
 
 def default_delay(attempts: int, *, rng: Callable[[], float] = random.random) -> float:
@@ -22,10 +21,7 @@ def retry_delay(policy: RetryDelay, attempts: int) -> float:
     """Apply a task's ``retry_delay``: None (default backoff), fixed seconds, or a callable."""
     if policy is None:
         return default_delay(attempts)
-    if callable(policy):
-        value = float(policy(attempts))
-    else:
-        value = float(policy)
+    value = float(policy(attempts)) if callable(policy) else float(policy)
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"retry_delay gave {value!r}; it must be a finite number >= 0")
     return value

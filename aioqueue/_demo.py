@@ -78,8 +78,7 @@ async def run_demo(dsn: str | None, schema: str, data_dir: Path | None, n_jobs: 
     async with q:
         await q.pool.execute(Queries(DEMO_SCHEMA).sql["schema_drop"])
         await q.migrate()
-        console.print(f"[bold]aioqueue demo[/] on {_where(q.dsn)}, "
-                      f"schema [cyan]{DEMO_SCHEMA}[/]")
+        console.print(f"[bold]aioqueue demo[/] on {_where(q.dsn)}, schema [cyan]{DEMO_SCHEMA}[/]")
         attempts_seen: Counter[str] = Counter()
         events: Counter[str] = Counter()
         tasks = _tasks(attempts_seen)
@@ -90,20 +89,29 @@ async def run_demo(dsn: str | None, schema: str, data_dir: Path | None, n_jobs: 
             out = await q.enqueue("email.send", Email(to=f"user{n}@example.com", subject="Hi"))
             ids.append(out.id)
         for _ in range(3):  # a double-clicked "send welcome email" button
-            out = await q.enqueue("email.send", Email(to="new@example.com", subject="Welcome"),
-                                  unique_key="welcome:new@example.com")
+            out = await q.enqueue(
+                "email.send",
+                Email(to="new@example.com", subject="Welcome"),
+                unique_key="welcome:new@example.com",
+            )
             dedupes += out.deduped
             ids.append(out.id)
         ids.append((await q.enqueue("report.build", {"rows": 42}, delay=1.0)).id)
         for user, event in [(1, "like"), (1, "comment"), (2, "follow")]:
-            out = await q.enqueue("notify.digest", [{"user": user, "event": event}],
-                                  unique_key="digest", on_conflict="replace", delay=0.5)
+            out = await q.enqueue(
+                "notify.digest",
+                [{"user": user, "event": event}],
+                unique_key="digest",
+                on_conflict="replace",
+                delay=0.5,
+            )
             ids.append(out.id)
         ids.append((await q.enqueue("webhook.flaky", {"url": "https://example.com/hook"})).id)
         ids.append((await q.enqueue("payment.refund", {"order": 1234})).id)
 
-        worker = Worker(q, tasks, concurrency=50, hooks=[lambda e: events.update([e.type])],
-                        poll_interval=0.2)
+        worker = Worker(
+            q, tasks, concurrency=50, hooks=[lambda e: events.update([e.type])], poll_interval=0.2
+        )
         run = asyncio.create_task(worker.run())
         with console.status("Running the mixed workload…"):
             await _wait_all_final(q, sorted(set(ids)))
@@ -118,8 +126,10 @@ async def run_demo(dsn: str | None, schema: str, data_dir: Path | None, n_jobs: 
         console.print(table)
 
         console.print(f"dedupes: {dedupes} of 3 welcome emails returned the existing job")
-        console.print(f"retries: {events['retried']} (webhook.flaky succeeded on attempt 2, "
-                      f"payment.refund failed after 2 attempts)")
+        console.print(
+            f"retries: {events['retried']} (webhook.flaky succeeded on attempt 2, "
+            f"payment.refund failed after 2 attempts)"
+        )
         digest = await q.get_job(ids[14])
         console.print(f"batch job: 3 events folded into one job -> {digest.result}")
 
@@ -137,8 +147,14 @@ async def _throughput(console: Console, q: Queue, tasks: Tasks, n_jobs: int) -> 
 
     worker = Worker(q, tasks, concurrency=50, hooks=[count])
     started = time.perf_counter()
-    with Progress(TextColumn("draining no-op jobs"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("draining no-op jobs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         bar = progress.add_task("drain", total=n_jobs)
         run = asyncio.create_task(worker.run(until_empty=True))
         while not run.done():
@@ -146,8 +162,10 @@ async def _throughput(console: Console, q: Queue, tasks: Tasks, n_jobs: int) -> 
             await asyncio.wait({run}, timeout=0.1)
         await run
     elapsed = time.perf_counter() - started
-    console.print(f"throughput: {n_jobs} no-op jobs in {elapsed:.2f} s = "
-                  f"[bold green]{n_jobs / elapsed:,.0f} jobs/s[/] (one process, concurrency 50)")
+    console.print(
+        f"throughput: {n_jobs} no-op jobs in {elapsed:.2f} s = "
+        f"[bold green]{n_jobs / elapsed:,.0f} jobs/s[/] (one process, concurrency 50)"
+    )
 
 
 def _where(dsn: str | None) -> str:

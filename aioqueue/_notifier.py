@@ -21,7 +21,8 @@ from ._service import jittered
 
 _log = logging.getLogger("aioqueue.worker")
 
-ConnectionFactory = Callable[[], contextlib.AbstractAsyncContextManager[asyncpg.Connection]]
+Listener = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+ConnectionFactory = Callable[[], contextlib.AbstractAsyncContextManager[Listener]]
 
 
 class Notifier:
@@ -51,8 +52,8 @@ class Notifier:
         self.connected = anyio.Event()
         self.reconnects = 0
 
-    def _callback(self, conn: Any, pid: int, channel: str, payload: str) -> None:
-        self._on_notify(payload)
+    def _callback(self, conn: Any, pid: int, channel: str, payload: object) -> None:
+        self._on_notify(str(payload))
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         backoff = self._backoff_start
@@ -61,7 +62,7 @@ class Notifier:
             try:
                 async with self._connection() as conn:
                     lost = anyio.Event()
-                    conn.add_termination_listener(lambda _c: lost.set())
+                    conn.add_termination_listener(_setter(lost))
                     await conn.add_listener(self._channel, self._callback)
                     self.backend_pid = conn.get_server_pid()
                     self.connected.set()
@@ -86,7 +87,7 @@ class Notifier:
             await anyio.sleep(jittered(backoff, 0.2))
             backoff = min(backoff * 2, self._backoff_max)
 
-    async def _watch(self, conn: asyncpg.Connection, lost: anyio.Event) -> None:
+    async def _watch(self, conn: Listener, lost: anyio.Event) -> None:
         """Return when the connection is gone (termination event or failed probe)."""
         while not lost.is_set() and not conn.is_closed():
             with anyio.move_on_after(self._ping_interval):
@@ -94,6 +95,10 @@ class Notifier:
                 return
             with anyio.fail_after(5):
                 await conn.fetchval(self._queries.sql["listener_ping"])
+
+
+def _setter(event: anyio.Event) -> Callable[[object], None]:
+    return lambda _conn: event.set()
 
 
 def dedicated(dsn: str, application_name: str) -> ConnectionFactory:
@@ -117,7 +122,7 @@ def from_pool(pool: asyncpg.Pool) -> ConnectionFactory:
     """A factory that holds one pool connection (when the Queue wraps a pool without a DSN)."""
 
     @contextlib.asynccontextmanager
-    async def factory() -> AsyncIterator[asyncpg.Connection]:
+    async def factory() -> AsyncIterator[Listener]:
         conn = await pool.acquire()
         try:
             yield conn

@@ -72,16 +72,28 @@ pass_options = click.make_pass_decorator(Options)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--dsn", envvar="AIOQUEUE_DSN", help="PostgreSQL DSN (default: $AIOQUEUE_DSN, "
-              "$DATABASE_URL, else the embedded server).")
-@click.option("--schema", default=config.DEFAULT_SCHEMA, show_default=True,
-              help="Schema holding aioqueue's tables.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Embedded server data folder (default ./.aioqueue/pgdata).")
+@click.option(
+    "--dsn",
+    envvar="AIOQUEUE_DSN",
+    help="PostgreSQL DSN (default: $AIOQUEUE_DSN, $DATABASE_URL, else the embedded server).",
+)
+@click.option(
+    "--schema",
+    default=config.DEFAULT_SCHEMA,
+    show_default=True,
+    help="Schema holding aioqueue's tables.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Embedded server data folder (default ./.aioqueue/pgdata).",
+)
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.pass_context
-def cli(ctx: click.Context, dsn: str | None, schema: str, data_dir: Path | None,
-        verbose: int) -> None:
+def cli(
+    ctx: click.Context, dsn: str | None, schema: str, data_dir: Path | None, verbose: int
+) -> None:
     """aioqueue: an asyncio job queue backed by PostgreSQL."""
     _setup_logging(verbose)
     try:
@@ -92,11 +104,13 @@ def cli(ctx: click.Context, dsn: str | None, schema: str, data_dir: Path | None,
 
 
 async def _connect(opts: Options, *, migrate: bool = True) -> Queue:
-    return await Queue.connect(opts.dsn, schema=opts.schema, migrate=migrate,
-                               data_dir=opts.data_dir)
+    return await Queue.connect(
+        opts.dsn, schema=opts.schema, migrate=migrate, data_dir=opts.data_dir
+    )
 
 
 # -- db ------------------------------------------------------------------------------------------
+
 
 @cli.group()
 def db() -> None:
@@ -135,6 +149,7 @@ def db_stop(opts: Options) -> None:
 
 # -- migrate / enqueue -----------------------------------------------------------------------
 
+
 @cli.command()
 @pass_options
 def migrate(opts: Options) -> None:
@@ -155,16 +170,29 @@ def migrate(opts: Options) -> None:
 @click.option("--delay", type=float, help="Seconds before the job may run.")
 @click.option("--priority", type=int, default=0, help="Higher runs sooner.")
 @click.option("--unique-key", help="Dedupe key (per kind, active jobs).")
-@click.option("--on-conflict", type=click.Choice(
-    ["ignore", "replace", "preserve_run_at", "unsafe_dedupe", "supersede"]), default="ignore")
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["ignore", "replace", "preserve_run_at", "unsafe_dedupe", "supersede"]),
+    default="ignore",
+)
 @click.option("--queue-name", help="Jobs sharing a queue name run one at a time.")
 @click.option("--max-attempts", type=int)
 @click.option("--flag", "flags", multiple=True, help="A flag (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_options
-def enqueue(opts: Options, kind: str, payload: str, delay: float | None, priority: int,
-            unique_key: str | None, on_conflict: Any, queue_name: str | None,
-            max_attempts: int | None, flags: tuple[str, ...], as_json: bool) -> None:
+def enqueue(
+    opts: Options,
+    kind: str,
+    payload: str,
+    delay: float | None,
+    priority: int,
+    unique_key: str | None,
+    on_conflict: Any,
+    queue_name: str | None,
+    max_attempts: int | None,
+    flags: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Enqueue one job: KIND and a JSON PAYLOAD."""
     try:
         value = json.loads(payload)
@@ -175,8 +203,14 @@ def enqueue(opts: Options, kind: str, payload: str, delay: float | None, priorit
         q = await _connect(opts)
         async with q:
             return await q.enqueue(
-                kind, value, delay=delay, priority=priority, unique_key=unique_key,
-                on_conflict=on_conflict, queue_name=queue_name, max_attempts=max_attempts,
+                kind,
+                value,
+                delay=delay,
+                priority=priority,
+                unique_key=unique_key,
+                on_conflict=on_conflict,
+                queue_name=queue_name,
+                max_attempts=max_attempts,
                 flags=list(flags) or None,
             )
 
@@ -188,6 +222,7 @@ def enqueue(opts: Options, kind: str, payload: str, delay: float | None, priorit
 
 
 # -- worker --------------------------------------------------------------------------------------
+
 
 def load_tasks(spec: str) -> Tasks:
     """Import ``module:attribute`` and check it is a Tasks registry."""
@@ -208,35 +243,65 @@ def load_tasks(spec: str) -> Tasks:
 
 @cli.command()
 @click.argument("tasks_spec", metavar="MODULE:TASKS")
-@click.option("--concurrency", type=click.IntRange(min=1), default=config.DEFAULT_CONCURRENCY,
-              show_default=True)
-@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes, each with its own pool.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=config.DEFAULT_CONCURRENCY,
+    show_default=True,
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes, each with its own pool.",
+)
 @click.option("--lease", type=float, default=config.DEFAULT_LEASE, show_default=True)
 @click.option("--heartbeat", type=float, default=None, help="Default: lease/3, at most 5 s.")
-@click.option("--poll-interval", type=float, default=config.DEFAULT_POLL_INTERVAL,
-              show_default=True)
-@click.option("--rescue-interval", type=float, default=config.DEFAULT_RESCUE_INTERVAL,
-              show_default=True)
-@click.option("--stop-timeout", type=float, default=config.DEFAULT_STOP_TIMEOUT,
-              show_default=True, help="Seconds to let running jobs finish on SIGTERM.")
+@click.option(
+    "--poll-interval", type=float, default=config.DEFAULT_POLL_INTERVAL, show_default=True
+)
+@click.option(
+    "--rescue-interval", type=float, default=config.DEFAULT_RESCUE_INTERVAL, show_default=True
+)
+@click.option(
+    "--stop-timeout",
+    type=float,
+    default=config.DEFAULT_STOP_TIMEOUT,
+    show_default=True,
+    help="Seconds to let running jobs finish on SIGTERM.",
+)
 @click.pass_context
-def worker(ctx: click.Context, tasks_spec: str, concurrency: int, processes: int, lease: float,
-           heartbeat: float | None, poll_interval: float, rescue_interval: float,
-           stop_timeout: float) -> None:
+def worker(
+    ctx: click.Context,
+    tasks_spec: str,
+    concurrency: int,
+    processes: int,
+    lease: float,
+    heartbeat: float | None,
+    poll_interval: float,
+    rescue_interval: float,
+    stop_timeout: float,
+) -> None:
     """Run a worker pool for the tasks in MODULE:TASKS. SIGTERM/SIGINT stop it gracefully;
     a second signal stops it at once (running jobs go back to pending)."""
     opts: Options = ctx.obj
     tasks = load_tasks(tasks_spec)
     if processes > 1:
         sys.exit(_supervise(processes))
-    settings = {"lease": lease, "heartbeat_interval": heartbeat, "poll_interval": poll_interval,
-                "rescue_interval": rescue_interval, "stop_timeout": stop_timeout}
+    settings = {
+        "lease": lease,
+        "heartbeat_interval": heartbeat,
+        "poll_interval": poll_interval,
+        "rescue_interval": rescue_interval,
+        "stop_timeout": stop_timeout,
+    }
     _run(lambda: _worker_main(opts, tasks, concurrency, settings))
 
 
-async def _worker_main(opts: Options, tasks: Tasks, concurrency: int,
-                       settings: dict[str, Any]) -> None:
+async def _worker_main(
+    opts: Options, tasks: Tasks, concurrency: int, settings: dict[str, Any]
+) -> None:
     q = await _connect(opts)
     async with q:
         w = Worker(q, tasks, concurrency=concurrency, **settings)
@@ -250,7 +315,8 @@ async def _worker_main(opts: Options, tasks: Tasks, concurrency: int,
             if signals == 1:
                 logging.getLogger("aioqueue.worker").warning(
                     "received %s: stopping gracefully (again to stop at once)",
-                    signal.Signals(signum).name)
+                    signal.Signals(signum).name,
+                )
                 loop.create_task(w.stop())
             else:
                 run_task.cancel()
@@ -279,8 +345,9 @@ def _supervise(processes: int) -> int:
         if a.startswith("--processes="):
             continue
         child_args.append(a)
-    children = [subprocess.Popen([sys.executable, "-m", "aioqueue", *child_args])
-                for _ in range(processes)]
+    children = [
+        subprocess.Popen([sys.executable, "-m", "aioqueue", *child_args]) for _ in range(processes)
+    ]
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
@@ -294,8 +361,13 @@ def _supervise(processes: int) -> int:
 
 
 @cli.command()
-@click.option("--jobs", type=click.IntRange(min=100), default=2000, show_default=True,
-              help="No-op jobs in the throughput part.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=100),
+    default=2000,
+    show_default=True,
+    help="No-op jobs in the throughput part.",
+)
 @pass_options
 def demo(opts: Options, jobs: int) -> None:
     """Start the embedded server, enqueue a realistic mix, run a worker pool and report."""

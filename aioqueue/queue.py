@@ -122,7 +122,7 @@ class Queue:
             max_delay=max_delay,
             max_attempts=max_attempts,
             queue_name=queue_name,
-            flags=list(flags) if flags is not None and not isinstance(flags, str) else flags,
+            flags=_flags(flags),
         )
         specs = encode_one(spec, max_payload_bytes=self.config.max_payload_bytes)
         rows = await self._add(specs, tx)
@@ -153,6 +153,11 @@ class Queue:
         if row is None:
             raise JobNotFound(job_id)
         return job_from_row(row)
+
+
+def _flags(flags: Sequence[str] | None) -> Any:
+    """Lists and tuples pass through as lists; anything else is left for validation to name."""
+    return list(flags) if isinstance(flags, list | tuple) else flags
 
 
 async def resolve_or_start(dsn: str | None, data_dir: str | Path | None) -> str:

