@@ -93,9 +93,12 @@ class UnknownTaskError(AioqueueError, LookupError):
 class JobNotFound(AioqueueError, LookupError):
     """No job with this id exists (it may have been pruned by retention)."""
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int | str) -> None:
         self.job_id = job_id
-        super().__init__(f"job {job_id} not found (it may have been pruned by retention)")
+        if isinstance(job_id, int):
+            super().__init__(f"job {job_id} not found (it may have been pruned by retention)")
+        else:
+            super().__init__(job_id)
 
 
 class JobStateError(AioqueueError):

@@ -6,18 +6,21 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 import anyio
 import asyncpg
+import msgspec
 
 from . import _codec, config
 from ._db import connect as _connect
 from ._db import migrate as _migrate
 from ._db.queries import Queries
+from ._notifier import dedicated, from_pool
 from ._spec import encode_one, encode_specs
-from .errors import JobNotFound
-from .types import EnqueueResult, Job, JobError, JobSpec, JobState, OnConflict
+from ._waiter import Waiter
+from .errors import ConfigurationError, JobNotFound, JobStateError, WaitTimeout
+from .types import EnqueueResult, Job, JobError, JobSpec, JobState, KindStats, OnConflict, Stats
 
 _MISSING: Any = object()
 
@@ -40,6 +43,7 @@ class Queue:
         self.dsn = dsn
         self.queries = Queries(self.config.schema)
         self._owns_pool = _owns_pool
+        self._waiter: Waiter | None = None
 
     @classmethod
     async def connect(
@@ -77,6 +81,9 @@ class Queue:
             return await _migrate.migrate(conn, self.config.schema)
 
     async def close(self) -> None:
+        if self._waiter is not None:
+            await self._waiter.close()
+            self._waiter = None
         if self._owns_pool:
             await self.pool.close()
 
@@ -153,6 +160,136 @@ class Queue:
         if row is None:
             raise JobNotFound(job_id)
         return job_from_row(row)
+
+    async def wait(self, job_id: int, *, timeout: float | None = None) -> Job:
+        """Wait until the job is completed, failed or cancelled (woken by a notification) and
+        return it. Raises WaitTimeout after ``timeout`` seconds, JobNotFound if it is gone."""
+        if self._waiter is None:
+            connection = (
+                dedicated(self.dsn, "aioqueue-waiter") if self.dsn else from_pool(self.pool)
+            )
+            self._waiter = Waiter(self.pool, self.queries, self.config.channel, connection)
+        try:
+            with anyio.fail_after(timeout):
+                state = await self._waiter.wait_final(job_id)
+        except TimeoutError:
+            raise WaitTimeout(f"job {job_id} not finished after {timeout} s") from None
+        if state is None:
+            raise JobNotFound(job_id)
+        return await self.get_job(job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        kind: str | None = None,
+        state: JobState | str | None = None,
+        queue_name: str | None = None,
+        limit: int = 50,
+        after: int | None = None,
+    ) -> list[Job]:
+        """Jobs newest first. For the next page pass ``after=`` the last id of this one."""
+        if state is not None and str(state) not in set(JobState):
+            raise ConfigurationError(f"state must be one of {', '.join(JobState)}, got {state!r}")
+        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ConfigurationError("limit must be an integer between 1 and 10000")
+        rows = await self.queries.fetch(
+            self.pool,
+            "job_list",
+            kind,
+            None if state is None else str(state),
+            queue_name,
+            after,
+            limit,
+        )
+        return [job_from_row(r) for r in rows]
+
+    async def stats(self, *, window: float = 60.0) -> Stats:
+        """Counts per kind and state, the oldest due job, throughput over ``window`` seconds."""
+        counts = await self.queries.fetch(self.pool, "stats_counts")
+        (summary,) = await self.queries.fetch(self.pool, "stats_summary", window)
+        kinds: dict[str, dict[str, int]] = {}
+        totals: dict[str, int] = {s.value: 0 for s in JobState}
+        for row in counts:
+            kinds.setdefault(row["kind"], {})[row["state"]] = row["count"]
+            totals[row["state"]] += row["count"]
+        return Stats(
+            kinds=[KindStats(kind=k, counts=v) for k, v in kinds.items()],
+            totals=totals,
+            oldest_due=summary["oldest_due"],
+            throughput=summary["recent_completed"] / window,
+            notify_queue_usage=float(summary["notify_queue_usage"]),
+            oldest_transaction_seconds=(
+                None
+                if summary["oldest_xact_seconds"] is None
+                else float(summary["oldest_xact_seconds"])
+            ),
+        )
+
+    # -- admin -------------------------------------------------------------------------------
+
+    async def cancel(self, job_id: int) -> Job:
+        """Cancel a job. A waiting job is cancelled at once; a running one is asked to stop (its
+        worker cancels the handler; the returned job is still ``running``). Raises JobNotFound,
+        or JobStateError if the job is already completed, failed or cancelled."""
+        rows = await self.queries.fetch(self.pool, "job_cancel", job_id, None, None)
+        if not rows:
+            await self._raise_state_error(job_id, "cancel")
+        return await self.get_job(job_id)
+
+    async def cancel_by_key(self, kind: str, unique_key: str) -> Job:
+        """Cancel the active job of ``kind`` holding ``unique_key`` (see ``cancel``)."""
+        rows = await self.queries.fetch(self.pool, "job_cancel", None, kind, unique_key)
+        if not rows:
+            raise JobNotFound(f"no active {kind!r} job with unique_key {unique_key!r}")
+        return await self.get_job(rows[0]["id"])
+
+    async def retry(self, job_id: int) -> EnqueueResult:
+        """Re-run a failed or cancelled job as a new pending job whose ``rescheduled_from`` is
+        ``job_id``. If an active job holds the same unique_key it is returned (deduped)."""
+        rows = await self.queries.fetch(self.pool, "job_retry", job_id)
+        if not rows:
+            await self._raise_state_error(job_id, "retry", allowed="failed or cancelled")
+        return EnqueueResult(rows[0]["id"], rows[0]["deduped"])
+
+    async def reschedule(
+        self,
+        ids: Sequence[int],
+        *,
+        run_at: dt.datetime | None = None,
+        priority: int | None = None,
+        attempts: int | None = None,
+    ) -> list[int]:
+        """Change run_at / priority / attempts of waiting jobs; returns the ids changed (jobs
+        that are running or finished are left alone and not in the result)."""
+        if run_at is not None and (run_at.tzinfo is None or run_at.utcoffset() is None):
+            raise ConfigurationError("run_at must be timezone-aware")
+        if priority is not None and not config.SMALLINT_MIN <= priority <= config.SMALLINT_MAX:
+            raise ConfigurationError("priority must be in the smallint range")
+        if attempts is not None and attempts < 0:
+            raise ConfigurationError("attempts must be >= 0")
+        rows = await self.queries.fetch(
+            self.pool, "job_reschedule_many", list(ids), run_at, priority, attempts
+        )
+        return [r["id"] for r in rows]
+
+    async def complete(self, ids: Sequence[int]) -> list[int]:
+        """Mark waiting jobs completed without running them; returns the ids changed."""
+        rows = await self.queries.fetch(self.pool, "job_settle_many", list(ids), "completed", None)
+        return [r["id"] for r in rows]
+
+    async def fail(self, ids: Sequence[int], reason: str) -> list[int]:
+        """Fail waiting jobs permanently with ``reason``; returns the ids changed."""
+        error = msgspec.json.encode(
+            {"message": reason, "type": "ManuallyFailed", "traceback": "", "attempt": 0}
+        ).decode()
+        rows = await self.queries.fetch(self.pool, "job_settle_many", list(ids), "failed", error)
+        return [r["id"] for r in rows]
+
+    async def _raise_state_error(
+        self, job_id: int, action: str, allowed: str = "pending, scheduled or running"
+    ) -> NoReturn:
+        job = await self.get_job(job_id)  # raises JobNotFound
+        raise JobStateError(f"cannot {action} job {job_id}: it is {job.state} (needs {allowed})")
 
 
 def _flags(flags: Sequence[str] | None) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from . import config
+from . import _cron, config
 from ._backoff import RetryDelay
 from .context import JobContext
 from .errors import ConfigurationError, UnknownTaskError
@@ -81,8 +81,22 @@ def _validate_options(
         and (not isinstance(retry_delay, int | float) or not 0 <= retry_delay < math.inf)
     ):
         raise ConfigurationError(
-                f"task {kind!r}: retry_delay must be seconds >= 0 or a callable(attempts)"
-            )
+            f"task {kind!r}: retry_delay must be seconds >= 0 or a callable(attempts)"
+        )
+
+
+class CronSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A recurring job: ``kind`` enqueued at every slot of ``expr`` (in ``timezone``)."""
+
+    name: str
+    expr: str
+    kind: str
+    payload: Any = None
+    timezone: str = "UTC"
+    backfill: float = 0.0  # seconds: missed slots this recent are enqueued on start
+    priority: int = 0
+    max_attempts: int | None = None
+    queue_name: str | None = None
 
 
 class Tasks:
@@ -96,6 +110,7 @@ class Tasks:
 
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
+        self._crons: dict[str, CronSpec] = {}
 
     def task(
         self,
@@ -119,6 +134,50 @@ class Tasks:
             return fn
 
         return register
+
+    def cron(
+        self,
+        expr: str,
+        kind: str,
+        *,
+        payload: Any = None,
+        name: str | None = None,
+        timezone: str = "UTC",
+        backfill: float = 0.0,
+        priority: int = 0,
+        max_attempts: int | None = None,
+        queue_name: str | None = None,
+    ) -> CronSpec:
+        """Enqueue ``kind`` at every slot of the cron expression ``expr`` (5 fields, or 6 with
+        seconds last), exactly once per slot however many workers run. ``backfill`` seconds:
+        slots missed while no worker ran, if that recent, are enqueued on start."""
+        _cron.validate(expr)
+        _cron.zone(timezone)
+        _validate_options(kind, max_attempts, None, None)
+        cron_name = name if name is not None else f"{kind} {expr}"
+        if not isinstance(cron_name, str) or not 1 <= len(cron_name.encode()) <= 128:
+            raise ConfigurationError(f"cron name must be 1-128 bytes: {cron_name!r}")
+        if cron_name in self._crons:
+            raise ConfigurationError(f"cron {cron_name!r} is already registered")
+        if not isinstance(backfill, int | float) or not 0 <= backfill < math.inf:
+            raise ConfigurationError(f"cron {cron_name!r}: backfill must be seconds >= 0")
+        spec = CronSpec(
+            name=cron_name,
+            expr=expr,
+            kind=kind,
+            payload=payload,
+            timezone=timezone,
+            backfill=float(backfill),
+            priority=priority,
+            max_attempts=max_attempts,
+            queue_name=queue_name,
+        )
+        self._crons[cron_name] = spec
+        return spec
+
+    @property
+    def crons(self) -> list[CronSpec]:
+        return list(self._crons.values())
 
     def __getitem__(self, kind: str) -> Task:
         try:

@@ -25,8 +25,16 @@ async def run_job(
     value = task.decoder.decode(msgspec.json.encode({} if payload is None else payload))
     now = dt.datetime.now(dt.UTC)
     info = JobInfo(
-        id=0, kind=kind, attempts=attempts, max_attempts=task.max_attempts or 25, priority=0,
-        run_at=now, created_at=now, queue_name=None, unique_key=None, flags=[],
+        id=0,
+        kind=kind,
+        attempts=attempts,
+        max_attempts=task.max_attempts or 25,
+        priority=0,
+        run_at=now,
+        created_at=now,
+        queue_name=None,
+        unique_key=None,
+        flags=[],
     )
     return await task.fn(JobContext(info, state=state, worker_id="testing"), value)
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["EnqueueResult", "Job", "JobSpec", "JobState", "OnConflict"]
+__all__ = ["EnqueueResult", "Job", "JobSpec", "JobState", "OnConflict", "Stats"]
 
 
 class JobState(enum.StrEnum):
@@ -103,3 +103,19 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+
+
+class KindStats(msgspec.Struct, frozen=True, kw_only=True):
+    kind: str
+    counts: dict[str, int]  # state -> number of jobs
+
+
+class Stats(msgspec.Struct, frozen=True, kw_only=True):
+    """``Queue.stats()``: a snapshot for dashboards and ``aioqueue status``."""
+
+    kinds: list[KindStats]
+    totals: dict[str, int]  # state -> number of jobs
+    oldest_due: dt.datetime | None  # run_at of the longest-waiting due job
+    throughput: float  # completions per second over the last minute
+    notify_queue_usage: float  # pg_notification_queue_usage(), 0..1
+    oldest_transaction_seconds: float | None  # in this database (pins vacuum when high)

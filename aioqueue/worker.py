@@ -30,7 +30,9 @@ from ._consumer.outcome import Outcome
 from ._consumer.producer import ForbiddenFlags, Producer
 from ._consumer.running import RunningJob
 from ._db.migrate import check_schema
+from ._maintenance.pruner import Pruner
 from ._maintenance.rescuer import Rescuer
+from ._maintenance.scheduler import Clock, Scheduler
 from ._notifier import Notifier, dedicated, from_pool
 from ._service import running
 from .errors import ConfigurationError
@@ -61,13 +63,23 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     flush_interval: float = config.DEFAULT_FLUSH_INTERVAL
     flush_size: int = config.DEFAULT_FLUSH_SIZE
     max_result_bytes: int = config.DEFAULT_MAX_RESULT_BYTES
+    retention: float | None = config.DEFAULT_RETENTION  # completed jobs; None keeps them
+    failed_retention: float | None = config.DEFAULT_FAILED_RETENTION
+    cancelled_retention: float | None = config.DEFAULT_FAILED_RETENTION
+    prune_interval: float = config.DEFAULT_PRUNE_INTERVAL
 
     def __post_init__(self) -> None:
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ConfigurationError(
                 f"concurrency must be an integer >= 1, got {self.concurrency!r}"
             )
-        for name in ("poll_interval", "lease", "rescue_interval", "flush_interval"):
+        for name in (
+            "poll_interval",
+            "lease",
+            "rescue_interval",
+            "flush_interval",
+            "prune_interval",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ConfigurationError(f"{name} must be a positive number of seconds")
@@ -75,6 +87,10 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigurationError("stop_timeout must be >= 0")
         if self.heartbeat_interval is not None and not 0 < self.heartbeat_interval < self.lease:
             raise ConfigurationError("heartbeat_interval must be positive and below the lease")
+        for name in ("retention", "failed_retention", "cancelled_retention"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int | float) or value < 0):
+                raise ConfigurationError(f"{name} must be seconds >= 0, or None to keep jobs")
         if self.flush_size < 1 or self.max_result_bytes < 1:
             raise ConfigurationError("flush_size and max_result_bytes must be >= 1")
 
@@ -101,6 +117,7 @@ class Worker:
         state: Any = None,
         hooks: Sequence[Subscriber] = (),
         worker_id: str | None = None,
+        clock: Clock | None = None,
         **settings: Any,
     ) -> None:
         if not len(tasks):
@@ -115,6 +132,7 @@ class Worker:
         self.hooks = Hooks(list(hooks))
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._forbidden = forbidden_flags
+        self._clock = clock
         self._jobs: dict[int, RunningJob] = {}
         self._producer: Producer | None = None
         self._completer: Completer | None = None
@@ -207,6 +225,24 @@ class Worker:
             on_rescued=self._on_rescued,
             transient=TRANSIENT,
         )
+        scheduler = self.scheduler = Scheduler(
+            pool,
+            q.queries,
+            self.tasks.crons,
+            clock=self._clock,
+            transient=TRANSIENT,
+        )
+        pruner = self.pruner = Pruner(
+            pool,
+            q.queries,
+            interval=cfg.prune_interval,
+            transient=TRANSIENT,
+            retention={
+                "completed": cfg.retention,
+                "failed": cfg.failed_retention,
+                "cancelled": cfg.cancelled_retention,
+            },
+        )
         self._executor = Executor(
             self.tasks,
             worker_id=self.id,
@@ -217,7 +253,7 @@ class Worker:
             request_stop=self._request_stop,
         )
         async with AsyncExitStack() as stack:
-            for service in (notifier, completer, heartbeat, rescuer):
+            for service in (notifier, completer, heartbeat, rescuer, scheduler, pruner):
                 await stack.enter_async_context(running(service))
             self._emit(Event(type="worker_started", worker_id=self.id))
             _log.info(

@@ -6,7 +6,7 @@ call handler ──── returns ─── encodable ────────�
      ├─ raises / times out ─────────────────────► scheduled (backoff) or failed (exhausted)
      ├─ list result with exceptions (batch job) ► scheduled with only the failed items
      ├─ KeyboardInterrupt / SystemExit ─────────► pending, attempt given back; worker stops
-     ├─ own scope cancelled: superseded ────────► cancelled
+    ├─ own scope cancelled: cancel requested ──► cancelled
      ├─ own scope cancelled: lease lost ────────► nothing (the job is no longer ours)
      └─ worker's hard stop (outer cancel) ──────► pending, attempt given back
 """
@@ -92,17 +92,12 @@ class Executor:
         try:
             with job.scope:
                 outcome = await self._execute(task, info, row["payload"], job)
-            if job.reason == "superseded":
-                outcome = self._outcome(
-                    info,
-                    job,
-                    "cancelled",
-                    error=_error_json(
-                        anyio.get_cancelled_exc_class()(),
-                        info.attempts,
-                        message="superseded by a newer job with the same unique_key",
-                    ),
+            if job.reason == "cancel_requested":
+                message = "cancelled while running (Queue.cancel or on_conflict='supersede')"
+                error = _error_json(
+                    anyio.get_cancelled_exc_class()(), info.attempts, message=message
                 )
+                outcome = self._outcome(info, job, "cancelled", error=error)
             elif job.reason == "lease_lost":
                 outcome = None
                 _log.warning("job %s (%s): lease lost; handler cancelled", info.id, info.kind)

@@ -85,4 +85,4 @@ class Heartbeat:
                     job.stop("lease_lost")
                     self._on_lost(job)
             elif ours[job.id]:
-                job.stop("superseded")
+                job.stop("cancel_requested")

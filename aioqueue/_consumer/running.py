@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import anyio
 
-StopReason = Literal["lease_lost", "superseded"]
+StopReason = Literal["lease_lost", "cancel_requested"]
 
 
 class RunningJob:

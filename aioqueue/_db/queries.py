@@ -126,6 +126,26 @@ class Queries:
     ) -> list[asyncpg.Record]:
         return await db.fetch(self.sql["job_rescue_expired"], limit, now)
 
+    async def cron_enqueue(
+        self, db: Executor, name: str, slot: dt.datetime, spec: str, *, now: dt.datetime | None
+    ) -> int | None:
+        value = await db.fetchval(self.sql["cron_enqueue"], name, slot, spec, now)
+        return None if value is None else int(value)
+
+    async def cron_last_slots(self, db: Executor, names: list[str]) -> list[asyncpg.Record]:
+        return await db.fetch(self.sql["cron_last_slots"], names)
+
+    async def job_prune(
+        self,
+        db: Executor,
+        *,
+        state: str,
+        retention: float,
+        limit: int,
+        now: dt.datetime | None = None,
+    ) -> int:
+        return int(await db.fetchval(self.sql["job_prune"], state, retention, limit, now))
+
     async def notify_wake(self, db: Executor, payload: str = "") -> None:
         await db.execute(self.sql["notify_wake"], payload)
 

@@ -7,9 +7,10 @@
 -- $7 delays float8[] (seconds until run_at for scheduled/pending, else NULL),
 -- $8 give_back boolean[] (true: the attempt is not counted, e.g. a graceful-stop release),
 -- $9 now timestamptz (NULL: the database clock).
+-- When a job reaches a final state, one notification 'f' wakes Queue.wait() callers.
 WITH now AS (
     SELECT coalesce($9::timestamptz, now()) AS ts
-)
+), done AS (
 UPDATE /*schema*/.jobs AS j
 SET state = u.state::/*schema*/.job_state,
     result = CASE WHEN u.state = 'completed' THEN u.result::jsonb ELSE j.result END,
@@ -31,4 +32,10 @@ FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::te
 WHERE j.id = u.id
   AND j.state = 'running'
   AND j.lease_token = u.lease_token
-RETURNING j.id
+RETURNING j.id, j.state
+), notified AS (
+    SELECT pg_notify(/*channel*/, 'f')
+    WHERE EXISTS (SELECT 1 FROM done WHERE done.state IN ('completed', 'failed', 'cancelled'))
+      AND pg_notification_queue_usage() <= 0.5
+)
+SELECT d.id FROM done AS d LEFT JOIN (SELECT count(*) AS n FROM notified) AS x ON true

@@ -12,7 +12,7 @@ WITH now AS (
     ORDER BY j.id
     LIMIT $1::integer
     FOR UPDATE SKIP LOCKED
-)
+), rescued AS (
 UPDATE /*schema*/.jobs AS j
 SET state = CASE WHEN j.attempts >= coalesce(j.max_attempts, 25)
                  THEN 'failed'::/*schema*/.job_state
@@ -36,3 +36,9 @@ FROM expired AS e
 WHERE j.id = e.id
   AND j.state = 'running'
 RETURNING j.id, j.kind, j.state::text AS state, j.attempts
+), notified AS (
+    SELECT pg_notify(/*channel*/, 'f')
+    WHERE EXISTS (SELECT 1 FROM rescued WHERE rescued.state = 'failed')
+      AND pg_notification_queue_usage() <= 0.5
+)
+SELECT r.* FROM rescued AS r LEFT JOIN (SELECT count(*) AS n FROM notified) AS x ON true

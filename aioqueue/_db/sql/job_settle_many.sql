@@ -1,0 +1,17 @@
+-- job_settle_many: mark waiting jobs (pending/scheduled) completed or failed by hand
+-- (graphile's completeJobs / permanentlyFailJobs). Running jobs are left to their worker.
+-- $1 ids bigint[], $2 state text (completed | failed), $3 error text (JSON, for failed).
+-- Returns the ids changed.
+WITH changed AS (
+    UPDATE /*schema*/.jobs AS j
+    SET state = $2::text::/*schema*/.job_state,
+        error = CASE WHEN $2::text = 'failed' THEN $3::text::jsonb ELSE j.error END,
+        finished_at = now()
+    WHERE j.id = ANY($1::bigint[])
+      AND j.state IN ('pending', 'scheduled')
+    RETURNING j.id
+), notified AS (
+    SELECT pg_notify(/*channel*/, 'f')
+    WHERE EXISTS (SELECT 1 FROM changed) AND pg_notification_queue_usage() <= 0.5
+)
+SELECT c.id FROM changed AS c LEFT JOIN (SELECT count(*) AS n FROM notified) AS x ON true

@@ -1,0 +1,78 @@
+"""Waiter: lets ``Queue.wait`` sleep until a job reaches a final state, woken by NOTIFY.
+
+One LISTEN connection per Queue, opened on the first wait and shared by all waiters. Each 'f'
+notification (a batch of jobs reached a final state) re-checks the waited ids in one query, so
+the cost is per notification, not per job, and a lost notification only delays a waiter until
+its next re-check (every ``recheck`` seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import anyio
+
+from ._db.queries import Executor, Queries
+from ._notifier import ConnectionFactory, Notifier
+
+FINAL = frozenset({"completed", "failed", "cancelled"})
+
+
+class Waiter:
+    def __init__(
+        self,
+        db: Executor,
+        queries: Queries,
+        channel: str,
+        connection: ConnectionFactory,
+        *,
+        recheck: float = 5.0,
+    ) -> None:
+        self._db = db
+        self._queries = queries
+        self._recheck = recheck
+        self._changed = anyio.Event()
+        self._notifier = Notifier(
+            connection, queries, channel, on_notify=self._on_notify, on_reconnect=self._poke
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._ready = anyio.Event()
+
+    def _on_notify(self, payload: str) -> None:
+        if payload == "f":
+            self._poke()
+
+    def _poke(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def _ensure_started(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+        await self._ready.wait()
+
+    async def _run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(self._notifier.run)
+            self._ready.set()
+
+    async def wait_final(self, job_id: int) -> str | None:
+        """Block until ``job_id`` is final; returns its state (None if it does not exist)."""
+        await self._ensure_started()
+        while True:
+            changed = self._changed  # take the event before looking, so no wake-up is missed
+            rows = await self._queries.fetch(self._db, "job_get_many", [job_id])
+            if not rows:
+                return None
+            if rows[0]["state"] in FINAL:
+                return str(rows[0]["state"])
+            with anyio.move_on_after(self._recheck):
+                await changed.wait()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
