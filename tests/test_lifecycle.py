@@ -1,0 +1,204 @@
+"""Lifecycle: results and wait, retention, lineage, admin calls on every state."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import anyio
+import asyncpg
+import pytest
+
+import aioqueue
+import aioqueue.testing
+from aioqueue._maintenance.pruner import Pruner
+
+from .worker_helpers import FAST, running_worker
+
+
+def _tasks() -> aioqueue.Tasks:
+    tasks = aioqueue.Tasks()
+
+    @tasks.task("echo")
+    async def echo(ctx: aioqueue.JobContext, payload: Any) -> Any:
+        return payload
+
+    @tasks.task("gate")
+    async def gate(ctx: aioqueue.JobContext, payload: Any) -> str:
+        await ctx.state.wait()
+        return "opened"
+
+    return tasks
+
+
+async def test_wait_returns_result_soon_after_completion(q: aioqueue.Queue) -> None:
+    gate = anyio.Event()
+    tasks = _tasks()
+    out = await q.enqueue("gate")
+    async with running_worker(q, tasks, state=gate) as (_, rec):
+        await rec.wait_for("started", out.id)
+        finished_at: list[float] = []
+
+        async def waiter() -> aioqueue.Job:
+            job = await q.wait(out.id, timeout=10)
+            finished_at.append(time.monotonic())
+            return job
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await anyio.wait_all_tasks_blocked()
+            gate.set()
+            completed = await rec.wait_for("completed", out.id)
+            assert completed
+            flushed = time.monotonic()
+    job = await q.get_job(out.id)
+    assert job.result == "opened"
+    # woken by the notification, not by the 5 s re-check
+    assert finished_at[0] - flushed < 1.0
+
+
+async def test_wait_times_out_with_typed_error(q: aioqueue.Queue) -> None:
+    out = await q.enqueue("nobody.handles.this")
+    with pytest.raises(aioqueue.WaitTimeout):
+        await q.wait(out.id, timeout=0.2)
+    with pytest.raises(TimeoutError):  # WaitTimeout is a TimeoutError
+        await q.wait(out.id, timeout=0.1)
+
+
+async def test_wait_on_missing_job_raises_not_found(q: aioqueue.Queue) -> None:
+    with pytest.raises(aioqueue.JobNotFound):
+        await q.wait(987654321, timeout=1)
+
+
+async def test_retention_deletes_exactly_what_is_due_in_batches(
+    q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    s = q.config.schema
+    await conn.execute(
+        f"""
+        INSERT INTO "{s}".jobs (kind, state, finished_at)
+        SELECT 'old', 'completed', now() - interval '2 hours' FROM generate_series(1, 2500);
+        INSERT INTO "{s}".jobs (kind, state, finished_at)
+        SELECT 'fresh', 'completed', now() - interval '10 minutes' FROM generate_series(1, 100);
+        INSERT INTO "{s}".jobs (kind, state, finished_at)
+        SELECT 'old-failed', 'failed', now() - interval '2 hours' FROM generate_series(1, 30);
+        """
+    )
+    pruner = Pruner(
+        q.pool,
+        q.queries,
+        interval=60,
+        batch=1000,
+        retention={"completed": 3600.0, "failed": None, "cancelled": 3600.0},
+    )
+    tasks = _tasks()
+    outs = await q.enqueue_many([{"kind": "echo", "payload": i} for i in range(200)])
+    async with anyio.create_task_group() as tg:  # claims keep running while pruning
+        tg.start_soon(aioqueue.testing.drain, q, tasks)
+        deleted = await pruner.prune()
+    assert deleted == 2500
+    counts = dict(await conn.fetch(f'SELECT kind, count(*) FROM "{s}".jobs GROUP BY kind'))
+    assert counts["fresh"] == 100
+    assert counts["old-failed"] == 30
+    assert "old" not in counts
+    for out in outs:
+        assert (await q.get_job(out.id)).state is aioqueue.JobState.COMPLETED
+
+
+async def test_get_job_of_pruned_job_raises_not_found(
+    q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    out = await q.enqueue("echo", 1)
+    await aioqueue.testing.drain(q, _tasks())
+    await conn.execute(
+        f"UPDATE \"{q.config.schema}\".jobs SET finished_at = now() - interval '2 days'"
+    )
+    pruner = Pruner(q.pool, q.queries, interval=60, retention={"completed": 86400.0})
+    assert await pruner.prune() == 1
+    with pytest.raises(aioqueue.JobNotFound, match="pruned"):
+        await q.get_job(out.id)
+
+
+async def test_admin_calls_on_every_state(q: aioqueue.Queue, conn: asyncpg.Connection) -> None:
+    s = q.config.schema
+    pending = await q.enqueue("echo", 1)
+    scheduled = await q.enqueue("echo", 2, delay=3600)
+    done = await q.enqueue("echo", 3)
+    await conn.execute(
+        f"UPDATE \"{s}\".jobs SET state='completed', finished_at=now() WHERE id=$1", done.id
+    )
+
+    # cancel: waiting -> cancelled; finished -> clear error
+    assert (await q.cancel(pending.id)).state is aioqueue.JobState.CANCELLED
+    with pytest.raises(aioqueue.JobStateError, match="completed"):
+        await q.cancel(done.id)
+    with pytest.raises(aioqueue.JobStateError, match="cancelled"):
+        await q.cancel(pending.id)
+    with pytest.raises(aioqueue.JobNotFound):
+        await q.cancel(10**12)
+
+    # retry: only failed/cancelled, creates a new job with lineage
+    again = await q.retry(pending.id)
+    new = await q.get_job(again.id)
+    assert new.rescheduled_from == pending.id
+    assert new.state is aioqueue.JobState.PENDING
+    assert new.payload == 1
+    with pytest.raises(aioqueue.JobStateError, match="scheduled"):
+        await q.retry(scheduled.id)
+
+    # reschedule / complete / fail report exactly what changed
+    soon = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    assert await q.reschedule([scheduled.id, done.id], run_at=soon, priority=5) == [scheduled.id]
+    job = await q.get_job(scheduled.id)
+    assert job.state is aioqueue.JobState.PENDING
+    assert job.priority == 5
+    assert await q.complete([scheduled.id, done.id]) == [scheduled.id]
+    assert await q.fail([again.id, done.id], "bad data") == [again.id]
+    failed = await q.get_job(again.id)
+    assert failed.state is aioqueue.JobState.FAILED
+    assert failed.error is not None and failed.error.message == "bad data"
+
+
+async def test_cancel_running_job_stops_its_handler(q: aioqueue.Queue) -> None:
+    tasks = _tasks()
+    out = await q.enqueue("gate", unique_key="k1")
+    async with running_worker(q, tasks, state=anyio.Event(), heartbeat_interval=2.5) as (_, rec):
+        await rec.wait_for("started", out.id)
+        job = await q.cancel_by_key("gate", "k1")
+        assert job.state is aioqueue.JobState.RUNNING  # asked to stop; its worker does it
+        await rec.wait_for("cancelled", out.id, timeout=2)
+    assert (await q.get_job(out.id)).state is aioqueue.JobState.CANCELLED
+    with pytest.raises(aioqueue.JobNotFound):
+        await q.cancel_by_key("gate", "k1")
+
+
+async def test_list_jobs_filters_and_keyset_pagination(q: aioqueue.Queue) -> None:
+    await q.enqueue_many([{"kind": "a", "payload": i} for i in range(25)])
+    await q.enqueue_many([{"kind": "b", "payload": i, "queue_name": "qq"} for i in range(5)])
+    seen: list[int] = []
+    after = None
+    while True:
+        page = await q.list_jobs(kind="a", limit=10, after=after)
+        if not page:
+            break
+        seen.extend(j.id for j in page)
+        after = page[-1].id
+    assert len(seen) == 25
+    assert seen == sorted(seen, reverse=True)
+    assert {j.kind for j in await q.list_jobs(queue_name="qq")} == {"b"}
+    assert len(await q.list_jobs(state="pending", limit=100)) == 30
+    with pytest.raises(aioqueue.ConfigurationError):
+        await q.list_jobs(state="bogus")
+
+
+async def test_stats_counts_and_throughput(q: aioqueue.Queue) -> None:
+    await q.enqueue_many([{"kind": "echo", "payload": i} for i in range(10)])
+    await q.enqueue("later", delay=3600)
+    await aioqueue.testing.drain(q, _tasks(), **FAST)
+    stats = await q.stats()
+    assert stats.totals["completed"] == 10
+    assert stats.totals["scheduled"] == 1
+    assert stats.throughput == pytest.approx(10 / 60)
+    assert {k.kind: k.counts for k in stats.kinds}["echo"] == {"completed": 10}
+    assert 0 <= stats.notify_queue_usage < 0.5
