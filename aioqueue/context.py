@@ -30,15 +30,23 @@ class JobContext:
     """Handed to every handler: ``ctx.job`` (JobInfo), ``ctx.log`` (a logger bound to the job),
     ``ctx.state`` (the app's shared objects, given to the Worker), ``ctx.worker_id``."""
 
-    __slots__ = ("job", "log", "state", "worker_id")
+    __slots__ = ("_log", "job", "state", "worker_id")
 
     def __init__(self, job: JobInfo, *, state: Any = None, worker_id: str = "") -> None:
         self.job = job
         self.state = state
         self.worker_id = worker_id
-        self.log = logging.LoggerAdapter(
-            JOB_LOGGER, {"job_id": job.id, "kind": job.kind, "attempt": job.attempts}
-        )
+        self._log: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger bound to the job (created on first use: most handlers never log)."""
+        if self._log is None:
+            self._log = logging.LoggerAdapter(
+                JOB_LOGGER,
+                {"job_id": self.job.id, "kind": self.job.kind, "attempt": self.job.attempts},
+            )
+        return self._log
 
     def __repr__(self) -> str:
         return f"JobContext(job_id={self.job.id}, kind={self.job.kind!r})"

@@ -8,6 +8,7 @@ order, so the completer's final, shielded flush records every outcome.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -20,7 +21,6 @@ from typing import Any
 import anyio
 import asyncpg
 import msgspec
-from anyio.abc import TaskGroup
 
 from . import config
 from ._consumer.completer import TRANSIENT, Completer
@@ -41,6 +41,7 @@ from .queue import Queue
 from .tasks import Tasks
 
 _log = logging.getLogger("aioqueue.worker")
+STUCK_GRACE = 2.0  # seconds a cancelled handler gets before it is abandoned
 
 _OUTCOME_EVENTS: dict[str, Any] = {
     "completed": "completed",
@@ -143,6 +144,7 @@ class Worker:
         self._stopped = anyio.Event()
         self._running = False
         self._released = 0
+        self._job_tasks: set[asyncio.Task[None]] = set()
 
     # -- public ------------------------------------------------------------------------------
 
@@ -263,16 +265,15 @@ class Worker:
                 cfg.concurrency,
             )
             try:
-                async with anyio.create_task_group() as jobs:
-                    await producer.run(
-                        jobs,
-                        until_empty=until_empty,
-                        wait_idle=completer.wait_idle,
-                    )
-                    await self._drain(jobs)
+                await producer.run(until_empty=until_empty, wait_idle=completer.wait_idle)
+                await self._drain()
                 if until_empty:
                     await completer.wait_idle()
             finally:
+                # Also on a hard stop (run() cancelled): every job still running is cancelled
+                # and released before the completer's final flush.
+                with anyio.CancelScope(shield=True):
+                    await self._cancel_jobs()
                 self._emit(Event(type="worker_stopped", worker_id=self.id))
         if self._released:
             # Tell the other workers at once instead of leaving it to their next poll.
@@ -281,29 +282,47 @@ class Worker:
                     await q.queries.notify_wake(pool)
         _log.info("worker %s: stopped", self.id)
 
-    async def _drain(self, jobs: TaskGroup) -> None:
-        """Phase two of a stop: wait up to the timeout, then cancel what still runs."""
+    async def _drain(self) -> None:
+        """Phase two of a stop: wait up to the timeout for running jobs, then cancel them."""
         timeout = self.config.stop_timeout if self._stop_timeout is None else self._stop_timeout
-        if self._jobs and any(not j.done for j in self._jobs.values()):
-            with anyio.move_on_after(timeout):
-                while any(not j.done for j in self._jobs.values()):
-                    await self._wait_job_done()
-        jobs.cancel_scope.cancel()
+        running = [t for t in self._job_tasks if not t.done()]
+        if running:
+            await asyncio.wait(running, timeout=timeout)
+        await self._cancel_jobs()
 
-    async def _wait_job_done(self) -> None:
-        assert self._producer is not None
-        self._job_done = anyio.Event()
-        await self._job_done.wait()
+    async def _cancel_jobs(self) -> None:
+        """Cancel every job task; a handler that swallows cancellation is abandoned after
+        STUCK_GRACE (its outcome is never recorded; its lease expires and it is rescued)."""
+        running = [t for t in self._job_tasks if not t.done()]
+        if not running:
+            return
+        for task in running:
+            task.cancel()
+        _, stuck = await asyncio.wait(running, timeout=STUCK_GRACE)
+        for task in stuck:
+            _log.error(
+                "worker %s: %s ignored cancellation; abandoned (it will be rescued "
+                "when its lease expires)",
+                self.id,
+                task.get_name(),
+            )
 
-    def _start_job(self, tg: TaskGroup, row: asyncpg.Record, job: RunningJob) -> None:
-        tg.start_soon(self._executor.run, row, job, self._job_finished, name=f"job-{job.id}")
+    def _start_job(self, row: asyncpg.Record, job: RunningJob) -> None:
+        task = asyncio.create_task(
+            self._executor.run(row, job, self._job_finished), name=f"aioqueue-job-{job.id}"
+        )
+        job.task = task
+        self._job_tasks.add(task)
+        task.add_done_callback(self._job_task_done)
+
+    def _job_task_done(self, task: asyncio.Task[None]) -> None:
+        self._job_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("worker %s: executor failed", self.id, exc_info=task.exception())
 
     def _job_finished(self) -> None:
         assert self._producer is not None
         self._producer.slot_freed()
-        done = getattr(self, "_job_done", None)
-        if done is not None:
-            done.set()
 
     def _request_stop(self) -> None:
         self._stop_requested.set()

@@ -13,6 +13,7 @@ call handler ──── returns ─── encodable ────────�
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -20,7 +21,6 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 import asyncpg
 import msgspec
 
@@ -90,20 +90,17 @@ class Executor:
         if self._hooks:
             self._emit("started", info)
         try:
-            with job.scope:
-                outcome = await self._execute(task, info, row["payload"], job)
+            outcome = await self._execute(task, info, row["payload"], job)
+        except asyncio.CancelledError:
             if job.reason == "cancel_requested":
                 message = "cancelled while running (Queue.cancel or on_conflict='supersede')"
-                error = _error_json(
-                    anyio.get_cancelled_exc_class()(), info.attempts, message=message
-                )
+                error = _error_json(asyncio.CancelledError(), info.attempts, message=message)
                 outcome = self._outcome(info, job, "cancelled", error=error)
             elif job.reason == "lease_lost":
-                outcome = None
                 _log.warning("job %s (%s): lease lost; handler cancelled", info.id, info.kind)
-        except anyio.get_cancelled_exc_class():
-            outcome = self._outcome(info, job, "pending", delay=0.0, give_back=True)
-            raise
+            else:  # the worker is stopping: give the job back at once
+                outcome = self._outcome(info, job, "pending", delay=0.0, give_back=True)
+                raise
         finally:
             job.done = True
             if outcome is not None:
@@ -122,7 +119,7 @@ class Executor:
         ctx = JobContext(info, state=self._state, worker_id=self._worker_id)
         try:
             if task.timeout is not None:
-                with anyio.fail_after(task.timeout):
+                async with asyncio.timeout(task.timeout):
                     result = await task.fn(ctx, payload)
             else:
                 result = await task.fn(ctx, payload)

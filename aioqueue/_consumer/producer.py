@@ -21,7 +21,6 @@ from typing import Any
 
 import anyio
 import asyncpg
-from anyio.abc import TaskGroup
 
 from .._db.queries import Executor, Queries
 from .._service import jittered
@@ -48,7 +47,7 @@ class Producer:
         lease: float,
         poll_interval: float,
         forbidden_flags: ForbiddenFlags,
-        start_job: Callable[[TaskGroup, asyncpg.Record, RunningJob], None],
+        start_job: Callable[[asyncpg.Record, RunningJob], None],
         wait_for_space: Callable[[], Awaitable[None]],
     ) -> None:
         self._db = db
@@ -103,7 +102,6 @@ class Producer:
 
     async def run(
         self,
-        jobs_tg: TaskGroup,
         *,
         until_empty: bool,
         wait_idle: Callable[[], Awaitable[None]],
@@ -123,7 +121,7 @@ class Producer:
                 continue
             await self._wait_for_space()
             try:
-                got = await self._claim(jobs_tg, free)
+                got = await self._claim(free)
             except TRANSIENT as exc:
                 _log.warning(
                     "producer: claim failed (%s); retrying after a poll", type(exc).__name__
@@ -135,7 +133,7 @@ class Producer:
                 if self.active == 0:
                     # Outcomes still being written may make jobs due again (retries, releases).
                     await wait_idle()
-                    if await self._claim(jobs_tg, free) == 0 and self.active == 0:
+                    if await self._claim(free) == 0 and self.active == 0:
                         return
                 else:
                     await self._wait_any_slot()
@@ -145,7 +143,7 @@ class Producer:
         self._slot_freed = anyio.Event()
         await self._slot_freed.wait()
 
-    async def _claim(self, jobs_tg: TaskGroup, free: int) -> int:
+    async def _claim(self, free: int) -> int:
         self._wake = anyio.Event()  # notifications from now on trigger another claim
         rows = await self._queries.job_claim(
             self._db,
@@ -161,7 +159,7 @@ class Producer:
             job = RunningJob(row["id"], row["kind"], row["lease_token"], row["attempts"])
             self._jobs[job.id] = job
             self.active += 1
-            self._start_job(jobs_tg, row, job)
+            self._start_job(row, job)
         return len(rows)
 
     async def _forbidden_flags(self) -> list[str]:

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
-
-import anyio
 
 StopReason = Literal["lease_lost", "cancel_requested"]
 
 
 class RunningJob:
-    __slots__ = ("attempt", "done", "id", "kind", "lease_token", "reason", "scope")
+    __slots__ = ("attempt", "done", "id", "kind", "lease_token", "reason", "task")
 
     def __init__(self, job_id: int, kind: str, lease_token: Any, attempt: int) -> None:
         self.id = job_id
         self.kind = kind
         self.lease_token = lease_token
         self.attempt = attempt
-        self.scope = anyio.CancelScope()
+        self.task: asyncio.Task[None] | None = None
         self.reason: StopReason | None = None
         self.done = False  # the handler returned; the outcome waits for the completer
 
@@ -25,4 +24,5 @@ class RunningJob:
         """Cancel the handler (no-op once it has returned)."""
         if self.reason is None and not self.done:
             self.reason = reason
-            self.scope.cancel()
+            if self.task is not None:
+                self.task.cancel()
