@@ -29,6 +29,7 @@ from ._consumer.heartbeat import Heartbeat
 from ._consumer.outcome import Outcome
 from ._consumer.producer import ForbiddenFlags, Producer
 from ._consumer.running import RunningJob
+from ._db.connect import Dedicated
 from ._db.migrate import check_schema
 from ._maintenance.pruner import Pruner
 from ._maintenance.rescuer import Rescuer
@@ -187,8 +188,14 @@ class Worker:
             flush_interval=cfg.flush_interval,
             flush_size=cfg.flush_size,
         )
-        producer = self._producer = Producer(
+        claim_db = Dedicated(
+            q.dsn,
             pool,
+            application_name=f"aioqueue-claim:{self.id}",
+            settings={"synchronous_commit": "off"},
+        )
+        producer = self._producer = Producer(
+            claim_db,
             q.queries,
             self.tasks,
             self._jobs,
@@ -255,6 +262,7 @@ class Worker:
             request_stop=self._request_stop,
         )
         async with AsyncExitStack() as stack:
+            stack.push_async_callback(_shielded_close, claim_db)
             for service in (notifier, completer, heartbeat, rescuer, scheduler, pruner):
                 await stack.enter_async_context(running(service))
             self._emit(Event(type="worker_started", worker_id=self.id))
@@ -406,6 +414,11 @@ class Worker:
     def _emit(self, event: Event) -> None:
         if self.hooks:
             self.hooks.emit(event)
+
+
+async def _shielded_close(db: Dedicated) -> None:
+    with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+        await db.close()
 
 
 def _error_message(error_json: str | None) -> str | None:

@@ -22,7 +22,8 @@ from typing import Any
 import anyio
 import asyncpg
 
-from .._db.queries import Executor, Queries
+from .._db.connect import Dedicated
+from .._db.queries import Queries
 from .._service import jittered
 from ..tasks import Tasks
 from .completer import TRANSIENT
@@ -37,7 +38,7 @@ FETCH_COOLDOWN = 0.002
 class Producer:
     def __init__(
         self,
-        db: Executor,
+        db: Dedicated,
         queries: Queries,
         tasks: Tasks,
         jobs: dict[int, RunningJob],
@@ -145,15 +146,20 @@ class Producer:
 
     async def _claim(self, free: int) -> int:
         self._wake = anyio.Event()  # notifications from now on trigger another claim
-        rows = await self._queries.job_claim(
-            self._db,
-            kinds=self._kinds,
-            default_max_attempts=self._defaults,
-            forbidden_flags=await self._forbidden_flags(),
-            batch=free,
-            worker_id=self._worker_id,
-            lease=self._lease,
-        )
+        try:
+            conn = await self._db.get()
+            rows = await self._queries.job_claim(
+                conn,
+                kinds=self._kinds,
+                default_max_attempts=self._defaults,
+                forbidden_flags=await self._forbidden_flags(),
+                batch=free,
+                worker_id=self._worker_id,
+                lease=self._lease,
+            )
+        except TRANSIENT:
+            self._db.invalidate()
+            raise
         self.claims += 1
         for row in rows:
             job = RunningJob(row["id"], row["kind"], row["lease_token"], row["attempts"])

@@ -8,6 +8,7 @@ import asyncpg
 
 from ..config import mask_dsn
 from ..errors import ConfigurationError
+from .queries import statement_texts
 
 APPLICATION_NAME = "aioqueue"
 
@@ -88,3 +89,58 @@ async def _unwrap_sqlalchemy(tx: Any) -> asyncpg.Connection:
         if not driver.is_in_transaction():
             raise ConfigurationError("tx= SQLAlchemy connection is in autocommit mode")
     return driver
+
+
+class Dedicated:
+    """One connection kept for a single user (the producer's claims), reopened after a failure.
+
+    ``settings`` are session settings, e.g. ``synchronous_commit=off`` for claims: a claim lost
+    in a server crash only leaves its jobs pending (they run later), so claims need not wait for
+    the WAL flush; outcomes are written elsewhere, durably.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None,
+        pool: asyncpg.Pool,
+        *,
+        application_name: str,
+        settings: dict[str, str],
+    ) -> None:
+        self._dsn = dsn
+        self._pool = pool
+        self._application_name = application_name
+        self._settings = settings
+        self._conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy | None = None
+
+    async def get(self) -> asyncpg.Connection | asyncpg.pool.PoolConnectionProxy:
+        conn = self._conn
+        if conn is not None and not conn.is_closed():
+            return conn
+        self._conn = None
+        if self._dsn is not None:
+            conn = await asyncpg.connect(
+                self._dsn,
+                server_settings={"application_name": self._application_name, **self._settings},
+            )
+        else:
+            conn = await self._pool.acquire()
+            for name, value in self._settings.items():
+                await conn.execute(statement_texts()[f"session_{name}"], value)
+        self._conn = conn
+        return conn
+
+    def invalidate(self) -> None:
+        """Forget a connection that failed; the next ``get`` opens a new one."""
+        conn, self._conn = self._conn, None
+        if conn is not None and self._dsn is not None and not conn.is_closed():
+            conn.terminate()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._dsn is None:
+            await self._pool.release(conn)  # type: ignore[arg-type]
+        else:
+            await conn.close(timeout=2)
