@@ -51,14 +51,15 @@ class Queue:
         dsn: str | None = None,
         *,
         schema: str = config.DEFAULT_SCHEMA,
-        migrate: bool = True,
+        migrate: bool | None = True,
         data_dir: str | Path | None = None,
         pool_min_size: int = 1,
         pool_max_size: int = config.DEFAULT_POOL_MAX_SIZE,
         max_payload_bytes: int = config.DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> Queue:
-        """Connect to ``dsn`` (else $AIOQUEUE_DSN, $DATABASE_URL, else the embedded server)
-        and, unless ``migrate=False``, apply pending migrations."""
+        """Connect to ``dsn`` (else $AIOQUEUE_DSN, $DATABASE_URL, else the embedded server).
+        ``migrate=True`` applies pending migrations; ``False`` requires the schema to be
+        installed at this version already; ``None`` does neither (for ``aioqueue migrate``)."""
         config.validate_schema(schema)
         resolved = await resolve_or_start(dsn, data_dir)
         pool = await _connect.create_pool(resolved, min_size=pool_min_size, max_size=pool_max_size)
@@ -68,7 +69,7 @@ class Queue:
         try:
             if migrate:
                 await queue.migrate()
-            else:
+            elif migrate is not None:
                 await _migrate.check_schema(pool, schema)
         except BaseException:
             await pool.close()

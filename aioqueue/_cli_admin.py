@@ -1,0 +1,155 @@
+"""What ``aioqueue status`` and ``aioqueue jobs …`` print: rich tables, or JSON for scripts.
+
+Payloads and results may hold secrets: they are shown only by ``jobs show --payload``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from .queue import Queue
+from .types import Job, JobState, Stats
+
+NOTIFY_WARN = 0.5
+XACT_WARN_SECONDS = 60.0
+_encoder = msgspec.json.Encoder()
+
+
+def to_json(value: Any) -> str:
+    return _encoder.encode(value).decode()
+
+
+def _age(when: dt.datetime | None) -> str:
+    if when is None:
+        return "-"
+    seconds = (dt.datetime.now(dt.UTC) - when).total_seconds()
+    if seconds < 0:
+        return f"in {-seconds:.0f} s"
+    if seconds < 120:
+        return f"{seconds:.1f} s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def warnings_for(stats: Stats) -> list[str]:
+    out = []
+    if stats.notify_queue_usage >= NOTIFY_WARN:
+        out.append(
+            f"notification queue {stats.notify_queue_usage:.0%} full: a listener is stuck; "
+            "aioqueue skips NOTIFY above 50 % and workers fall back to polling"
+        )
+    if (stats.oldest_transaction_seconds or 0) >= XACT_WARN_SECONDS:
+        out.append(
+            f"a transaction has been open for {stats.oldest_transaction_seconds:.0f} s: it pins "
+            "the vacuum horizon, so dead job rows pile up and claims slow down"
+        )
+    return out
+
+
+async def print_status(console: Console, q: Queue, *, as_json: bool) -> None:
+    stats = await q.stats()
+    warnings = warnings_for(stats)
+    if as_json:
+        data = msgspec.to_builtins(stats)
+        data["warnings"] = warnings
+        console.print_json(to_json(data))
+        return
+    table = Table(title=f"aioqueue status (schema {q.config.schema})")
+    table.add_column("kind")
+    for state in JobState:
+        table.add_column(state.value, justify="right")
+    for kind in stats.kinds:
+        table.add_row(kind.kind, *(str(kind.counts.get(s.value, 0)) for s in JobState))
+    table.add_row("[bold]total[/]", *(f"[bold]{stats.totals[s.value]}[/]" for s in JobState))
+    console.print(table)
+    console.print(f"oldest due job: {_age(stats.oldest_due)}")
+    console.print(f"throughput: {stats.throughput:.1f} jobs/s (last minute)")
+    console.print(f"notification queue usage: {stats.notify_queue_usage:.1%}")
+    oldest = stats.oldest_transaction_seconds
+    console.print(f"oldest open transaction: {'-' if oldest is None else f'{oldest:.0f} s'}")
+    for warning in warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}")
+
+
+def _summary(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state.value,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "priority": job.priority,
+        "run_at": job.run_at,
+        "queue_name": job.queue_name,
+        "unique_key": job.unique_key,
+    }
+
+
+def print_jobs(console: Console, jobs: list[Job], *, as_json: bool) -> None:
+    if as_json:
+        console.print_json(to_json([_summary(j) for j in jobs]))
+        return
+    table = Table()
+    for col in ("id", "kind", "state", "attempts", "run_at", "queue_name"):
+        table.add_column(col)
+    for j in jobs:
+        attempts = f"{j.attempts}/{j.max_attempts or '-'}"
+        table.add_row(
+            str(j.id), j.kind, j.state.value, attempts, _age(j.run_at), j.queue_name or ""
+        )
+    console.print(table)
+    if jobs:
+        console.print(f"next page: --after {jobs[-1].id}")
+
+
+def print_job(console: Console, job: Job, *, payload: bool, as_json: bool) -> None:
+    data = _summary(job)
+    data.update(
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        rescheduled_from=job.rescheduled_from,
+        flags=job.flags,
+        locked_by=job.locked_by,
+        error=None if job.error is None else job.error.message,
+    )
+    if payload:
+        data.update(
+            payload=job.payload,
+            result=job.result,
+            traceback=None if job.error is None else job.error.traceback,
+        )
+    if as_json:
+        console.print_json(to_json(data))
+        return
+    table = Table(show_header=False)
+    for key, value in data.items():
+        table.add_row(key, "" if value is None else str(value))
+    console.print(table)
+    if not payload:
+        console.print("(payload and result hidden: add --payload to show them)")
+
+
+async def retry_failed(console: Console, q: Queue, *, kind: str | None) -> int:
+    """Retry every failed job (optionally of one kind), with a progress bar."""
+    failed: list[Job] = []
+    after = None
+    while True:
+        page = await q.list_jobs(kind=kind, state="failed", limit=500, after=after)
+        if not page:
+            break
+        failed.extend(page)
+        after = page[-1].id
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task("retrying failed jobs", total=len(failed))
+        for job in failed:
+            await q.retry(job.id)
+            progress.advance(bar)
+    return len(failed)

@@ -1,0 +1,110 @@
+"""The CLI as a user runs it: real subprocesses against the test server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def aq(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aioqueue", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+def one_clear_line(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("aioqueue: error:")
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.fixture
+def base(dsn: str, schema: str) -> list[str]:
+    proc = aq("--dsn", dsn, "--schema", schema, "migrate")
+    assert proc.returncode == 0, proc.stderr
+    assert "applied migrations [1, 2]" in proc.stdout
+    return ["--dsn", dsn, "--schema", schema]
+
+
+def test_enqueue_list_show_cancel_retry(base: list[str]) -> None:
+    out = aq(
+        *base,
+        "enqueue",
+        "send.email",
+        '{"to": "a@b.com", "secret": "SENTINEL-42"}',
+        "--unique-key",
+        "welcome:1",
+        "--priority",
+        "5",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    first = json.loads(out.stdout)
+    again = json.loads(
+        aq(*base, "enqueue", "send.email", "{}", "--unique-key", "welcome:1", "--json").stdout
+    )
+    assert again == {"id": first["id"], "deduped": True}
+
+    listed = aq(*base, "jobs", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [r["id"] for r in rows] == [first["id"]]
+    assert rows[0]["priority"] == 5
+    assert "SENTINEL-42" not in listed.stdout
+
+    shown = aq(*base, "jobs", "show", str(first["id"]))
+    assert shown.returncode == 0
+    assert "SENTINEL-42" not in shown.stdout  # payload only with --payload
+    with_payload = aq(*base, "jobs", "show", str(first["id"]), "--payload", "--json")
+    assert json.loads(with_payload.stdout)["payload"]["secret"] == "SENTINEL-42"
+
+    cancelled = aq(*base, "jobs", "cancel", str(first["id"]), "--json")
+    assert json.loads(cancelled.stdout) == {"id": first["id"], "state": "cancelled"}
+    one_clear_line(aq(*base, "jobs", "cancel", str(first["id"])), "cancelled")
+
+    retried = json.loads(aq(*base, "jobs", "retry", str(first["id"]), "--json").stdout)
+    assert retried["rescheduled_from"] == first["id"]
+    assert retried["id"] != first["id"]
+
+    status = aq(*base, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    assert data["totals"]["cancelled"] == 1
+    assert data["totals"]["pending"] == 1
+    assert "SENTINEL-42" not in status.stdout
+
+
+def test_bad_input_gives_one_clear_line(base: list[str], dsn: str) -> None:
+    one_clear_line(aq(*base, "enqueue", "x", "{not json"), "not valid JSON")
+    one_clear_line(aq(*base, "enqueue", "k" * 200, "{}"), "kind")
+    one_clear_line(aq(*base, "enqueue", "x", '{"a": "nul\\u0000"}'), "NUL")
+    one_clear_line(aq(*base, "jobs", "show", "999999999"), "not found")
+    one_clear_line(aq("--schema", "public; DROP TABLE x", "status"), "invalid schema name")
+    one_clear_line(aq(*base, "worker", "no_such_module:tasks"), "cannot import")
+    one_clear_line(aq(*base, "worker", "json:dumps"), "not an aioqueue.Tasks")
+    one_clear_line(aq(*base, "jobs", "retry"), "JOB_ID or --all-failed")
+    bad = aq("--dsn", "postgresql://u:hunter2@127.0.0.1:1/db", "status", timeout=30)
+    one_clear_line(bad, "cannot connect")
+    assert "hunter2" not in bad.stderr
+
+
+def test_status_of_missing_schema_says_how_to_fix(dsn: str) -> None:
+    one_clear_line(aq("--dsn", dsn, "--schema", "never_installed", "status"), "aioqueue migrate")
