@@ -309,6 +309,7 @@ async def _worker_main(
         loop = asyncio.get_running_loop()
         run_task = asyncio.ensure_future(w.run())
         signals = 0
+        stopping: set[asyncio.Task[None]] = set()  # keep a reference until done
 
         def on_signal(signum: int) -> None:
             nonlocal signals
@@ -318,7 +319,7 @@ async def _worker_main(
                     "received %s: stopping gracefully (again to stop at once)",
                     signal.Signals(signum).name,
                 )
-                loop.create_task(w.stop())
+                stopping.add(loop.create_task(w.stop()))
             else:
                 run_task.cancel()
 
