@@ -55,6 +55,12 @@ def _tasks(attempts_seen: Counter[str]) -> Tasks:
     async def digest(ctx: JobContext, payload: list[dict[str, Any]]) -> list[str]:
         return [f"told user {item['user']} about {item['event']}" for item in payload]
 
+    tasks.cron("* * * * * *", "demo.tick", name="demo-every-second")
+
+    @tasks.task("demo.tick")
+    async def tick(ctx: JobContext, payload: Any) -> str:
+        return f"tick {ctx.job.run_at:%H:%M:%S}"
+
     @tasks.task("noop")
     async def noop(ctx: JobContext, payload: Any) -> None:
         return None
@@ -132,6 +138,12 @@ async def run_demo(dsn: str | None, schema: str, data_dir: Path | None, n_jobs: 
         )
         digest = await q.get_job(ids[14])
         console.print(f"batch job: 3 events folded into one job -> {digest.result}")
+        ticks = await q.list_jobs(kind="demo.tick", state="completed")
+        linked = sum(1 for t in ticks if t.rescheduled_from is not None)
+        console.print(
+            f"cron: {len(ticks)} occurrence(s) of demo.tick (every second, each slot exactly "
+            f"once; {linked} linked to the previous occurrence)"
+        )
 
         await _throughput(console, q, tasks, n_jobs)
 

@@ -1,8 +1,8 @@
 """Worker: the consumer pool's composition root. Wires the services and owns their lifetimes.
 
-Start order: notifier → completer → heartbeat → rescuer, then the producer with the jobs task
-group. Stop is two-phase: stop claiming, wait for running jobs up to the timeout, then cancel
-them (they go back to ``pending`` with the attempt given back); services then stop in reverse
+Start order: notifier → completer → heartbeat → rescuer → scheduler → pruner, then the
+producer, which starts one asyncio task per claimed job. Stop is two-phase: stop claiming,
+wait for running jobs up to the timeout, then cancel them (they go back to ``pending`` with the attempt given back); services then stop in reverse
 order, so the completer's final, shielded flush records every outcome.
 """
 
