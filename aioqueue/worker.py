@@ -2,8 +2,9 @@
 
 Start order: notifier → completer → heartbeat → rescuer → scheduler → pruner, then the
 producer, which starts one asyncio task per claimed job. Stop is two-phase: stop claiming,
-wait for running jobs up to the timeout, then cancel them (they go back to ``pending`` with the attempt given back); services then stop in reverse
-order, so the completer's final, shielded flush records every outcome.
+wait for running jobs up to the timeout, then cancel them (they go back to ``pending`` with
+the attempt given back); services then stop in reverse order, so the completer's final,
+shielded flush records every outcome.
 """
 
 from __future__ import annotations
