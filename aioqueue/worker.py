@@ -159,6 +159,12 @@ class Worker:
         try:
             await check_schema(self.queue.pool, self.queue.config.schema)
             await self._run(until_empty)
+        except BaseExceptionGroup as group:
+            # Each service runs in its own task group; surface a lone error as itself.
+            leaves = _leaves(group)
+            if len(leaves) == 1:
+                raise leaves[0] from None
+            raise
         finally:
             self._running = False
             self._stopped.set()
@@ -415,6 +421,13 @@ class Worker:
     def _emit(self, event: Event) -> None:
         if self.hooks:
             self.hooks.emit(event)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 async def _shielded_close(db: Dedicated) -> None:

@@ -7,7 +7,6 @@ a statement that seq-scans or walks the finished/future rows fails here.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -124,4 +123,4 @@ async def test_heartbeat_finish_and_rescue_are_o_batch(
     nodes = await _explain(conn, q.queries.sql["job_rescue_expired"], 1000, None)
     _assert_no_seq_scan_on_jobs(nodes)
     assert _rows_read(nodes, "jobs_running") <= 2 * BATCH
-    assert uuid.UUID(str(tokens[0]))
+    assert all(isinstance(t, int) for t in tokens)

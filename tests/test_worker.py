@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import anyio
@@ -348,7 +347,7 @@ async def test_stale_completion_is_fenced(q: aioqueue.Queue, conn: Any) -> None:
         await conn.execute(
             f'UPDATE "{schema}".jobs SET lease_token = $2, locked_by = $3 WHERE id = $1',
             out.id,
-            uuid.uuid4(),
+            2**62,
             "other-worker",
         )
         proceed.set()
@@ -373,7 +372,7 @@ async def test_zombie_outcome_with_stale_token_is_rejected(q: aioqueue.Queue, co
     )
     stale = rows[0]["lease_token"]
     await conn.execute(
-        f'UPDATE "{schema}".jobs SET lease_token = gen_random_uuid() WHERE id=$1', out.id
+        f'UPDATE "{schema}".jobs SET lease_token = lease_token + 1 WHERE id=$1', out.id
     )
     accepted = await q.queries.job_finish_many(
         conn,
@@ -408,7 +407,7 @@ async def test_lease_lost_cancels_the_handler(q: aioqueue.Queue, conn: Any) -> N
     async with running_worker(q, tasks) as (_, rec):
         await rec.wait_for("started", out.id)
         await conn.execute(
-            f'UPDATE "{q.config.schema}".jobs SET lease_token = gen_random_uuid() WHERE id = $1',
+            f'UPDATE "{q.config.schema}".jobs SET lease_token = lease_token + 1 WHERE id = $1',
             out.id,
         )
         await rec.wait_for("lease_lost", out.id)

@@ -11,7 +11,7 @@ OutcomeState = Literal["completed", "scheduled", "failed", "pending", "cancelled
 
 class Outcome(msgspec.Struct, kw_only=True):
     id: int
-    lease_token: Any  # the claim's uuid, as asyncpg returned it
+    lease_token: int  # the claim's token (its transaction id)
     kind: str
     attempt: int
     state: OutcomeState

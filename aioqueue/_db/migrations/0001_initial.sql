@@ -21,7 +21,7 @@ CREATE TABLE /*schema*/.jobs (
     result           jsonb,
     error            jsonb,
     -- lease columns: lease_expires_at is deliberately NOT indexed so heartbeats stay HOT
-    lease_token      uuid,
+    lease_token      bigint,  -- the claiming transaction's id: unique per claim
     locked_by        text,
     lease_expires_at timestamptz,
     cancel_requested boolean NOT NULL DEFAULT false,
@@ -37,10 +37,11 @@ CREATE TABLE /*schema*/.jobs (
     CONSTRAINT jobs_attempts_non_negative CHECK (attempts >= 0)
 ) WITH (fillfactor = 70);
 
--- Dedupe: per kind, active jobs only (seed 003).
+-- Dedupe: per kind, active jobs only (seed 003). Rows without a key (NULLs never conflict)
+-- stay out of the index, so claims and completions of unkeyed jobs do not maintain it.
 CREATE UNIQUE INDEX jobs_unique_active
     ON /*schema*/.jobs (kind, unique_key)
-    WHERE state IN ('pending', 'scheduled', 'running');
+    WHERE unique_key IS NOT NULL AND state IN ('pending', 'scheduled', 'running');
 
 -- unsafe_dedupe looks a key up in every state still kept.
 CREATE INDEX jobs_unique_key_any
@@ -186,7 +187,8 @@ BEGIN
                     v_spec.spec ->> 'unique_key',
                     (v_spec.spec ->> 'rescheduled_from')::bigint,
                     v_now)
-                ON CONFLICT (kind, unique_key) WHERE state IN ('pending', 'scheduled', 'running')
+                ON CONFLICT (kind, unique_key)
+                WHERE unique_key IS NOT NULL AND state IN ('pending', 'scheduled', 'running')
                 DO NOTHING
                 RETURNING j.id INTO v_id;
                 IF v_id IS NOT NULL THEN
@@ -220,7 +222,8 @@ BEGIN
                 v_spec.spec ->> 'unique_key',
                 (v_spec.spec ->> 'rescheduled_from')::bigint,
                 v_now)
-            ON CONFLICT (kind, unique_key) WHERE state IN ('pending', 'scheduled', 'running')
+            ON CONFLICT (kind, unique_key)
+                WHERE unique_key IS NOT NULL AND state IN ('pending', 'scheduled', 'running')
             DO UPDATE SET
                 payload = CASE
                     WHEN pg_catalog.jsonb_typeof(j.payload) = 'array'

@@ -6,7 +6,8 @@
 -- serial-queue head check: a job with a queue_name runs only when it is the lowest active id of
 -- its queue, so one job per queue runs at a time, in order.
 WITH now AS (
-    SELECT coalesce($7::timestamptz, now()) AS ts
+    -- the lease token is this transaction's id: unique per claim, and cheap
+    SELECT coalesce($7::timestamptz, now()) AS ts, pg_current_xact_id()::text::bigint AS token
 ), candidates AS (
     SELECT j.id
     FROM /*schema*/.jobs AS j
@@ -27,10 +28,8 @@ UPDATE /*schema*/.jobs AS j
 SET state = 'running',
     attempts = j.attempts + 1,
     max_attempts = coalesce(
-        j.max_attempts,
-        (SELECT d.m FROM unnest($1::text[], $2::integer[]) AS d(k, m) WHERE d.k = j.kind),
-        25),
-    lease_token = gen_random_uuid(),
+        j.max_attempts, ($2::integer[])[array_position($1::text[], j.kind)], 25),
+    lease_token = (SELECT token FROM now),
     locked_by = $5::text,
     lease_expires_at = (SELECT ts FROM now) + make_interval(secs => $6::float8),
     started_at = (SELECT ts FROM now),

@@ -1,7 +1,7 @@
 -- job_finish_many: record a batch of outcomes in ONE statement, fenced by lease token.
 -- An outcome is written only if the job is still running under the same lease (claim) it was
 -- run under; the ids returned are the accepted ones, anything else was rejected (lease lost).
--- $1 ids bigint[], $2 lease_tokens uuid[], $3 states text[] (completed | scheduled | failed |
+-- $1 ids bigint[], $2 lease_tokens bigint[], $3 states text[] (completed | scheduled | failed |
 -- pending | cancelled), $4 results text[] (JSON or NULL), $5 errors text[] (JSON or NULL),
 -- $6 payloads text[] (JSON to replace the payload, e.g. a batch job's failed items, or NULL),
 -- $7 delays float8[] (seconds until run_at for scheduled/pending, else NULL),
@@ -26,7 +26,7 @@ SET state = u.state::/*schema*/.job_state,
     locked_by = NULL,
     lease_expires_at = NULL,
     cancel_requested = false
-FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
             $7::float8[], $8::boolean[])
      AS u(id, lease_token, state, result, error, payload, delay, give_back)
 WHERE j.id = u.id
