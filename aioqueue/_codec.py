@@ -64,6 +64,8 @@ def _find_unencodable(value: Any, path: str) -> str:
 
 def encode_json(value: Any, *, field: str = "payload", limit: int | None = None) -> bytes:
     """Encode ``value`` for a jsonb column, or raise a Payload* error naming the JSON path."""
+    if value is None:
+        return b"null"
     try:
         data = _encoder.encode(value)
     except (TypeError, ValueError, OverflowError) as exc:

@@ -133,5 +133,8 @@ class Completer:
     async def _write(self, batch: list[Outcome], deadline: float | None) -> set[int]:
         timeout = None if deadline is None else max(deadline - anyio.current_time(), 0.1)
         with anyio.fail_after(timeout):
-            rows = await self._queries.job_finish_many(self._db, batch)
+            if all(o.state == "completed" for o in batch):
+                rows = await self._queries.job_complete_many(self._db, batch)
+            else:
+                rows = await self._queries.job_finish_many(self._db, batch)
         return {r["id"] for r in rows}

@@ -13,6 +13,7 @@ Wake-ups are debounced: many notifications while a claim runs lead to one more c
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
@@ -64,7 +65,7 @@ class Producer:
         self._start_job = start_job
         self._wait_for_space = wait_for_space
         self._wake = anyio.Event()
-        self._slot_freed = anyio.Event()
+        self._slot_freed = asyncio.Event()  # hot path: plain asyncio, no backend lookup
         self._stop = anyio.Event()
         self._timer_at: float | None = None
         self.active = 0  # handlers running (slots in use)
@@ -88,7 +89,7 @@ class Producer:
 
     def slot_freed(self) -> None:
         self.active -= 1
-        self._slot_freed.set()
+        self._slot_freed.set()  # the producer is the only waiter; it clears before waiting
 
     def stop(self) -> None:
         self._stop.set()
@@ -141,7 +142,7 @@ class Producer:
                 backlog = True
 
     async def _wait_any_slot(self) -> None:
-        self._slot_freed = anyio.Event()
+        self._slot_freed.clear()
         await self._slot_freed.wait()
 
     async def _claim(self, free: int) -> int:
@@ -195,9 +196,9 @@ class Producer:
         if self._concurrency - self.active >= half:
             return
         while self._concurrency - self.active <= 0 and not self._stop.is_set():
-            self._slot_freed = anyio.Event()
+            self._slot_freed.clear()
             await self._slot_freed.wait()
         with anyio.move_on_after(FETCH_COOLDOWN):
             while self._concurrency - self.active < half and not self._stop.is_set():
-                self._slot_freed = anyio.Event()
+                self._slot_freed.clear()
                 await self._slot_freed.wait()

@@ -110,6 +110,18 @@ class Queries:
             now,
         )
 
+    async def job_complete_many(
+        self, db: Executor, outcomes: Sequence[Any], *, now: dt.datetime | None = None
+    ) -> list[asyncpg.Record]:
+        """Fast path of ``job_finish_many`` when every outcome is ``completed``."""
+        return await db.fetch(
+            self.sql["job_complete_many"],
+            [o.id for o in outcomes],
+            [o.lease_token for o in outcomes],
+            [o.result for o in outcomes],
+            now,
+        )
+
     async def job_heartbeat_many(
         self,
         db: Executor,
