@@ -70,3 +70,49 @@ class Hooks:
                 if now - self._last_error_log.get(key, -1e9) >= 60:
                     self._last_error_log[key] = now
                     _log.exception("event subscriber %r raised (outcome unchanged)", fn)
+
+
+_job_log = logging.getLogger("aioqueue.job")
+_LEVELS = {
+    "failed": logging.WARNING,
+    "completion_rejected": logging.WARNING,
+    "lease_lost": logging.WARNING,
+    "rescued": logging.WARNING,
+    "retried": logging.INFO,
+    "released": logging.INFO,
+    "cancelled": logging.INFO,
+    "worker_started": logging.INFO,
+    "worker_stopped": logging.INFO,
+}
+
+
+def log_event(event: Event) -> None:
+    """The logging subscriber: one line per event on ``aioqueue.job`` (``aioqueue.worker`` for
+    worker events) with structured fields in ``extra`` (event, job_id, kind, attempt,
+    worker_id, duration). Routine events (enqueued, started, completed) log at DEBUG."""
+    level = _LEVELS.get(event.type, logging.DEBUG)
+    logger = _log if event.type.startswith("worker_") else _job_log
+    if not logger.isEnabledFor(level):
+        return
+    extra = {
+        "event": event.type,
+        "job_id": event.job_id,
+        "kind": event.kind,
+        "attempt": event.attempt,
+        "worker_id": event.worker_id,
+        "duration": event.duration,
+    }
+    if event.job_id is None:
+        logger.log(level, "%s %s", event.type, event.worker_id, extra=extra)
+    else:
+        suffix = f": {event.error}" if event.error and event.type != "completed" else ""
+        logger.log(
+            level,
+            "job %s (%s) %s, attempt %s%s",
+            event.job_id,
+            event.kind,
+            event.type,
+            event.attempt,
+            suffix,
+            extra=extra,
+        )

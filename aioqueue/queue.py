@@ -17,9 +17,10 @@ from ._db import connect as _connect
 from ._db import migrate as _migrate
 from ._db.queries import Queries
 from ._notifier import dedicated, from_pool
-from ._spec import encode_one, encode_specs
+from ._spec import as_spec, encode_one, encode_specs
 from ._waiter import Waiter
 from .errors import ConfigurationError, JobNotFound, JobStateError, WaitTimeout
+from .events import Event, Hooks, Subscriber
 from .types import EnqueueResult, Job, JobError, JobSpec, JobState, KindStats, OnConflict, Stats
 
 _MISSING: Any = object()
@@ -36,6 +37,7 @@ class Queue:
         schema: str = config.DEFAULT_SCHEMA,
         max_payload_bytes: int = config.DEFAULT_MAX_PAYLOAD_BYTES,
         dsn: str | None = None,
+        hooks: Sequence[Subscriber] = (),
         _owns_pool: bool = False,
     ) -> None:
         self.config = config.QueueConfig(schema=schema, max_payload_bytes=max_payload_bytes)
@@ -44,6 +46,7 @@ class Queue:
         self.queries = Queries(self.config.schema)
         self._owns_pool = _owns_pool
         self._waiter: Waiter | None = None
+        self.hooks = Hooks(list(hooks))  # "enqueued" events (with tx=: before the commit)
 
     @classmethod
     async def connect(
@@ -56,6 +59,7 @@ class Queue:
         pool_min_size: int = 1,
         pool_max_size: int = config.DEFAULT_POOL_MAX_SIZE,
         max_payload_bytes: int = config.DEFAULT_MAX_PAYLOAD_BYTES,
+        hooks: Sequence[Subscriber] = (),
     ) -> Queue:
         """Connect to ``dsn`` (else $AIOQUEUE_DSN, $DATABASE_URL, else the embedded server).
         ``migrate=True`` applies pending migrations; ``False`` requires the schema to be
@@ -64,7 +68,12 @@ class Queue:
         resolved = await resolve_or_start(dsn, data_dir)
         pool = await _connect.create_pool(resolved, min_size=pool_min_size, max_size=pool_max_size)
         queue = cls(
-            pool, schema=schema, max_payload_bytes=max_payload_bytes, dsn=resolved, _owns_pool=True
+            pool,
+            schema=schema,
+            max_payload_bytes=max_payload_bytes,
+            dsn=resolved,
+            hooks=hooks,
+            _owns_pool=True,
         )
         try:
             if migrate:
@@ -134,6 +143,8 @@ class Queue:
         )
         specs = encode_one(spec, max_payload_bytes=self.config.max_payload_bytes)
         rows = await self._add(specs, tx)
+        if self.hooks:
+            self._emit_enqueued([spec.kind], rows)
         return EnqueueResult(rows[0]["id"], rows[0]["deduped"])
 
     async def enqueue_many(
@@ -141,11 +152,19 @@ class Queue:
     ) -> list[EnqueueResult]:
         """Enqueue many jobs in ONE round trip; outcomes come back in input order.
         An invalid spec rejects the whole call (naming its index) and nothing is written."""
-        encoded = encode_specs(specs, max_payload_bytes=self.config.max_payload_bytes)
+        items = list(specs)
+        encoded = encode_specs(items, max_payload_bytes=self.config.max_payload_bytes)
         if encoded == "[]":
             return []
         rows = await self._add(encoded, tx)
+        if self.hooks:
+            self._emit_enqueued([as_spec(item).kind for item in items], rows)
         return [EnqueueResult(r["id"], r["deduped"]) for r in rows]
+
+    def _emit_enqueued(self, kinds: list[str], rows: list[asyncpg.Record]) -> None:
+        for kind, row in zip(kinds, rows, strict=True):
+            if not row["deduped"]:
+                self.hooks.emit(Event(type="enqueued", job_id=row["id"], kind=kind))
 
     async def _add(self, specs: str, tx: Any) -> list[asyncpg.Record]:
         if tx is None:

@@ -38,7 +38,7 @@ from ._maintenance.scheduler import Clock, Scheduler
 from ._notifier import Notifier, dedicated, from_pool
 from ._service import running
 from .errors import ConfigurationError
-from .events import Event, Hooks, Subscriber
+from .events import Event, Hooks, Subscriber, log_event
 from .queue import Queue
 from .tasks import Tasks
 
@@ -133,6 +133,8 @@ class Worker:
         self.tasks = tasks
         self.state = state
         self.hooks = Hooks(list(hooks))
+        if logging.getLogger("aioqueue.job").isEnabledFor(logging.INFO):
+            self.hooks.subscribe(log_event)  # cheap when logging is off: not subscribed at all
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._forbidden = forbidden_flags
         self._clock = clock
