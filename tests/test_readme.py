@@ -43,7 +43,7 @@ def test_readme_snippet_runs(code: str, dsn: str, tmp_path: Path) -> None:
         env={**os.environ, "AIOQUEUE_DSN": dsn},
     )
     assert proc.returncode == 0, proc.stderr
-    expected = [m.strip() for m in re.findall(r"print\(.*\)\s+# (.*)", code)]
+    expected = [m.strip() for m in re.findall(r"print\(.*\)[ \t]+# (.*)", code)]
     printed = proc.stdout.strip().splitlines()
     for want, got in zip(expected, printed, strict=False):
         prefix = want.split("…")[0].strip()
