@@ -43,7 +43,6 @@ from .queue import Queue
 from .tasks import Tasks
 
 _log = logging.getLogger("aioqueue.worker")
-STUCK_GRACE = 2.0  # seconds a cancelled handler gets before it is abandoned
 
 _OUTCOME_EVENTS: dict[str, Any] = {
     "completed": "completed",
@@ -70,6 +69,7 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     failed_retention: float | None = config.DEFAULT_FAILED_RETENTION
     cancelled_retention: float | None = config.DEFAULT_FAILED_RETENTION
     prune_interval: float = config.DEFAULT_PRUNE_INTERVAL
+    stuck_grace: float = 5.0  # how long a cancelled handler may ignore it before it is abandoned
 
     def __post_init__(self) -> None:
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
@@ -82,6 +82,7 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
             "rescue_interval",
             "flush_interval",
             "prune_interval",
+            "stuck_grace",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
@@ -269,6 +270,7 @@ class Worker:
             max_result_bytes=cfg.max_result_bytes,
             put=completer.put,
             request_stop=self._request_stop,
+            stuck_grace=cfg.stuck_grace,
         )
         async with AsyncExitStack() as stack:
             stack.push_async_callback(_shielded_close, claim_db)
@@ -309,13 +311,13 @@ class Worker:
 
     async def _cancel_jobs(self) -> None:
         """Cancel every job task; a handler that swallows cancellation is abandoned after
-        STUCK_GRACE (its outcome is never recorded; its lease expires and it is rescued)."""
+        ``stuck_grace`` (its outcome is never recorded; its lease expires and it is rescued)."""
         running = [t for t in self._job_tasks if not t.done()]
         if not running:
             return
         for task in running:
             task.cancel()
-        _, stuck = await asyncio.wait(running, timeout=STUCK_GRACE)
+        _, stuck = await asyncio.wait(running, timeout=self.config.stuck_grace)
         for task in stuck:
             _log.error(
                 "worker %s: %s ignored cancellation; abandoned (it will be rescued "

@@ -512,3 +512,28 @@ async def test_run_cancelled_from_outside_releases_jobs(q: aioqueue.Queue) -> No
     job = await q.get_job(out.id)
     assert job.state is aioqueue.JobState.PENDING
     assert job.attempts == 0
+
+
+async def test_handler_ignoring_its_timeout_is_abandoned_and_fenced(q: aioqueue.Queue) -> None:
+    tasks = aioqueue.Tasks()
+    release = anyio.Event()
+
+    @tasks.task("stubborn", timeout=0.2, max_attempts=1)
+    async def stubborn(ctx: aioqueue.JobContext, payload: Any) -> str:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except BaseException:  # swallows the timeout's cancellation: a bug we survive
+                continue
+        return "zombie result"
+
+    out = await q.enqueue("stubborn")
+    async with running_worker(q, tasks, stuck_grace=0.3) as (_, rec):
+        await rec.wait_for("failed", out.id)
+        job = await q.get_job(out.id)
+        assert job.state is aioqueue.JobState.FAILED
+        assert job.error is not None
+        assert "did not stop" in job.error.message
+        release.set()  # the zombie finally returns (before the worker stops): result dropped
+    assert (await q.get_job(out.id)).result is None
+    assert not rec.of("completed")

@@ -61,8 +61,10 @@ class Executor:
         max_result_bytes: int,
         put: Callable[[Outcome], None],
         request_stop: Callable[[], None],
+        stuck_grace: float = 5.0,
     ) -> None:
         self._tasks = tasks
+        self._stuck_grace = stuck_grace
         self._worker_id = worker_id
         self._state = state
         self._hooks = hooks
@@ -89,6 +91,11 @@ class Executor:
         outcome: Outcome | None = None
         if self._hooks:
             self._emit("started", info)
+        watchdog = None
+        if task.timeout is not None:
+            watchdog = asyncio.get_running_loop().call_later(
+                task.timeout + self._stuck_grace, self._abandon, task, info, job
+            )
         try:
             outcome = await self._execute(task, info, row["payload"], job)
         except asyncio.CancelledError:
@@ -102,11 +109,33 @@ class Executor:
                 outcome = self._outcome(info, job, "pending", delay=0.0, give_back=True)
                 raise
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            if job.abandoned:
+                outcome = None  # the watchdog recorded the failure already
             job.done = True
             if outcome is not None:
                 outcome.duration = time.monotonic() - started
                 self._put(outcome)
             on_done()
+
+    def _abandon(self, task: Task, info: JobInfo, job: RunningJob) -> None:
+        """The handler outlived its timeout by ``stuck_grace`` (it ignores cancellation or blocks):
+        record the attempt as failed now, which also clears the lease, so whatever the zombie
+        returns later is dropped here and would be fenced out in the database anyway. Its slot
+        stays taken until the coroutine really ends."""
+        if job.done:
+            return
+        job.abandoned = True
+        _log.error(
+            "job %s (%s) ignored its %s s timeout for %s s; attempt failed, slot stuck",
+            info.id,
+            info.kind,
+            task.timeout,
+            self._stuck_grace,
+        )
+        message = f"timed out after {task.timeout} s and did not stop (ignored cancellation)"
+        self._put(self._failure(task, info, job, TimeoutError(message), message))
 
     async def _execute(
         self, task: Task, info: JobInfo, payload_text: str, job: RunningJob

@@ -9,7 +9,7 @@ StopReason = Literal["lease_lost", "cancel_requested"]
 
 
 class RunningJob:
-    __slots__ = ("attempt", "done", "id", "kind", "lease_token", "reason", "task")
+    __slots__ = ("abandoned", "attempt", "done", "id", "kind", "lease_token", "reason", "task")
 
     def __init__(self, job_id: int, kind: str, lease_token: Any, attempt: int) -> None:
         self.id = job_id
@@ -19,6 +19,7 @@ class RunningJob:
         self.task: asyncio.Task[None] | None = None
         self.reason: StopReason | None = None
         self.done = False  # the handler returned; the outcome waits for the completer
+        self.abandoned = False  # the handler ignored its timeout; its outcome was recorded
 
     def stop(self, reason: StopReason) -> None:
         """Cancel the handler (no-op once it has returned)."""
