@@ -51,6 +51,7 @@ class Notifier:
         self.backend_pid: int | None = None
         self.connected = anyio.Event()
         self.reconnects = 0
+        self._changed = anyio.Event()
 
     def _callback(self, conn: Any, pid: int, channel: str, payload: object) -> None:
         self._on_notify(str(payload))
@@ -73,6 +74,7 @@ class Notifier:
                     else:
                         started = True
                         task_status.started()
+                    self._signal()
                     backoff = self._backoff_start
                     await self._watch(conn, lost)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
@@ -86,6 +88,16 @@ class Notifier:
                 task_status.started()  # start anyway; polling covers us until LISTEN is back
             await anyio.sleep(jittered(backoff, 0.2))
             backoff = min(backoff * 2, self._backoff_max)
+
+    def _signal(self) -> None:
+        event, self._changed = self._changed, anyio.Event()
+        event.set()
+
+    async def wait_reconnected(self, count: int, *, timeout: float) -> None:
+        """Until LISTEN has been re-established ``count`` times (for tests and health checks)."""
+        with anyio.fail_after(timeout):
+            while self.reconnects < count or not self.connected.is_set():
+                await self._changed.wait()
 
     async def _watch(self, conn: Listener, lost: anyio.Event) -> None:
         """Return when the connection is gone (termination event or failed probe)."""

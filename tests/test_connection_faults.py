@@ -1,0 +1,153 @@
+"""Connection loss between a worker and PostgreSQL, through a loopback TCP fault proxy:
+connections reset mid-drain, a completion flush cut before its reply, a blackholed network.
+Invariants: every job completed (no loss), each accepted once, nothing left running."""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+
+import aioqueue
+
+from .faultproxy import FaultProxy, fault_proxy
+from .worker_helpers import Recorder
+
+pytestmark = pytest.mark.chaos
+
+
+def _tcp_target(dsn: str) -> tuple[str, int, str]:
+    parts = urllib.parse.urlsplit(dsn)
+    query = urllib.parse.parse_qs(parts.query)
+    port = int(query["port"][0]) if "port" in query else (parts.port or 5432)
+    host = parts.hostname or "127.0.0.1"
+    if host.startswith("/") or "host" in query:
+        host = "127.0.0.1"  # the embedded server listens on loopback TCP too
+    return host, port, parts.path.lstrip("/")
+
+
+@pytest.fixture
+async def proxy(dsn: str) -> AsyncIterator[FaultProxy]:
+    host, port, _ = _tcp_target(dsn)
+    async with fault_proxy(host, port) as p:
+        yield p
+
+
+async def _queue_via(proxy: FaultProxy, dsn: str, schema: str) -> aioqueue.Queue:
+    database = _tcp_target(dsn)[2]
+    return await aioqueue.Queue.connect(proxy.dsn(database), schema=schema, pool_max_size=4)
+
+
+def _counting_tasks(runs: Counter[int], gate: anyio.Event | None = None) -> aioqueue.Tasks:
+    tasks = aioqueue.Tasks()
+
+    @tasks.task("work")
+    async def work(ctx: aioqueue.JobContext, payload: Any) -> int:
+        runs[ctx.job.id] += 1
+        if gate is not None:
+            await gate.wait()
+        return int(payload)
+
+    return tasks
+
+
+async def _assert_all_completed_once(q: aioqueue.Queue, ids: list[int]) -> None:
+    rows = await q.pool.fetch(
+        f'SELECT state::text, count(*) FROM "{q.config.schema}".jobs WHERE id = ANY($1) GROUP BY 1',
+        ids,
+    )
+    assert dict(rows) == {"completed": len(ids)}
+
+
+FAST = {"poll_interval": 0.2, "lease": 3.0, "heartbeat_interval": 0.5, "rescue_interval": 0.5}
+
+
+async def test_worker_survives_all_connections_reset_mid_drain(
+    proxy: FaultProxy, dsn: str, schema: str
+) -> None:
+    q = await _queue_via(proxy, dsn, schema)
+    runs: Counter[int] = Counter()
+    rec = Recorder()
+    try:
+        outs = await q.enqueue_many([{"kind": "work", "payload": i} for i in range(2000)])
+        ids = [o.id for o in outs]
+        worker = aioqueue.Worker(q, _counting_tasks(runs), concurrency=20, hooks=[rec], **FAST)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run)
+            await rec.wait_for("completed", count=200, timeout=30)
+            proxy.reset()  # every connection of the worker dies at once
+            # claims whose reply was lost come back after their lease expires (3 s here)
+            await rec.wait_for("completed", count=len(ids), timeout=60)
+            await worker.stop(timeout=5)
+        await _assert_all_completed_once(q, ids)
+        assert sum(runs.values()) - len(ids) <= 40  # re-runs only for outcomes in flight
+        assert worker._notifier is not None and worker._notifier.reconnects >= 1
+    finally:
+        await q.close()
+
+
+async def test_completion_flush_cut_before_reply_is_retried(
+    proxy: FaultProxy, dsn: str, schema: str
+) -> None:
+    q = await _queue_via(proxy, dsn, schema)
+    runs: Counter[int] = Counter()
+    rec = Recorder()
+    try:
+        outs = await q.enqueue_many([{"kind": "work", "payload": i} for i in range(50)])
+        proxy.cut_after(b"job_complete_many")  # the first flush reaches the server, no reply
+        worker = aioqueue.Worker(q, _counting_tasks(runs), hooks=[rec], **FAST)
+        await worker.run(until_empty=True)
+        assert proxy.cuts == 1
+        await _assert_all_completed_once(q, [o.id for o in outs])
+        assert set(runs.values()) == {1}  # the retried flush was fenced-idempotent: no re-runs
+        assert not rec.of("completion_rejected")
+    finally:
+        await q.close()
+
+
+async def test_listener_reconnects_after_reset_and_wakes_by_notification(
+    proxy: FaultProxy, dsn: str, schema: str
+) -> None:
+    q = await _queue_via(proxy, dsn, schema)
+    runs: Counter[int] = Counter()
+    rec = Recorder()
+    try:
+        worker = aioqueue.Worker(q, _counting_tasks(runs), hooks=[rec], poll_interval=60)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run)
+            await rec.wait_for("worker_started")
+            proxy.reset()
+            assert worker._notifier is not None
+            await worker._notifier.wait_reconnected(1, timeout=10)
+            out = await aioqueue.Queue(q.pool, schema=schema).enqueue("work", 7)
+            await rec.wait_for("completed", out.id, timeout=5)  # a 60 s poll could not do it
+            await worker.stop()
+    finally:
+        await q.close()
+
+
+async def test_blackholed_network_then_recovery_loses_nothing(
+    proxy: FaultProxy, dsn: str, schema: str
+) -> None:
+    q = await _queue_via(proxy, dsn, schema)
+    runs: Counter[int] = Counter()
+    rec = Recorder()
+    try:
+        outs = await q.enqueue_many([{"kind": "work", "payload": i} for i in range(1000)])
+        worker = aioqueue.Worker(q, _counting_tasks(runs), concurrency=20, hooks=[rec], **FAST)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run)
+            await rec.wait_for("completed", count=100, timeout=30)
+            proxy.set_mode("blackhole")  # packets stop; sockets stay open
+            with anyio.move_on_after(2):  # the network is down for 2 s: nothing can complete
+                await rec.wait_for("completed", count=len(outs), timeout=3)
+            proxy.set_mode("pass")
+            await rec.wait_for("completed", count=len(outs), timeout=60)
+            await worker.stop(timeout=5)
+        await _assert_all_completed_once(q, [o.id for o in outs])
+    finally:
+        await q.close()
