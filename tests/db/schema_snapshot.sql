@@ -1,0 +1,352 @@
+column crons.last_job_id bigint
+column crons.last_slot timestamp with time zone not null
+column crons.name text not null
+column crons.updated_at timestamp with time zone not null default now()
+column jobs.attempts integer not null default 0
+column jobs.cancel_requested boolean not null default false
+column jobs.created_at timestamp with time zone not null default now()
+column jobs.error jsonb
+column jobs.finished_at timestamp with time zone
+column jobs.flags text[] not null default '{}'::text[]
+column jobs.id bigint not null
+column jobs.kind text not null
+column jobs.lease_expires_at timestamp with time zone
+column jobs.lease_token bigint
+column jobs.locked_by text
+column jobs.max_attempts integer
+column jobs.payload jsonb not null default '{}'::jsonb
+column jobs.priority smallint not null default 0
+column jobs.queue_name text
+column jobs.rescheduled_from bigint
+column jobs.result jsonb
+column jobs.run_at timestamp with time zone not null default now()
+column jobs.started_at timestamp with time zone
+column jobs.state aioqueue.job_state not null default 'pending'::aioqueue.job_state
+column jobs.unique_key text
+column migrations.applied_at timestamp with time zone not null default now()
+column migrations.breaking boolean not null default false
+column migrations.name text not null
+column migrations.version integer not null
+constraint crons.crons_last_slot_not_null NOT NULL last_slot
+constraint crons.crons_name_length CHECK (((octet_length(name) >= 1) AND (octet_length(name) <= 128)))
+constraint crons.crons_name_not_null NOT NULL name
+constraint crons.crons_pkey PRIMARY KEY (name)
+constraint crons.crons_updated_at_not_null NOT NULL updated_at
+constraint jobs.jobs_attempts_non_negative CHECK ((attempts >= 0))
+constraint jobs.jobs_attempts_not_null NOT NULL attempts
+constraint jobs.jobs_cancel_requested_not_null NOT NULL cancel_requested
+constraint jobs.jobs_created_at_not_null NOT NULL created_at
+constraint jobs.jobs_flags_count CHECK ((cardinality(flags) <= 32))
+constraint jobs.jobs_flags_not_null NOT NULL flags
+constraint jobs.jobs_id_not_null NOT NULL id
+constraint jobs.jobs_kind_length CHECK (((octet_length(kind) >= 1) AND (octet_length(kind) <= 128)))
+constraint jobs.jobs_kind_not_null NOT NULL kind
+constraint jobs.jobs_max_attempts_positive CHECK ((max_attempts >= 1))
+constraint jobs.jobs_payload_not_null NOT NULL payload
+constraint jobs.jobs_pkey PRIMARY KEY (id)
+constraint jobs.jobs_priority_not_null NOT NULL priority
+constraint jobs.jobs_queue_name_length CHECK (((octet_length(queue_name) >= 1) AND (octet_length(queue_name) <= 128)))
+constraint jobs.jobs_run_at_not_null NOT NULL run_at
+constraint jobs.jobs_state_not_null NOT NULL state
+constraint jobs.jobs_unique_key_length CHECK (((octet_length(unique_key) >= 1) AND (octet_length(unique_key) <= 512)))
+constraint migrations.migrations_applied_at_not_null NOT NULL applied_at
+constraint migrations.migrations_breaking_not_null NOT NULL breaking
+constraint migrations.migrations_name_not_null NOT NULL name
+constraint migrations.migrations_pkey PRIMARY KEY (version)
+constraint migrations.migrations_version_not_null NOT NULL version
+function CREATE OR REPLACE FUNCTION aioqueue.add_job(kind text, payload jsonb DEFAULT '{}'::jsonb, queue_name text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, priority integer DEFAULT 0, flags text[] DEFAULT NULL::text[], on_conflict text DEFAULT 'ignore'::text, delay double precision DEFAULT NULL::double precision, max_delay double precision DEFAULT NULL::double precision)
+ RETURNS bigint
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT r.id FROM aioqueue.add_jobs(pg_catalog.jsonb_build_array(
+        pg_catalog.jsonb_build_object(
+            'kind', add_job.kind,
+            'payload', coalesce(add_job.payload, '{}'::jsonb),
+            'queue_name', add_job.queue_name,
+            'run_at', add_job.run_at,
+            'max_attempts', add_job.max_attempts,
+            'unique_key', add_job.unique_key,
+            'priority', add_job.priority,
+            'flags', pg_catalog.to_jsonb(add_job.flags),
+            'on_conflict', add_job.on_conflict,
+            'delay', add_job.delay,
+            'max_delay', add_job.max_delay))) AS r;
+$function$
+
+function CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS TABLE(ord integer, id bigint, deduped boolean)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_now         timestamptz := coalesce(add_jobs.now, pg_catalog.now());
+    v_spec        record;
+    v_run_at      timestamptz;
+    v_state       aioqueue.job_state;
+    v_flags       text[];
+    v_mode        text;
+    v_max_delay   double precision;
+    v_id          bigint;
+    v_deduped     boolean;
+    v_running_id  bigint;
+    v_cancel_ids  bigint[] := '{}';
+    v_wake_now    boolean := false;
+    v_wake_at     timestamptz;
+BEGIN
+    IF specs IS NULL OR pg_catalog.jsonb_typeof(specs) <> 'array' THEN
+        RAISE EXCEPTION 'aioqueue: specs must be a JSON array of job specs'
+            USING ERRCODE = '22023';
+    END IF;
+
+    FOR v_spec IN
+        SELECT s.ordinality::integer AS ord, s.value AS spec
+        FROM pg_catalog.jsonb_array_elements(specs) WITH ORDINALITY AS s
+    LOOP
+        IF pg_catalog.jsonb_typeof(v_spec.spec) <> 'object' THEN
+            RAISE EXCEPTION 'aioqueue: spec % is not a JSON object', v_spec.ord - 1
+                USING ERRCODE = '22023';
+        END IF;
+        IF (v_spec.spec ->> 'kind') IS NULL THEN
+            RAISE EXCEPTION 'aioqueue: spec % has no kind', v_spec.ord - 1
+                USING ERRCODE = '22023';
+        END IF;
+        v_mode := coalesce(v_spec.spec ->> 'on_conflict', 'ignore');
+        IF v_mode NOT IN ('ignore', 'replace', 'preserve_run_at', 'unsafe_dedupe', 'supersede') THEN
+            RAISE EXCEPTION 'aioqueue: spec % has unknown on_conflict %', v_spec.ord - 1, v_mode
+                USING ERRCODE = '22023';
+        END IF;
+        v_run_at := coalesce(
+            (v_spec.spec ->> 'run_at')::timestamptz,
+            v_now + pg_catalog.make_interval(
+                secs => coalesce((v_spec.spec ->> 'delay')::double precision, 0))
+        );
+        v_max_delay := (v_spec.spec ->> 'max_delay')::double precision;
+        IF v_max_delay IS NOT NULL THEN
+            v_run_at := LEAST(v_run_at, v_now + pg_catalog.make_interval(secs => v_max_delay));
+        END IF;
+        v_state := CASE WHEN v_run_at > v_now THEN 'scheduled' ELSE 'pending' END;
+        v_flags := CASE WHEN pg_catalog.jsonb_typeof(v_spec.spec -> 'flags') = 'array'
+            THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v_spec.spec -> 'flags'))
+            ELSE '{}'::text[] END;
+        v_deduped := false;
+        v_id := NULL;
+
+        <<attempt>>
+        LOOP
+            IF (v_spec.spec ->> 'unique_key') IS NULL THEN
+                INSERT INTO aioqueue.jobs AS j
+                    (kind, payload, state, priority, run_at, max_attempts, queue_name, flags,
+                     rescheduled_from, created_at)
+                VALUES (
+                    v_spec.spec ->> 'kind',
+                    coalesce(v_spec.spec -> 'payload', '{}'::jsonb),
+                    v_state,
+                    coalesce((v_spec.spec ->> 'priority')::smallint, 0),
+                    v_run_at,
+                    (v_spec.spec ->> 'max_attempts')::integer,
+                    v_spec.spec ->> 'queue_name',
+                    v_flags,
+                    (v_spec.spec ->> 'rescheduled_from')::bigint,
+                    v_now)
+                RETURNING j.id INTO v_id;
+                EXIT attempt;
+            END IF;
+
+            IF v_mode = 'unsafe_dedupe' THEN
+                SELECT j.id INTO v_id FROM aioqueue.jobs AS j
+                WHERE j.kind = v_spec.spec ->> 'kind'
+                  AND j.unique_key = v_spec.spec ->> 'unique_key'
+                ORDER BY j.id DESC LIMIT 1;
+                IF v_id IS NOT NULL THEN
+                    v_deduped := true;
+                    EXIT attempt;
+                END IF;
+            END IF;
+
+            IF v_mode IN ('ignore', 'unsafe_dedupe') THEN
+                INSERT INTO aioqueue.jobs AS j
+                    (kind, payload, state, priority, run_at, max_attempts, queue_name, flags,
+                     unique_key, rescheduled_from, created_at)
+                VALUES (
+                    v_spec.spec ->> 'kind',
+                    coalesce(v_spec.spec -> 'payload', '{}'::jsonb),
+                    v_state,
+                    coalesce((v_spec.spec ->> 'priority')::smallint, 0),
+                    v_run_at,
+                    (v_spec.spec ->> 'max_attempts')::integer,
+                    v_spec.spec ->> 'queue_name',
+                    v_flags,
+                    v_spec.spec ->> 'unique_key',
+                    (v_spec.spec ->> 'rescheduled_from')::bigint,
+                    v_now)
+                ON CONFLICT (kind, unique_key)
+                WHERE unique_key IS NOT NULL AND state IN ('pending', 'scheduled', 'running')
+                DO NOTHING
+                RETURNING j.id INTO v_id;
+                IF v_id IS NOT NULL THEN
+                    EXIT attempt;
+                END IF;
+                -- A conflicting active job exists (or committed while we waited): return it.
+                SELECT j.id INTO v_id FROM aioqueue.jobs AS j
+                WHERE j.kind = v_spec.spec ->> 'kind'
+                  AND j.unique_key = v_spec.spec ->> 'unique_key'
+                  AND j.state IN ('pending', 'scheduled', 'running');
+                IF v_id IS NOT NULL THEN
+                    v_deduped := true;
+                    EXIT attempt;
+                END IF;
+                CONTINUE attempt;  -- it finished in between: the key is free, try again
+            END IF;
+
+            -- replace / preserve_run_at / supersede: update a waiting match in place.
+            INSERT INTO aioqueue.jobs AS j
+                (kind, payload, state, priority, run_at, max_attempts, queue_name, flags,
+                 unique_key, rescheduled_from, created_at)
+            VALUES (
+                v_spec.spec ->> 'kind',
+                coalesce(v_spec.spec -> 'payload', '{}'::jsonb),
+                v_state,
+                coalesce((v_spec.spec ->> 'priority')::smallint, 0),
+                v_run_at,
+                (v_spec.spec ->> 'max_attempts')::integer,
+                v_spec.spec ->> 'queue_name',
+                v_flags,
+                v_spec.spec ->> 'unique_key',
+                (v_spec.spec ->> 'rescheduled_from')::bigint,
+                v_now)
+            ON CONFLICT (kind, unique_key)
+                WHERE unique_key IS NOT NULL AND state IN ('pending', 'scheduled', 'running')
+            DO UPDATE SET
+                payload = CASE
+                    WHEN pg_catalog.jsonb_typeof(j.payload) = 'array'
+                     AND pg_catalog.jsonb_typeof(excluded.payload) = 'array'
+                    THEN j.payload OPERATOR(pg_catalog.||) excluded.payload
+                    ELSE excluded.payload END,
+                priority = excluded.priority,
+                max_attempts = excluded.max_attempts,
+                queue_name = excluded.queue_name,
+                flags = excluded.flags,
+                run_at = CASE
+                    WHEN v_mode = 'preserve_run_at' THEN j.run_at
+                    WHEN v_max_delay IS NOT NULL THEN LEAST(
+                        excluded.run_at,
+                        j.created_at + pg_catalog.make_interval(secs => v_max_delay))
+                    ELSE excluded.run_at END,
+                state = CASE
+                    WHEN v_mode = 'preserve_run_at' THEN j.state
+                    WHEN (CASE WHEN v_max_delay IS NOT NULL THEN LEAST(
+                            excluded.run_at,
+                            j.created_at + pg_catalog.make_interval(secs => v_max_delay))
+                          ELSE excluded.run_at END) > v_now
+                    THEN 'scheduled'::aioqueue.job_state
+                    ELSE 'pending'::aioqueue.job_state END
+            WHERE j.state IN ('pending', 'scheduled')
+            RETURNING j.id, (j.xmax <> 0) INTO v_id, v_deduped;
+            IF v_id IS NOT NULL THEN
+                EXIT attempt;
+            END IF;
+            -- The match is running: release its key (and for supersede ask it to stop), then insert.
+            UPDATE aioqueue.jobs AS j
+            SET unique_key = NULL,
+                cancel_requested = (v_mode = 'supersede')
+            WHERE j.kind = v_spec.spec ->> 'kind'
+              AND j.unique_key = v_spec.spec ->> 'unique_key'
+              AND j.state = 'running'
+            RETURNING j.id INTO v_running_id;
+            IF v_running_id IS NOT NULL AND v_mode = 'supersede' THEN
+                v_cancel_ids := v_cancel_ids || v_running_id;
+            END IF;
+            CONTINUE attempt;
+        END LOOP attempt;
+
+        IF NOT v_deduped OR v_mode IN ('replace', 'preserve_run_at', 'supersede') THEN
+            IF v_state = 'pending' THEN
+                v_wake_now := true;
+            ELSIF v_wake_at IS NULL OR v_run_at < v_wake_at THEN
+                v_wake_at := v_run_at;
+            END IF;
+        END IF;
+
+        add_jobs.ord := v_spec.ord;
+        add_jobs.id := v_id;
+        add_jobs.deduped := v_deduped;
+        RETURN NEXT;
+    END LOOP;
+
+    -- One notification per call. Payloads are opaque hints: '' (work is due now),
+    -- 't:<epoch>' (earliest future run_at), 'c:<ids>' (supersede asks running jobs to stop).
+    IF pg_catalog.pg_notification_queue_usage() <= 0.5 THEN
+        IF pg_catalog.cardinality(v_cancel_ids) > 0 THEN
+            PERFORM pg_catalog.pg_notify('aioqueue_aioqueue',
+                'c:' || pg_catalog.array_to_string(v_cancel_ids, ','));
+        END IF;
+        IF v_wake_now THEN
+            PERFORM pg_catalog.pg_notify('aioqueue_aioqueue', '');
+        ELSIF v_wake_at IS NOT NULL THEN
+            PERFORM pg_catalog.pg_notify('aioqueue_aioqueue',
+                't:' || EXTRACT(epoch FROM v_wake_at)::text);
+        END IF;
+    END IF;
+END;
+$function$
+
+function CREATE OR REPLACE FUNCTION aioqueue.cron_enqueue(name text, slot timestamp with time zone, spec jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_last   timestamptz;
+    v_prev   bigint;
+    v_id     bigint;
+BEGIN
+    -- The database clock is the authority: a worker whose clock runs ahead cannot take future
+    -- slots (which would make the others skip the slots in between).
+    IF cron_enqueue.slot > coalesce(cron_enqueue.now, pg_catalog.now()) THEN
+        RETURN NULL;
+    END IF;
+
+    INSERT INTO aioqueue.crons AS c (name, last_slot)
+    VALUES (cron_enqueue.name, '-infinity')
+    ON CONFLICT ON CONSTRAINT crons_pkey DO NOTHING;
+
+    SELECT c.last_slot, c.last_job_id INTO v_last, v_prev
+    FROM aioqueue.crons AS c
+    WHERE c.name = cron_enqueue.name
+    FOR UPDATE;
+
+    IF v_last >= cron_enqueue.slot THEN
+        RETURN NULL;
+    END IF;
+
+    SELECT r.id INTO v_id
+    FROM aioqueue.add_jobs(
+        pg_catalog.jsonb_build_array(
+            cron_enqueue.spec
+            OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                'run_at', cron_enqueue.slot, 'rescheduled_from', v_prev)),
+        cron_enqueue.now) AS r;
+
+    UPDATE aioqueue.crons AS c
+    SET last_slot = cron_enqueue.slot, last_job_id = v_id,
+        updated_at = coalesce(cron_enqueue.now, pg_catalog.now())
+    WHERE c.name = cron_enqueue.name;
+    RETURN v_id;
+END;
+$function$
+
+index CREATE INDEX jobs_claim ON aioqueue.jobs USING btree (priority DESC, run_at, id) WHERE (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state]))
+index CREATE INDEX jobs_finished ON aioqueue.jobs USING btree (finished_at) WHERE (state = ANY (ARRAY['completed'::aioqueue.job_state, 'cancelled'::aioqueue.job_state, 'failed'::aioqueue.job_state]))
+index CREATE INDEX jobs_queue_active ON aioqueue.jobs USING btree (queue_name, id) WHERE ((queue_name IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state, 'running'::aioqueue.job_state])))
+index CREATE INDEX jobs_rescheduled_from ON aioqueue.jobs USING btree (rescheduled_from) WHERE (rescheduled_from IS NOT NULL)
+index CREATE INDEX jobs_running ON aioqueue.jobs USING btree (id) WHERE (state = 'running'::aioqueue.job_state)
+index CREATE INDEX jobs_unique_key_any ON aioqueue.jobs USING btree (kind, unique_key) WHERE (unique_key IS NOT NULL)
+index CREATE UNIQUE INDEX crons_pkey ON aioqueue.crons USING btree (name)
+index CREATE UNIQUE INDEX jobs_pkey ON aioqueue.jobs USING btree (id)
+index CREATE UNIQUE INDEX jobs_unique_active ON aioqueue.jobs USING btree (kind, unique_key) WHERE ((unique_key IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state, 'running'::aioqueue.job_state])))
+index CREATE UNIQUE INDEX migrations_pkey ON aioqueue.migrations USING btree (version)
+table crons  rls
+table jobs fillfactor=70 rls
+table migrations 
+type job_state pending,scheduled,running,completed,cancelled,failed
