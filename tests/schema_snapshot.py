@@ -1,6 +1,8 @@
 """A deterministic text description of the migrated schema, from the catalog (no pg_dump).
 
-Regenerate after changing a migration:  python -m tests.schema_snapshot > tests/db/schema_snapshot.sql
+Regenerate after changing a migration:
+
+    python -m tests.schema_snapshot > tests/db/schema_snapshot.sql
 """
 
 from __future__ import annotations
