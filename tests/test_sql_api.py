@@ -47,7 +47,7 @@ async def test_bad_specs_from_sql_name_the_problem(
     q: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
     s = q.config.schema
-    with pytest.raises(asyncpg.PostgresError, match="no kind"):
+    with pytest.raises(asyncpg.PostgresError, match="spec 0 is not a JSON object with a kind"):
         await conn.fetch(f"""SELECT * FROM "{s}".add_jobs('[{{"payload": 1}}]')""")
     with pytest.raises(asyncpg.PostgresError, match="unknown on_conflict"):
         await conn.fetchval(f"""SELECT "{s}".add_job('x', on_conflict := 'merge')""")

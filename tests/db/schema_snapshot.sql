@@ -93,29 +93,82 @@ DECLARE
     v_cancel_ids  bigint[] := '{}';
     v_wake_now    boolean := false;
     v_wake_at     timestamptz;
+    v_bad         integer;
+    v_ords        integer[] := '{}';
+    v_ids         bigint[] := '{}';
+    v_dedupes     boolean[] := '{}';
 BEGIN
     IF specs IS NULL OR pg_catalog.jsonb_typeof(specs) <> 'array' THEN
         RAISE EXCEPTION 'aioqueue: specs must be a JSON array of job specs'
             USING ERRCODE = '22023';
     END IF;
+    SELECT min(s.ordinality) - 1 INTO v_bad
+    FROM pg_catalog.jsonb_array_elements(specs) WITH ORDINALITY AS s
+    WHERE pg_catalog.jsonb_typeof(s.value) <> 'object' OR (s.value ->> 'kind') IS NULL;
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'aioqueue: spec % is not a JSON object with a kind', v_bad
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT min(s.ordinality) - 1, min(s.value ->> 'on_conflict') INTO v_bad, v_mode
+    FROM pg_catalog.jsonb_array_elements(specs) WITH ORDINALITY AS s
+    WHERE coalesce(s.value ->> 'on_conflict', 'ignore')
+          NOT IN ('ignore', 'replace', 'preserve_run_at', 'unsafe_dedupe', 'supersede');
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'aioqueue: spec % has unknown on_conflict %', v_bad, v_mode
+            USING ERRCODE = '22023';
+    END IF;
+
+    -- Specs without a unique_key have no conflict to resolve: one set-based INSERT for all of
+    -- them (ids drawn up front so each maps back to its position).
+    WITH src AS (
+        SELECT s.ordinality::integer AS ord, s.value AS spec,
+               pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('aioqueue.jobs', 'id'))
+                   AS id,
+               LEAST(
+                   coalesce((s.value ->> 'run_at')::timestamptz,
+                            v_now + pg_catalog.make_interval(
+                                secs => coalesce((s.value ->> 'delay')::double precision, 0))),
+                   v_now + pg_catalog.make_interval(
+                       secs => (s.value ->> 'max_delay')::double precision)
+               ) AS run_at  -- LEAST ignores the NULL of an absent max_delay
+        FROM pg_catalog.jsonb_array_elements(specs) WITH ORDINALITY AS s
+        WHERE (s.value ->> 'unique_key') IS NULL
+    ), ins AS (
+        INSERT INTO aioqueue.jobs AS j
+            (id, kind, payload, state, priority, run_at, max_attempts, queue_name, flags,
+             rescheduled_from, created_at)
+        OVERRIDING SYSTEM VALUE
+        SELECT src.id, src.spec ->> 'kind', coalesce(src.spec -> 'payload', '{}'::jsonb),
+               CASE WHEN src.run_at > v_now THEN 'scheduled'::aioqueue.job_state
+                    ELSE 'pending'::aioqueue.job_state END,
+               coalesce((src.spec ->> 'priority')::smallint, 0),
+               src.run_at,
+               (src.spec ->> 'max_attempts')::integer,
+               src.spec ->> 'queue_name',
+               CASE WHEN pg_catalog.jsonb_typeof(src.spec -> 'flags') = 'array'
+                    THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(src.spec -> 'flags'))
+                    ELSE '{}'::text[] END,
+               (src.spec ->> 'rescheduled_from')::bigint,
+               v_now
+        FROM src
+        ORDER BY src.ord
+        RETURNING j.id
+    )
+    SELECT coalesce(pg_catalog.array_agg(src.ord ORDER BY src.ord), '{}'),
+           coalesce(pg_catalog.array_agg(src.id ORDER BY src.ord), '{}'),
+           coalesce(pg_catalog.array_agg(false ORDER BY src.ord), '{}'),
+           coalesce(pg_catalog.bool_or(src.run_at <= v_now), false),
+           min(src.run_at) FILTER (WHERE src.run_at > v_now)
+    INTO v_ords, v_ids, v_dedupes, v_wake_now, v_wake_at
+    FROM src
+    WHERE (SELECT count(*) FROM ins) >= 0;  -- reading ins makes the INSERT run first
 
     FOR v_spec IN
         SELECT s.ordinality::integer AS ord, s.value AS spec
         FROM pg_catalog.jsonb_array_elements(specs) WITH ORDINALITY AS s
+        WHERE (s.value ->> 'unique_key') IS NOT NULL
     LOOP
-        IF pg_catalog.jsonb_typeof(v_spec.spec) <> 'object' THEN
-            RAISE EXCEPTION 'aioqueue: spec % is not a JSON object', v_spec.ord - 1
-                USING ERRCODE = '22023';
-        END IF;
-        IF (v_spec.spec ->> 'kind') IS NULL THEN
-            RAISE EXCEPTION 'aioqueue: spec % has no kind', v_spec.ord - 1
-                USING ERRCODE = '22023';
-        END IF;
         v_mode := coalesce(v_spec.spec ->> 'on_conflict', 'ignore');
-        IF v_mode NOT IN ('ignore', 'replace', 'preserve_run_at', 'unsafe_dedupe', 'supersede') THEN
-            RAISE EXCEPTION 'aioqueue: spec % has unknown on_conflict %', v_spec.ord - 1, v_mode
-                USING ERRCODE = '22023';
-        END IF;
         v_run_at := coalesce(
             (v_spec.spec ->> 'run_at')::timestamptz,
             v_now + pg_catalog.make_interval(
@@ -134,25 +187,6 @@ BEGIN
 
         <<attempt>>
         LOOP
-            IF (v_spec.spec ->> 'unique_key') IS NULL THEN
-                INSERT INTO aioqueue.jobs AS j
-                    (kind, payload, state, priority, run_at, max_attempts, queue_name, flags,
-                     rescheduled_from, created_at)
-                VALUES (
-                    v_spec.spec ->> 'kind',
-                    coalesce(v_spec.spec -> 'payload', '{}'::jsonb),
-                    v_state,
-                    coalesce((v_spec.spec ->> 'priority')::smallint, 0),
-                    v_run_at,
-                    (v_spec.spec ->> 'max_attempts')::integer,
-                    v_spec.spec ->> 'queue_name',
-                    v_flags,
-                    (v_spec.spec ->> 'rescheduled_from')::bigint,
-                    v_now)
-                RETURNING j.id INTO v_id;
-                EXIT attempt;
-            END IF;
-
             IF v_mode = 'unsafe_dedupe' THEN
                 SELECT j.id INTO v_id FROM aioqueue.jobs AS j
                 WHERE j.kind = v_spec.spec ->> 'kind'
@@ -268,11 +302,15 @@ BEGIN
             END IF;
         END IF;
 
-        add_jobs.ord := v_spec.ord;
-        add_jobs.id := v_id;
-        add_jobs.deduped := v_deduped;
-        RETURN NEXT;
+        v_ords := v_ords || v_spec.ord;
+        v_ids := v_ids || v_id;
+        v_dedupes := v_dedupes || v_deduped;
     END LOOP;
+
+    RETURN QUERY
+        SELECT r.o, r.i, r.d
+        FROM unnest(v_ords, v_ids, v_dedupes) AS r(o, i, d)  -- multi-argument form: FROM only
+        ORDER BY r.o;
 
     -- One notification per call. Payloads are opaque hints: '' (work is due now),
     -- 't:<epoch>' (earliest future run_at), 'c:<ids>' (supersede asks running jobs to stop).
