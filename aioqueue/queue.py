@@ -17,7 +17,7 @@ from ._db import connect as _connect
 from ._db import migrate as _migrate
 from ._db.queries import Queries
 from ._notifier import dedicated, from_pool
-from ._spec import as_spec, encode_one, encode_specs
+from ._spec import as_spec, encode_one, encode_spec, encode_specs
 from ._waiter import Waiter
 from .errors import ConfigurationError, JobNotFound, JobStateError, WaitTimeout
 from .events import Event, Hooks, Subscriber
@@ -141,8 +141,14 @@ class Queue:
             queue_name=queue_name,
             flags=_flags(flags),
         )
-        specs = encode_one(spec, max_payload_bytes=self.config.max_payload_bytes)
-        rows = await self._add(specs, tx)
+        if unique_key is None and max_delay is None:
+            # nothing to dedupe: a plain INSERT statement instead of the add_jobs function
+            one = encode_spec(spec, max_payload_bytes=self.config.max_payload_bytes)
+            db = self.pool if tx is None else await _connect.unwrap_tx(tx)
+            rows = await self.queries.job_insert(db, one)
+        else:
+            specs = encode_one(spec, max_payload_bytes=self.config.max_payload_bytes)
+            rows = await self._add(specs, tx)
         if self.hooks:
             self._emit_enqueued([spec.kind], rows)
         return EnqueueResult(rows[0]["id"], rows[0]["deduped"])

@@ -49,6 +49,21 @@ class Queries:
     ) -> list[asyncpg.Record]:
         return await db.fetch(self.sql["jobs_add"], specs, now)
 
+    async def job_insert(self, db: Executor, spec: dict[str, Any]) -> list[asyncpg.Record]:
+        """One keyless job (``spec`` as built by ``_spec.encode_spec``)."""
+        return await db.fetch(
+            self.sql["job_insert"],
+            spec["kind"],
+            bytes(spec["payload"]).decode(),
+            spec.get("priority", 0),
+            spec.get("run_at"),
+            spec.get("delay"),
+            spec.get("max_attempts"),
+            spec.get("queue_name"),
+            spec.get("flags"),
+            None,
+        )
+
     async def job_get(self, db: Executor, job_id: int) -> asyncpg.Record | None:
         return await db.fetchrow(self.sql["job_get"], job_id)
 

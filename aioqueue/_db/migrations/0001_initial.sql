@@ -104,6 +104,7 @@ DECLARE
     v_ords        integer[] := '{}';
     v_ids         bigint[] := '{}';
     v_dedupes     boolean[] := '{}';
+    v_seq         regclass := pg_catalog.pg_get_serial_sequence('/*schema*/.jobs', 'id');
 BEGIN
     IF specs IS NULL OR pg_catalog.jsonb_typeof(specs) <> 'array' THEN
         RAISE EXCEPTION 'aioqueue: specs must be a JSON array of job specs'
@@ -129,8 +130,7 @@ BEGIN
     -- them (ids drawn up front so each maps back to its position).
     WITH src AS (
         SELECT s.ordinality::integer AS ord, s.value AS spec,
-               pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('/*schema*/.jobs', 'id'))
-                   AS id,
+               pg_catalog.nextval(v_seq) AS id,
                LEAST(
                    coalesce((s.value ->> 'run_at')::timestamptz,
                             v_now + pg_catalog.make_interval(
