@@ -7,6 +7,7 @@ The full walk only runs when the fast byte scan finds a suspicious token.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -52,9 +53,19 @@ def _find_bad_value(value: Any, path: str) -> tuple[str, str] | None:
     return None
 
 
+def _fields(value: Any) -> Iterator[tuple[object, Any]]:
+    """Children of containers, and the fields of msgspec Structs and dataclasses."""
+    if isinstance(value, msgspec.Struct):
+        yield from ((f, getattr(value, f)) for f in value.__struct_fields__)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        yield from ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+    else:
+        yield from _children(value)
+
+
 def _find_unencodable(value: Any, path: str) -> str:
     """Path of the first sub-value msgspec refuses (the value itself if none is narrower)."""
-    for key, child in _children(value):
+    for key, child in _fields(value):
         try:
             _encoder.encode(child)
         except (TypeError, ValueError, OverflowError):

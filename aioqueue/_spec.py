@@ -22,15 +22,27 @@ _SPEC_FIELDS = frozenset(JobSpec.__struct_fields__)
 _encoder = msgspec.json.Encoder()
 
 
+# PostgreSQL raises "interval out of range" near 9.2e12 s, and inside the caller's tx= that
+# error would abort their whole transaction: cap delays well below, before any SQL.
+MAX_DELAY_SECONDS = 100 * 365 * 24 * 3600  # 100 years; run_at= reaches further if needed
+
+
 def _seconds(field: str, value: object, index: int | None) -> float:
     if isinstance(value, dt.timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
     else:
         raise InvalidJobError(field, f"must be seconds or a timedelta, got {value!r}", index=index)
     if not math.isfinite(seconds) or seconds < 0:
         raise InvalidJobError(field, f"must be a finite number >= 0, got {value!r}", index=index)
+    if seconds > MAX_DELAY_SECONDS:
+        raise InvalidJobError(
+            field, f"must be at most {MAX_DELAY_SECONDS} seconds (100 years)", index=index
+        )
     return seconds
 
 
@@ -99,10 +111,9 @@ def encode_spec(
         if spec.run_at.tzinfo is None or spec.run_at.utcoffset() is None:
             raise InvalidJobError("run_at", "must be timezone-aware", index=index)
         out["run_at"] = spec.run_at
-    if spec.priority != 0:
-        out["priority"] = _int(
-            "priority", spec.priority, config.SMALLINT_MIN, config.SMALLINT_MAX, index
-        )
+    priority = _int("priority", spec.priority, config.SMALLINT_MIN, config.SMALLINT_MAX, index)
+    if priority != 0:
+        out["priority"] = priority
     if spec.on_conflict not in ON_CONFLICT_MODES:
         raise InvalidJobError(
             "on_conflict",

@@ -75,6 +75,13 @@ async def _unwrap_sqlalchemy(tx: Any) -> asyncpg.Connection:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
     if isinstance(tx, AsyncSession):
+        # session.connection() would autobegin a transaction on an idle session: aioqueue
+        # would then have opened a transaction nobody commits (the job silently vanishes)
+        if not tx.in_transaction():
+            raise ConfigurationError(
+                "tx= SQLAlchemy session is not inside a transaction; use "
+                "`async with session.begin():`"
+            )
         conn = await tx.connection()
     elif isinstance(tx, AsyncConnection):
         conn = tx

@@ -54,11 +54,12 @@ async def migrate(
             await q.migrations_lock(conn)
             await q.migrations_bootstrap(conn)
             applied = set(await q.migrations_applied(conn))
+            newest = max(applied, default=0)
+            if newest > latest_version():
+                # a newer aioqueue owns this schema: refuse before changing anything
+                raise SchemaOutdated(newest, latest_version())
             pending = [m for m in migrations() if m.version not in applied]
             if not pending:
-                newest = max(applied, default=0)
-                if newest > latest_version():
-                    raise SchemaOutdated(newest, latest_version())
                 return applied_now
             step = pending[0]
             await conn.execute(render(step.text, schema))

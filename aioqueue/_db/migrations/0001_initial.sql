@@ -174,6 +174,10 @@ BEGIN
         SELECT s.ordinality::integer AS ord, s.value AS spec
         FROM pg_catalog.jsonb_array_elements(specs) WITH ORDINALITY AS s
         WHERE (s.value ->> 'unique_key') IS NOT NULL
+        -- one global lock order for keys: concurrent calls naming the same keys in different
+        -- orders would otherwise deadlock; duplicates of one key keep their input order
+        ORDER BY (s.value ->> 'kind') COLLATE "C", (s.value ->> 'unique_key') COLLATE "C",
+                 s.ordinality
     LOOP
         v_mode := coalesce(v_spec.spec ->> 'on_conflict', 'ignore');
         v_run_at := coalesce(
@@ -268,6 +272,10 @@ BEGIN
                 max_attempts = excluded.max_attempts,
                 queue_name = excluded.queue_name,
                 flags = excluded.flags,
+                -- a replaced job starts afresh (graphile resets its retry state too): a waiting
+                -- retry must not keep attempts above a lowered max_attempts, nor a stale error
+                attempts = 0,
+                error = NULL,
                 run_at = CASE
                     WHEN v_mode = 'preserve_run_at' THEN j.run_at
                     WHEN v_max_delay IS NOT NULL THEN LEAST(
@@ -290,7 +298,8 @@ BEGIN
             -- The match is running: release its key (and for supersede ask it to stop), then insert.
             UPDATE /*schema*/.jobs AS j
             SET unique_key = NULL,
-                cancel_requested = (v_mode = 'supersede')
+                -- replace must not withdraw a cancellation someone else already asked for
+                cancel_requested = j.cancel_requested OR v_mode = 'supersede'
             WHERE j.kind = v_spec.spec ->> 'kind'
               AND j.unique_key = v_spec.spec ->> 'unique_key'
               AND j.state = 'running'
