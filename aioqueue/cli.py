@@ -272,6 +272,20 @@ def load_tasks(spec: str) -> Tasks:
     show_default=True,
     help="Seconds to let running jobs finish on SIGTERM.",
 )
+@click.option(
+    "--retention",
+    type=float,
+    default=config.DEFAULT_RETENTION,
+    show_default=True,
+    help="Seconds to keep completed jobs (negative: keep forever).",
+)
+@click.option(
+    "--failed-retention",
+    type=float,
+    default=config.DEFAULT_FAILED_RETENTION,
+    show_default=True,
+    help="Seconds to keep failed and cancelled jobs (negative: keep forever).",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -283,6 +297,8 @@ def worker(
     poll_interval: float,
     rescue_interval: float,
     stop_timeout: float,
+    retention: float,
+    failed_retention: float,
 ) -> None:
     """Run a worker pool for the tasks in MODULE:TASKS. SIGTERM/SIGINT stop it gracefully;
     a second signal stops it at once (running jobs go back to pending)."""
@@ -296,6 +312,9 @@ def worker(
         "poll_interval": poll_interval,
         "rescue_interval": rescue_interval,
         "stop_timeout": stop_timeout,
+        "retention": None if retention < 0 else retention,
+        "failed_retention": None if failed_retention < 0 else failed_retention,
+        "cancelled_retention": None if failed_retention < 0 else failed_retention,
     }
     _run(lambda: _worker_main(opts, tasks, concurrency, settings))
 
