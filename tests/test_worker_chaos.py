@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,12 @@ SHORT = ["--lease", "2", "--heartbeat", "0.5", "--rescue-interval", "0.5", "--po
 
 
 @pytest.fixture
-async def chaos(q: aioqueue.Queue, dsn: str) -> AsyncIterator[aioqueue.Queue]:
+async def chaos(q: aioqueue.Queue, dsn: str) -> aioqueue.Queue:
     await q.pool.execute(
         f'CREATE TABLE "{q.config.schema}".chaos_ledger (job_id bigint, attempt int, '
         "worker_pid int, outcome text, at timestamptz DEFAULT clock_timestamp())"
     )
-    yield q
+    return q
 
 
 async def start_worker(dsn: str, schema: str, *extra: str) -> asyncio.subprocess.Process:
@@ -64,7 +63,7 @@ async def ledger(q: aioqueue.Queue, outcome: str) -> list[asyncpg.Record]:
 async def until(predicate: Any, timeout: float) -> None:
     """Watch a subprocess's effects in the database until ``predicate()`` holds."""
     with anyio.fail_after(timeout):
-        while not await predicate():
+        while not await predicate():  # noqa: ASYNC110 - a subprocess: only the DB shows it
             await anyio.sleep(0.05)
 
 
@@ -222,3 +221,16 @@ async def test_server_restart_worker_recovers(tmp_path: Path) -> None:
         await q.close()
     finally:
         await anyio.to_thread.run_sync(embedded.stop_server, data)
+
+
+async def test_processes_flag_runs_several_workers_and_stops_them(
+    chaos: aioqueue.Queue, dsn: str
+) -> None:
+    q = chaos
+    await q.enqueue_many([{"kind": "sleep", "payload": {"seconds": 0.5}} for _ in range(20)])
+    parent = await start_worker(dsn, q.config.schema, "--concurrency", "5", "--processes", "2")
+    await until(lambda: _count(q, "finished", 20), 30)
+    pids = {r["worker_pid"] for r in await ledger(q, "finished")}
+    assert len(pids) == 2  # both children took jobs
+    parent.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(parent.wait(), 15) == 0
