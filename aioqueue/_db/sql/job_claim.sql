@@ -32,8 +32,8 @@ SET state = 'running',
     lease_token = (SELECT token FROM now),
     locked_by = $5::text,
     lease_expires_at = (SELECT ts FROM now) + make_interval(secs => $6::float8),
-    started_at = (SELECT ts FROM now),
-    cancel_requested = false
+    started_at = (SELECT ts FROM now)
+    -- cancel_requested is already false: only running rows ever have it set
 FROM candidates AS c
 WHERE j.id = c.id
 RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts, j.lease_token,
