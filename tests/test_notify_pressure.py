@@ -23,8 +23,8 @@ async def small_notify_queue(tmp_path: Path) -> str:  # type: ignore[misc]
         pytest.skip("needs its own embedded server with a small notification queue")
     data = tmp_path / "pg"
     await anyio.to_thread.run_sync(embedded.ensure_server, data)
-    with open(data / "postgresql.conf", "a") as conf:
-        conf.write("max_notify_queue_pages = 64\n")  # PostgreSQL 17+: 512 kB of queue
+    conf = anyio.Path(data / "postgresql.conf")  # PostgreSQL 17+: 64 pages = 512 kB of queue
+    await conf.write_text(await conf.read_text() + "max_notify_queue_pages = 64\n")
     dsn = await anyio.to_thread.run_sync(embedded.restart_server, data)
     try:
         yield dsn
