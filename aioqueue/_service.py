@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -9,6 +10,8 @@ from typing import Protocol
 
 import anyio
 from anyio.abc import TaskStatus
+
+_log = logging.getLogger("aioqueue.maintenance")
 
 
 class Service(Protocol):
@@ -32,8 +35,18 @@ def jittered(interval: float, jitter: float = 0.1) -> float:
     return interval * (1 - jitter + 2 * jitter * random.random())
 
 
-async def run_every(interval: float, tick: Callable[[], Awaitable[object]]) -> None:
-    """Call ``tick`` every ``interval`` seconds (jittered) forever."""
+async def run_every(
+    interval: float,
+    tick: Callable[[], Awaitable[object]],
+    *,
+    name: str,
+    transient: tuple[type[BaseException], ...] = (),
+) -> None:
+    """Call ``tick`` every ``interval`` seconds (jittered) forever; a transient database error
+    is logged and the next tick tries again."""
     while True:
         await anyio.sleep(jittered(interval))
-        await tick()
+        try:
+            await tick()
+        except transient as exc:
+            _log.warning("%s: failed (%s); will retry", name, type(exc).__name__)

@@ -12,7 +12,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .._db.queries import Executor, Queries
-from .._service import jittered
+from .._service import run_every
 
 _log = logging.getLogger("aioqueue.maintenance")
 BATCH = 1000
@@ -43,12 +43,7 @@ class Pruner:
         task_status.started()
         if not self._retention:
             await anyio.sleep_forever()
-        while True:
-            await anyio.sleep(jittered(self._interval))
-            try:
-                await self.prune()
-            except self._transient as exc:
-                _log.warning("pruner: failed (%s); will retry", type(exc).__name__)
+        await run_every(self._interval, self.prune, name=self.name, transient=self._transient)
 
     async def prune(self) -> int:
         """Delete everything due, one small batch per statement; returns rows deleted."""

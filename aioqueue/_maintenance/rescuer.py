@@ -13,7 +13,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .._db.queries import Executor, Queries
-from .._service import jittered
+from .._service import run_every
 
 _log = logging.getLogger("aioqueue.maintenance")
 BATCH = 1000
@@ -39,12 +39,7 @@ class Rescuer:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        while True:
-            await anyio.sleep(jittered(self._interval))
-            try:
-                await self.rescue()
-            except self._transient as exc:
-                _log.warning("rescuer: failed (%s); will retry", type(exc).__name__)
+        await run_every(self._interval, self.rescue, name=self.name, transient=self._transient)
 
     async def rescue(self) -> int:
         total = 0
