@@ -64,11 +64,23 @@ def _payload_type(fn: Handler) -> Any:
     return None if annotation in _ANY_TYPES else annotation
 
 
+def _valid_text(value: object, max_bytes: int) -> bool:
+    """1..max_bytes of valid UTF-8 without NUL (what a text column and index can hold)."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        return 1 <= len(value.encode("utf-8")) <= max_bytes
+    except UnicodeEncodeError:
+        return False
+
+
 def _validate_options(
     kind: str, max_attempts: int | None, timeout: float | None, retry_delay: RetryDelay
 ) -> None:
-    if not isinstance(kind, str) or not 1 <= len(kind.encode()) <= config.KIND_MAX_BYTES:
-        raise ConfigurationError(f"task kind must be 1-{config.KIND_MAX_BYTES} bytes: {kind!r}")
+    if not _valid_text(kind, config.KIND_MAX_BYTES):
+        raise ConfigurationError(
+            f"task kind must be 1-{config.KIND_MAX_BYTES} bytes of UTF-8 without NUL: {kind!r}"
+        )
     if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
         raise ConfigurationError(f"task {kind!r}: max_attempts must be an integer >= 1")
     if timeout is not None and (
@@ -155,8 +167,10 @@ class Tasks:
         _cron.zone(timezone)
         _validate_options(kind, max_attempts, None, None)
         cron_name = name if name is not None else f"{kind} {expr}"
-        if not isinstance(cron_name, str) or not 1 <= len(cron_name.encode()) <= 128:
-            raise ConfigurationError(f"cron name must be 1-128 bytes: {cron_name!r}")
+        if not _valid_text(cron_name, 128):
+            raise ConfigurationError(
+                f"cron name must be 1-128 bytes of UTF-8 without NUL: {cron_name!r}"
+            )
         if cron_name in self._crons:
             raise ConfigurationError(f"cron {cron_name!r} is already registered")
         if not isinstance(backfill, int | float) or not 0 <= backfill < math.inf:
