@@ -218,6 +218,8 @@ class Queue:
             raise ConfigurationError(f"state must be one of {', '.join(JobState)}, got {state!r}")
         if not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise ConfigurationError("limit must be an integer between 1 and 10000")
+        _check_filter("kind", kind)
+        _check_filter("queue_name", queue_name)
         rows = await self.queries.fetch(
             self.pool,
             "job_list",
@@ -264,6 +266,8 @@ class Queue:
 
     async def cancel_by_key(self, kind: str, unique_key: str) -> Job:
         """Cancel the active job of ``kind`` holding ``unique_key`` (see ``cancel``)."""
+        _check_filter("kind", kind)
+        _check_filter("unique_key", unique_key)
         rows = await self.queries.fetch(self.pool, "job_cancel", None, kind, unique_key)
         if not rows:
             raise JobNotFound(f"no active {kind!r} job with unique_key {unique_key!r}")
@@ -316,6 +320,18 @@ class Queue:
     ) -> NoReturn:
         job = await self.get_job(job_id)  # raises JobNotFound
         raise JobStateError(f"cannot {action} job {job_id}: it is {job.state} (needs {allowed})")
+
+
+def _check_filter(name: str, value: str | None) -> None:
+    """Filters go to SQL as parameters; refuse what PostgreSQL text cannot hold, clearly."""
+    if value is None:
+        return
+    if not isinstance(value, str) or "\x00" in value:
+        raise ConfigurationError(f"{name} filter must be text without NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError(f"{name} filter must be valid UTF-8") from None
 
 
 def _flags(flags: Sequence[str] | None) -> Any:

@@ -69,9 +69,7 @@ def test_list_filters(env: Env, kind: str, queue_name: str, state: str) -> None:
         env.run(env.q.list_jobs(kind=kind, queue_name=queue_name))
         env.run(env.q.list_jobs(state=state))
     except aioqueue.ConfigurationError:
-        pass  # an unknown state is refused before any SQL
-    except Exception as exc:  # NUL bytes: PostgreSQL refuses them as text parameters
-        assert "0x00" in str(exc) or "\\x00" in repr(exc) or "NUL" in str(exc), exc
+        pass  # an unknown state or a NUL character is refused before any SQL
     assert env.run(env.q.pool.fetchval("SELECT count(*) FROM canary")) == 1
 
 
