@@ -37,19 +37,26 @@ def _children(value: Any) -> Iterator[tuple[object, Any]]:
 
 
 def _find_bad_value(value: Any, path: str) -> tuple[str, str] | None:
-    """First NUL-containing string or non-finite float, as (path, problem)."""
-    if isinstance(value, str):
-        return (path, "contains a NUL character (\\u0000)") if "\x00" in value else None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else (path, f"is {value!r} (not valid JSON)")
-    if isinstance(value, dict):
-        for key in value:
-            if isinstance(key, str) and "\x00" in key:
-                return (path, f"has a key with a NUL character: {key!r}")
-    for key, child in _children(value):
-        found = _find_bad_value(child, _child_path(path, key))
-        if found:
-            return found
+    """First NUL-containing string or non-finite float in document order, as (path, problem).
+    Iterative, so a payload nested as deep as msgspec allows never hits Python's recursion
+    limit here."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return (where, "contains a NUL character (\\u0000)")
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return (where, f"is {item!r} (not valid JSON)")
+            continue
+        if isinstance(item, dict):
+            for key in item:
+                if isinstance(key, str) and "\x00" in key:
+                    return (where, f"has a key with a NUL character: {key!r}")
+        children = [(child, _child_path(where, key)) for key, child in _children(item)]
+        stack.extend(reversed(children))
     return None
 
 
@@ -79,8 +86,15 @@ def encode_json(value: Any, *, field: str = "payload", limit: int | None = None)
         return b"null"
     try:
         data = _encoder.encode(value)
+    except RecursionError:
+        raise PayloadEncodeError(
+            f"{field} is nested too deeply to be encoded to JSON", path="$", field=field
+        ) from None
     except (TypeError, ValueError, OverflowError) as exc:
-        path = _find_unencodable(value, "$")
+        try:
+            path = _find_unencodable(value, "$")
+        except RecursionError:
+            path = "$"
         raise PayloadEncodeError(
             f"{field} at {path} cannot be encoded to JSON: {exc}", path=path, field=field
         ) from None

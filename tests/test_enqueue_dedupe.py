@@ -77,7 +77,9 @@ async def listener(q: aioqueue.Queue) -> AsyncIterator[Notifications]:
     assert q.dsn is not None
     got = Notifications()
     c = await asyncpg.connect(q.dsn)
-    await c.add_listener(q.config.channel, got)
+    channel = f"aioqueue_{q.config.schema}"  # the documented, fixed channel name
+    assert q.config.channel == channel
+    await c.add_listener(channel, got)
     try:
         yield got
     finally:
@@ -321,6 +323,31 @@ async def test_supersede_asks_the_running_job_to_stop(
     )
     assert (await q.get_job(new.id)).payload == {"v": 2}
     await listener.wait_for(lambda got: f"c:{first.id}" in got)
+
+
+async def test_superseding_many_running_jobs_at_once_fits_in_notifications(
+    q: aioqueue.Queue, conn: asyncpg.Connection, listener: Notifications
+) -> None:
+    """A NOTIFY payload of 8000 bytes or more fails the whole call: the cancel hints for a
+    big batch are split, and together they name every superseded job."""
+    s = q.config.schema
+    await conn.execute(
+        f"SELECT setval(pg_get_serial_sequence('\"{s}\".jobs', 'id'), 10000000000000)"
+    )
+    old = await q.enqueue_many([{"kind": "k", "unique_key": f"u{i}"} for i in range(1000)])
+    await conn.execute(f"UPDATE \"{s}\".jobs SET state = 'running'")
+    new = await q.enqueue_many(
+        [{"kind": "k", "unique_key": f"u{i}", "on_conflict": "supersede"} for i in range(1000)]
+    )
+    assert not any(o.deduped for o in new)
+    wanted = {o.id for o in old}
+
+    def cancelled(got: list[str]) -> set[int]:
+        return {int(i) for p in got if p.startswith("c:") for i in p[2:].split(",")}
+
+    await listener.wait_for(lambda got: cancelled(got) >= wanted)
+    assert all(len(p.encode()) < 8000 for p in listener.payloads)
+    assert cancelled(listener.payloads) == wanted
 
 
 async def test_replace_of_a_running_job_sends_no_cancel_notification(

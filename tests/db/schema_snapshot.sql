@@ -8,7 +8,7 @@ column jobs.created_at timestamp with time zone not null default now()
 column jobs.error jsonb
 column jobs.finished_at timestamp with time zone
 column jobs.flags text[] not null default '{}'::text[]
-column jobs.id bigint not null
+column jobs.id bigint not null identity always
 column jobs.kind text not null
 column jobs.lease_expires_at timestamp with time zone
 column jobs.lease_token bigint
@@ -54,7 +54,8 @@ constraint migrations.migrations_breaking_not_null NOT NULL breaking
 constraint migrations.migrations_name_not_null NOT NULL name
 constraint migrations.migrations_pkey PRIMARY KEY (version)
 constraint migrations.migrations_version_not_null NOT NULL version
-function CREATE OR REPLACE FUNCTION aioqueue.add_job(kind text, payload jsonb DEFAULT '{}'::jsonb, queue_name text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, priority integer DEFAULT 0, flags text[] DEFAULT NULL::text[], on_conflict text DEFAULT 'ignore'::text, delay double precision DEFAULT NULL::double precision, max_delay double precision DEFAULT NULL::double precision)
+function aioqueue.add_job(text,jsonb,text,timestamp with time zone,integer,text,integer,text[],text,double precision,double precision) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_job(kind text, payload jsonb DEFAULT '{}'::jsonb, queue_name text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, priority integer DEFAULT 0, flags text[] DEFAULT NULL::text[], on_conflict text DEFAULT 'ignore'::text, delay double precision DEFAULT NULL::double precision, max_delay double precision DEFAULT NULL::double precision)
  RETURNS bigint
  LANGUAGE sql
  SET search_path TO 'pg_catalog', 'pg_temp'
@@ -73,8 +74,8 @@ AS $function$
             'delay', add_job.delay,
             'max_delay', add_job.max_delay))) AS r;
 $function$
-
-function CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+function aioqueue.add_jobs(jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
  RETURNS TABLE(ord integer, id bigint, deduped boolean)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
@@ -167,6 +168,10 @@ BEGIN
         SELECT s.ordinality::integer AS ord, s.value AS spec
         FROM pg_catalog.jsonb_array_elements(specs) WITH ORDINALITY AS s
         WHERE (s.value ->> 'unique_key') IS NOT NULL
+        -- one global lock order for keys: concurrent calls naming the same keys in different
+        -- orders would otherwise deadlock; duplicates of one key keep their input order
+        ORDER BY (s.value ->> 'kind') COLLATE "C", (s.value ->> 'unique_key') COLLATE "C",
+                 s.ordinality
     LOOP
         v_mode := coalesce(v_spec.spec ->> 'on_conflict', 'ignore');
         v_run_at := coalesce(
@@ -261,6 +266,10 @@ BEGIN
                 max_attempts = excluded.max_attempts,
                 queue_name = excluded.queue_name,
                 flags = excluded.flags,
+                -- a replaced job starts afresh (graphile resets its retry state too): a waiting
+                -- retry must not keep attempts above a lowered max_attempts, nor a stale error
+                attempts = 0,
+                error = NULL,
                 run_at = CASE
                     WHEN v_mode = 'preserve_run_at' THEN j.run_at
                     WHEN v_max_delay IS NOT NULL THEN LEAST(
@@ -283,7 +292,8 @@ BEGIN
             -- The match is running: release its key (and for supersede ask it to stop), then insert.
             UPDATE aioqueue.jobs AS j
             SET unique_key = NULL,
-                cancel_requested = (v_mode = 'supersede')
+                -- replace must not withdraw a cancellation someone else already asked for
+                cancel_requested = j.cancel_requested OR v_mode = 'supersede'
             WHERE j.kind = v_spec.spec ->> 'kind'
               AND j.unique_key = v_spec.spec ->> 'unique_key'
               AND j.state = 'running'
@@ -316,8 +326,11 @@ BEGIN
     -- 't:<epoch>' (earliest future run_at), 'c:<ids>' (supersede asks running jobs to stop).
     IF pg_catalog.pg_notification_queue_usage() <= 0.5 THEN
         IF pg_catalog.cardinality(v_cancel_ids) > 0 THEN
-            PERFORM pg_catalog.pg_notify('aioqueue_aioqueue',
-                'c:' || pg_catalog.array_to_string(v_cancel_ids, ','));
+            -- at most 300 ids per hint: a payload of 8000 bytes or more fails the whole call
+            FOR v_chunk IN 0 .. (pg_catalog.cardinality(v_cancel_ids) - 1) / 300 LOOP
+                PERFORM pg_catalog.pg_notify('aioqueue_aioqueue', 'c:' || pg_catalog.array_to_string(
+                    v_cancel_ids[v_chunk * 300 + 1 : v_chunk * 300 + 300], ','));
+            END LOOP;
         END IF;
         IF v_wake_now THEN
             PERFORM pg_catalog.pg_notify('aioqueue_aioqueue', '');
@@ -328,8 +341,8 @@ BEGIN
     END IF;
 END;
 $function$
-
-function CREATE OR REPLACE FUNCTION aioqueue.cron_enqueue(name text, slot timestamp with time zone, spec jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+function aioqueue.cron_enqueue(text,timestamp with time zone,jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.cron_enqueue(name text, slot timestamp with time zone, spec jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
  RETURNS bigint
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
@@ -373,7 +386,6 @@ BEGIN
     RETURN v_id;
 END;
 $function$
-
 index CREATE INDEX jobs_claim ON aioqueue.jobs USING btree (priority DESC, run_at, id) WHERE (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state]))
 index CREATE INDEX jobs_finished ON aioqueue.jobs USING btree (finished_at) WHERE (state = ANY (ARRAY['completed'::aioqueue.job_state, 'cancelled'::aioqueue.job_state, 'failed'::aioqueue.job_state]))
 index CREATE INDEX jobs_queue_active ON aioqueue.jobs USING btree (queue_name, id) WHERE ((queue_name IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state, 'running'::aioqueue.job_state])))
@@ -384,7 +396,8 @@ index CREATE UNIQUE INDEX crons_pkey ON aioqueue.crons USING btree (name)
 index CREATE UNIQUE INDEX jobs_pkey ON aioqueue.jobs USING btree (id)
 index CREATE UNIQUE INDEX jobs_unique_active ON aioqueue.jobs USING btree (kind, unique_key) WHERE ((unique_key IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state, 'running'::aioqueue.job_state])))
 index CREATE UNIQUE INDEX migrations_pkey ON aioqueue.migrations USING btree (version)
-table crons  rls
-table jobs fillfactor=70 rls
-table migrations 
+sequence jobs_id_seq
+table crons options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:MAINTAIN owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table jobs options=fillfactor=70 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:MAINTAIN owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table migrations options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:MAINTAIN owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 type job_state pending,scheduled,running,completed,cancelled,failed

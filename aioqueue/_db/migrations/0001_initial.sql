@@ -332,8 +332,11 @@ BEGIN
     -- 't:<epoch>' (earliest future run_at), 'c:<ids>' (supersede asks running jobs to stop).
     IF pg_catalog.pg_notification_queue_usage() <= 0.5 THEN
         IF pg_catalog.cardinality(v_cancel_ids) > 0 THEN
-            PERFORM pg_catalog.pg_notify(/*channel*/,
-                'c:' || pg_catalog.array_to_string(v_cancel_ids, ','));
+            -- at most 300 ids per hint: a payload of 8000 bytes or more fails the whole call
+            FOR v_chunk IN 0 .. (pg_catalog.cardinality(v_cancel_ids) - 1) / 300 LOOP
+                PERFORM pg_catalog.pg_notify(/*channel*/, 'c:' || pg_catalog.array_to_string(
+                    v_cancel_ids[v_chunk * 300 + 1 : v_chunk * 300 + 300], ','));
+            END LOOP;
         END IF;
         IF v_wake_now THEN
             PERFORM pg_catalog.pg_notify(/*channel*/, '');
