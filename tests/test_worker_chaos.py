@@ -234,3 +234,53 @@ async def test_processes_flag_runs_several_workers_and_stops_them(
     assert len(pids) == 2  # both children took jobs
     parent.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(parent.wait(), 15) == 0
+
+
+async def test_server_restart_during_a_two_process_drain_loses_nothing(tmp_path: Path) -> None:
+    """C1: `pg_ctl restart -m fast` while two worker processes drain 5,000 jobs."""
+    if os.environ.get("AIOQUEUE_TEST_DSN"):
+        pytest.skip("needs the embedded server to restart it")
+    data = tmp_path / "pg"
+    server = await anyio.to_thread.run_sync(embedded.ensure_server, data)
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        q = await aioqueue.Queue.connect(server, schema="c1")
+        await q.pool.execute(
+            "CREATE TABLE c1.chaos_ledger (job_id bigint, attempt int, worker_pid int, "
+            "outcome text, at timestamptz DEFAULT clock_timestamp())"
+        )
+        n = 5000
+        outs = await q.enqueue_many(
+            [{"kind": "sleep", "payload": {"seconds": 0.01}} for _ in range(n)]
+        )
+        procs = [await start_worker(server, "c1", "--concurrency", "20") for _ in range(2)]
+        await until(lambda: _count(q, "finished", 500), 60)
+        restarted_at = time.monotonic()
+        await anyio.to_thread.run_sync(embedded.restart_server, data)
+        await q.pool.expire_connections()
+        await until(lambda: _completed(q, n), 90)
+        drained_after_restart = time.monotonic() - restarted_at
+        await check_invariants(q, [o.id for o in outs])
+        finished = await ledger(q, "finished")
+        assert len(finished) - n <= 40  # re-runs only for jobs in flight at the restart
+        assert len({r["worker_pid"] for r in finished}) == 2
+        assert drained_after_restart < 60
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        assert [await asyncio.wait_for(p.wait(), 15) for p in procs] == [0, 0]
+        await q.close()
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+        await anyio.to_thread.run_sync(embedded.stop_server, data)
+
+
+async def _completed(q: aioqueue.Queue, n: int) -> bool:
+    try:
+        done = await q.pool.fetchval(
+            f"SELECT count(*) FROM \"{q.config.schema}\".jobs WHERE state = 'completed'"
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return False  # the server is still coming back
+    return int(done) >= n

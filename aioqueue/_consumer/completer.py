@@ -20,16 +20,24 @@ from .outcome import Outcome
 
 _log = logging.getLogger("aioqueue.worker")
 
+# Errors that mean "try again shortly" (graphile-worker's list, plus asyncpg's client-side
+# states seen when the server restarts under a busy connection).
 TRANSIENT = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.OperatorInterventionError,  # class 57: admin shutdown, cannot connect now, …
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.TooManyConnectionsError,
 )
+
+
+async def _expire(db: Executor) -> None:
+    if isinstance(db, asyncpg.Pool):
+        await db.expire_connections()
 
 
 class Completer:
@@ -122,6 +130,7 @@ class Completer:
                         )
                         return
                     _log.warning("completer: flush failed (%s); retrying", type(exc).__name__)
+                    await _expire(self._db)  # a connection broken mid-statement: replace them
                     await anyio.sleep(delay)
                     delay = min(delay * 2, 2.0)
             self._on_flushed(batch, accepted)

@@ -158,8 +158,8 @@ class Producer:
                 worker_id=self._worker_id,
                 lease=self._lease,
             )
-        except TRANSIENT:
-            self._db.invalidate()
+        except Exception:
+            self._db.invalidate()  # whatever broke, the next claim starts on a fresh connection
             raise
         self.claims += 1
         for row in rows:
