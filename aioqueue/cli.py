@@ -10,7 +10,6 @@ import importlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -21,11 +20,11 @@ import click
 import msgspec
 
 from . import config
+from ._cli_worker import run_worker, supervise
 from .errors import AioqueueError
 from .queue import Queue
 from .tasks import Tasks
 from .types import JobState
-from .worker import Worker
 
 T = TypeVar("T")
 EXIT_USAGE = 2
@@ -305,7 +304,7 @@ def worker(
     opts: Options = ctx.obj
     tasks = load_tasks(tasks_spec)
     if processes > 1:
-        sys.exit(_supervise(processes))
+        sys.exit(supervise(processes))
     settings = {
         "lease": lease,
         "heartbeat_interval": heartbeat,
@@ -316,69 +315,7 @@ def worker(
         "failed_retention": None if failed_retention < 0 else failed_retention,
         "cancelled_retention": None if failed_retention < 0 else failed_retention,
     }
-    _run(lambda: _worker_main(opts, tasks, concurrency, settings))
-
-
-async def _worker_main(
-    opts: Options, tasks: Tasks, concurrency: int, settings: dict[str, Any]
-) -> None:
-    q = await _connect(opts)
-    async with q:
-        w = Worker(q, tasks, concurrency=concurrency, **settings)
-        loop = asyncio.get_running_loop()
-        run_task = asyncio.ensure_future(w.run())
-        signals = 0
-        stopping: set[asyncio.Task[None]] = set()  # keep a reference until done
-
-        def on_signal(signum: int) -> None:
-            nonlocal signals
-            signals += 1
-            if signals == 1:
-                logging.getLogger("aioqueue.worker").warning(
-                    "received %s: stopping gracefully (again to stop at once)",
-                    signal.Signals(signum).name,
-                )
-                stopping.add(loop.create_task(w.stop()))
-            else:
-                run_task.cancel()
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, on_signal, signum)
-        try:
-            await run_task
-        except asyncio.CancelledError:
-            if signals < 2:
-                raise
-
-
-def _supervise(processes: int) -> int:
-    """Start N copies of this command with --processes 1; forward signals; exit with the worst."""
-    args = [a for a in sys.argv[1:]]
-    child_args: list[str] = []
-    skip = False
-    for a in args:
-        if skip:
-            skip = False
-            continue
-        if a == "--processes":
-            skip = True
-            continue
-        if a.startswith("--processes="):
-            continue
-        child_args.append(a)
-    children = [
-        subprocess.Popen([sys.executable, "-m", "aioqueue", *child_args]) for _ in range(processes)
-    ]
-
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    codes = [child.wait() for child in children]
-    return max((abs(c) for c in codes), default=0)
+    _run(lambda: run_worker(lambda: _connect(opts), tasks, concurrency, settings))
 
 
 @cli.command()

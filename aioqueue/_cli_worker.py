@@ -1,0 +1,80 @@
+"""The worker process behind ``aioqueue worker``: signal handling and ``--processes``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .queue import Queue
+from .tasks import Tasks
+from .worker import Worker
+
+
+async def run_worker(
+    connect: Callable[[], Awaitable[Queue]],
+    tasks: Tasks,
+    concurrency: int,
+    settings: dict[str, Any],
+) -> None:
+    """Run one worker until SIGTERM/SIGINT (graceful), or a second signal (at once)."""
+    q = await connect()
+    async with q:
+        w = Worker(q, tasks, concurrency=concurrency, **settings)
+        loop = asyncio.get_running_loop()
+        run_task = asyncio.ensure_future(w.run())
+        signals = 0
+        stopping: set[asyncio.Task[None]] = set()  # keep a reference until done
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                logging.getLogger("aioqueue.worker").warning(
+                    "received %s: stopping gracefully (again to stop at once)",
+                    signal.Signals(signum).name,
+                )
+                stopping.add(loop.create_task(w.stop()))
+            else:
+                run_task.cancel()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            await run_task
+        except asyncio.CancelledError:
+            if signals < 2:
+                raise
+
+
+def supervise(processes: int) -> int:
+    """Start N copies of this command with --processes 1; forward signals; exit with the worst."""
+    child_args: list[str] = []
+    skip = False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if a == "--processes":
+            skip = True
+            continue
+        if a.startswith("--processes="):
+            continue
+        child_args.append(a)
+    children = [
+        subprocess.Popen([sys.executable, "-m", "aioqueue", *child_args]) for _ in range(processes)
+    ]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [child.wait() for child in children]
+    return max((abs(c) for c in codes), default=0)
