@@ -43,3 +43,10 @@ async def sleep(ctx: aioqueue.JobContext, payload: dict[str, Any]) -> str:
     await anyio.sleep(float(payload.get("seconds", 0)))
     await record(ctx.job, "finished")
     return f"done by {os.getpid()}"
+
+
+@tasks.task("die", max_attempts=3)
+async def die(ctx: aioqueue.JobContext, payload: Any) -> None:
+    """A poison pill that kills its own worker process."""
+    await record(ctx.job, "started")
+    os._exit(137)

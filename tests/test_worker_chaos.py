@@ -36,7 +36,9 @@ async def chaos(q: aioqueue.Queue, dsn: str) -> aioqueue.Queue:
     return q
 
 
-async def start_worker(dsn: str, schema: str, *extra: str) -> asyncio.subprocess.Process:
+async def start_worker(
+    dsn: str, schema: str, *extra: str, stderr: int | None = None
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -50,6 +52,7 @@ async def start_worker(dsn: str, schema: str, *extra: str) -> asyncio.subprocess
         *SHORT,
         *extra,
         cwd=ROOT,
+        stderr=stderr,
         env={**os.environ, "CHAOS_DSN": dsn, "CHAOS_SCHEMA": schema, "PYTHONPATH": str(ROOT)},
     )
 
@@ -284,3 +287,61 @@ async def _completed(q: aioqueue.Queue, n: int) -> bool:
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         return False  # the server is still coming back
     return int(done) >= n
+
+
+async def test_second_sigint_stops_at_once_and_releases(chaos: aioqueue.Queue, dsn: str) -> None:
+    """B5: SIGINT, then SIGINT again: an immediate stop, jobs released with attempts given back."""
+    q = chaos
+    outs = await q.enqueue_many([{"kind": "sleep", "payload": {"seconds": 60}} for _ in range(3)])
+    proc = await start_worker(
+        dsn, q.config.schema, "--stop-timeout", "60", stderr=asyncio.subprocess.PIPE
+    )
+    await until(lambda: _count(q, "started", 3), 30)
+    proc.send_signal(signal.SIGINT)  # graceful: would wait up to 60 s for the jobs
+    assert proc.stderr is not None
+    with anyio.fail_after(10):  # two signals sent at once would merge into one
+        while b"stopping gracefully" not in await proc.stderr.readline():
+            pass
+    proc.send_signal(signal.SIGINT)  # again: stop now
+    assert await asyncio.wait_for(proc.wait(), 10) == 0
+    for out in outs:
+        job = await q.get_job(out.id)
+        assert job.state is aioqueue.JobState.PENDING
+        assert job.attempts == 0
+
+
+async def test_poison_pill_that_kills_its_worker_fails_after_max_attempts(
+    chaos: aioqueue.Queue, dsn: str
+) -> None:
+    """A3: a task that kills its process; a supervisor restarts the worker; after 3 rescues the
+    job is failed and never claimed a 4th time, while normal jobs all complete."""
+    q = chaos
+    poison = await q.enqueue("die", max_attempts=3)
+    normal = await q.enqueue_many([{"kind": "sleep", "payload": {"seconds": 0}} for _ in range(50)])
+    starts = 0
+    proc = await start_worker(dsn, q.config.schema)
+    try:
+        with anyio.fail_after(60):
+            while True:  # a supervisor: restart the worker whenever the pill kills it
+                if await _failed(q, poison.id):
+                    break
+                if proc.returncode is not None:
+                    assert proc.returncode == 137
+                    starts += 1
+                    proc = await start_worker(dsn, q.config.schema)
+                await anyio.sleep(0.05)
+        assert starts == 3  # killed by its 3 attempts, never a 4th
+        await until(lambda: _count(q, "finished", 50), 30)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            assert await proc.wait() == 0
+    job = await q.get_job(poison.id)
+    assert job.attempts == 3
+    assert job.error is not None and "lease expired" in job.error.message
+    assert len([r for r in await ledger(q, "started") if r["job_id"] == poison.id]) == 3
+    await check_invariants(q, [o.id for o in normal])
+
+
+async def _failed(q: aioqueue.Queue, job_id: int) -> bool:
+    return (await q.get_job(job_id)).state is aioqueue.JobState.FAILED
