@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -22,12 +21,12 @@ TEXT = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def base(dsn: str) -> Iterator[list[str]]:
+def base(dsn: str) -> list[str]:
     schema = f"clifuzz_{secrets.token_hex(3)}"
     args = ["--dsn", dsn, "--schema", schema]
     result = CliRunner().invoke(cli, [*args, "migrate"])
     assert result.exit_code == 0, result.output
-    yield args
+    return args
 
 
 FUZZ = settings(
