@@ -95,6 +95,40 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+async def compare(
+    repeat: int,
+    n: int,
+    *,
+    setup: Callable[[], Awaitable[Any]],
+    raw: Callable[[], Awaitable[Any]],
+    ours: Callable[[], Awaitable[Any]],
+) -> tuple[float, float]:
+    """Interleaved repeats of (setup, raw baseline, aioqueue): median rates, ours first."""
+    raw_rates: list[float] = []
+    our_rates: list[float] = []
+    for _ in range(repeat):
+        await setup()
+        raw_rates.append(n / await timed(raw))
+        our_rates.append(n / await timed(ours))
+    return median(our_rates), median(raw_rates)
+
+
+def cli_main(
+    doc: str | None,
+    run: Callable[[int, int, Reporter], Awaitable[Any]],
+    *,
+    quick_n: int,
+    full_n: int,
+) -> None:
+    """The command line of one benchmark script: --quick / --n / --repeat / --out."""
+    args = parser(doc or "").parse_args()
+    n = args.n or (quick_n if args.quick else full_n)
+    repeat = args.repeat or (1 if args.quick else 3)
+    import asyncio
+
+    asyncio.run(run(n, repeat, Reporter(args.out)))
+
+
 async def pg_version(conn: asyncpg.Connection) -> str:
     return str(await conn.fetchval("SHOW server_version"))
 

@@ -15,11 +15,11 @@ from benchmarks._common import (
     RAW_CLAIM,
     RAW_COMPLETE,
     Reporter,
+    cli_main,
     dsn,
     fresh_queue,
     fresh_raw,
     median,
-    parser,
     pg_version,
     timed,
 )
@@ -100,11 +100,5 @@ async def run(n: int, repeat: int, reporter: Reporter) -> list[dict[str, Any]]:
         await q.close()
 
 
-def main() -> None:
-    args = parser(__doc__ or "").parse_args()
-    n = args.n or (10000 if args.quick else 50000)
-    asyncio.run(run(n, args.repeat or (1 if args.quick else 3), Reporter(args.out)))
-
-
 if __name__ == "__main__":
-    main()
+    cli_main(__doc__, run, quick_n=10000, full_n=50000)

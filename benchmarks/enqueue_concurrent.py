@@ -10,13 +10,12 @@ import asyncpg
 from benchmarks._common import (
     RAW_INSERT,
     Reporter,
+    cli_main,
+    compare,
     dsn,
     fresh_queue,
     fresh_raw,
-    median,
-    parser,
     pg_version,
-    timed,
 )
 
 TARGET = 0.7
@@ -28,38 +27,36 @@ async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
     q = await fresh_queue(server, "concurrent", pool_min_size=10, pool_max_size=10)
     pool = await asyncpg.create_pool(server, min_size=10, max_size=10)
     assert pool is not None
-    ours: list[float] = []
-    raw: list[float] = []
     per_task = n // TASKS
+
+    async def setup() -> None:
+        async with pool.acquire() as conn:
+            await fresh_raw(conn)
+
+    async def raw_worker(t: int) -> None:
+        for i in range(per_task):
+            await pool.fetchval(RAW_INSERT, "bench", f'{{"i": {t * per_task + i}}}')
+
+    async def our_worker(t: int) -> None:
+        for i in range(per_task):
+            await q.enqueue("bench", {"i": t * per_task + i})
+
+    async def raw() -> None:
+        await asyncio.gather(*(raw_worker(t) for t in range(TASKS)))
+
+    async def ours() -> None:
+        await asyncio.gather(*(our_worker(t) for t in range(TASKS)))
+
     try:
-        for _ in range(repeat):
-            async with pool.acquire() as conn:
-                await fresh_raw(conn)
-
-            async def raw_worker(t: int) -> None:
-                for i in range(per_task):
-                    await pool.fetchval(RAW_INSERT, "bench", f'{{"i": {t * per_task + i}}}')
-
-            async def our_worker(t: int) -> None:
-                for i in range(per_task):
-                    await q.enqueue("bench", {"i": t * per_task + i})
-
-            async def raw_run() -> None:
-                await asyncio.gather(*(raw_worker(t) for t in range(TASKS)))
-
-            async def our_run() -> None:
-                await asyncio.gather(*(our_worker(t) for t in range(TASKS)))
-
-            raw.append(per_task * TASKS / await timed(raw_run))
-            ours.append(per_task * TASKS / await timed(our_run))
+        value, baseline = await compare(repeat, per_task * TASKS, setup=setup, raw=raw, ours=ours)
         async with pool.acquire() as conn:
             version = await pg_version(conn)
         return reporter.add(
             "enqueue_concurrent",
             "jobs_per_s",
-            median(ours),
+            value,
             "jobs/s",
-            baseline=median(raw),
+            baseline=baseline,
             target=TARGET,
             pg=version,
             n=per_task * TASKS,
@@ -72,11 +69,5 @@ async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
         await q.close()
 
 
-def main() -> None:
-    args = parser(__doc__ or "").parse_args()
-    n = args.n or (5000 if args.quick else 20000)
-    asyncio.run(run(n, args.repeat or (1 if args.quick else 3), Reporter(args.out)))
-
-
 if __name__ == "__main__":
-    main()
+    cli_main(__doc__, run, quick_n=5000, full_n=20000)

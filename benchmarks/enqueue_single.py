@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
@@ -10,13 +9,12 @@ import asyncpg
 from benchmarks._common import (
     RAW_INSERT,
     Reporter,
+    cli_main,
+    compare,
     dsn,
     fresh_queue,
     fresh_raw,
-    median,
-    parser,
     pg_version,
-    timed,
 )
 
 TARGET = 0.95
@@ -26,29 +24,26 @@ async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
     server = dsn()
     q = await fresh_queue(server, "single", pool_max_size=2)
     conn = await asyncpg.connect(server)
-    ours: list[float] = []
-    raw: list[float] = []
+
+    async def raw() -> None:
+        stmt = await conn.prepare(RAW_INSERT)
+        for i in range(n):
+            await stmt.fetchval("bench", f'{{"i": {i}}}')
+
+    async def ours() -> None:
+        for i in range(n):
+            await q.enqueue("bench", {"i": i})
+
     try:
-        for _ in range(repeat):
-            await fresh_raw(conn)
-            stmt = await conn.prepare(RAW_INSERT)
-
-            async def raw_run(stmt: asyncpg.prepared_stmt.PreparedStatement = stmt) -> None:
-                for i in range(n):
-                    await stmt.fetchval("bench", f'{{"i": {i}}}')
-
-            async def our_run() -> None:
-                for i in range(n):
-                    await q.enqueue("bench", {"i": i})
-
-            raw.append(n / await timed(raw_run))
-            ours.append(n / await timed(our_run))
+        value, baseline = await compare(
+            repeat, n, setup=lambda: fresh_raw(conn), raw=raw, ours=ours
+        )
         return reporter.add(
             "enqueue_single",
             "jobs_per_s",
-            median(ours),
+            value,
             "jobs/s",
-            baseline=median(raw),
+            baseline=baseline,
             target=TARGET,
             pg=await pg_version(conn),
             n=n,
@@ -59,11 +54,5 @@ async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
         await q.close()
 
 
-def main() -> None:
-    args = parser(__doc__ or "").parse_args()
-    n = args.n or (1000 if args.quick else 5000)
-    asyncio.run(run(n, args.repeat or (1 if args.quick else 3), Reporter(args.out)))
-
-
 if __name__ == "__main__":
-    main()
+    cli_main(__doc__, run, quick_n=1000, full_n=5000)
