@@ -37,9 +37,15 @@ async def proxy(dsn: str) -> AsyncIterator[FaultProxy]:
         yield p
 
 
-async def _queue_via(proxy: FaultProxy, dsn: str, schema: str) -> aioqueue.Queue:
+@pytest.fixture
+async def q(proxy: FaultProxy, dsn: str, schema: str) -> AsyncIterator[aioqueue.Queue]:
+    """A Queue whose every connection (pool, claims, LISTEN) goes through the proxy."""
     database = _tcp_target(dsn)[2]
-    return await aioqueue.Queue.connect(proxy.dsn(database), schema=schema, pool_max_size=4)
+    queue = await aioqueue.Queue.connect(proxy.dsn(database), schema=schema, pool_max_size=4)
+    try:
+        yield queue
+    finally:
+        await queue.close()
 
 
 def _counting_tasks(runs: Counter[int], gate: anyio.Event | None = None) -> aioqueue.Tasks:
@@ -67,87 +73,71 @@ FAST = {"poll_interval": 0.2, "lease": 3.0, "heartbeat_interval": 0.5, "rescue_i
 
 
 async def test_worker_survives_all_connections_reset_mid_drain(
-    proxy: FaultProxy, dsn: str, schema: str
+    q: aioqueue.Queue, proxy: FaultProxy, schema: str
 ) -> None:
-    q = await _queue_via(proxy, dsn, schema)
     runs: Counter[int] = Counter()
     rec = Recorder()
-    try:
-        outs = await q.enqueue_many([{"kind": "work", "payload": i} for i in range(2000)])
-        ids = [o.id for o in outs]
-        worker = aioqueue.Worker(q, _counting_tasks(runs), concurrency=20, hooks=[rec], **FAST)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(worker.run)
-            await rec.wait_for("completed", count=200, timeout=30)
-            proxy.reset()  # every connection of the worker dies at once
-            # claims whose reply was lost come back after their lease expires (3 s here)
-            await rec.wait_for("completed", count=len(ids), timeout=60)
-            await worker.stop(timeout=5)
-        await _assert_all_completed_once(q, ids)
-        assert sum(runs.values()) - len(ids) <= 40  # re-runs only for outcomes in flight
-        assert worker._notifier is not None and worker._notifier.reconnects >= 1
-    finally:
-        await q.close()
+    outs = await q.enqueue_many([{"kind": "work", "payload": i} for i in range(2000)])
+    ids = [o.id for o in outs]
+    worker = aioqueue.Worker(q, _counting_tasks(runs), concurrency=20, hooks=[rec], **FAST)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run)
+        await rec.wait_for("completed", count=200, timeout=30)
+        proxy.reset()  # every connection of the worker dies at once
+        # claims whose reply was lost come back after their lease expires (3 s here)
+        await rec.wait_for("completed", count=len(ids), timeout=60)
+        await worker.stop(timeout=5)
+    await _assert_all_completed_once(q, ids)
+    assert sum(runs.values()) - len(ids) <= 40  # re-runs only for outcomes in flight
+    assert worker._notifier is not None and worker._notifier.reconnects >= 1
 
 
 async def test_completion_flush_cut_before_reply_is_retried(
-    proxy: FaultProxy, dsn: str, schema: str
+    q: aioqueue.Queue, proxy: FaultProxy, schema: str
 ) -> None:
-    q = await _queue_via(proxy, dsn, schema)
     runs: Counter[int] = Counter()
     rec = Recorder()
-    try:
-        outs = await q.enqueue_many([{"kind": "work", "payload": i} for i in range(50)])
-        proxy.cut_after(b"job_complete_many")  # the first flush reaches the server, no reply
-        worker = aioqueue.Worker(q, _counting_tasks(runs), hooks=[rec], **FAST)
-        await worker.run(until_empty=True)
-        assert proxy.cuts == 1
-        await _assert_all_completed_once(q, [o.id for o in outs])
-        assert set(runs.values()) == {1}  # the retried flush was fenced-idempotent: no re-runs
-        assert not rec.of("completion_rejected")
-    finally:
-        await q.close()
+    outs = await q.enqueue_many([{"kind": "work", "payload": i} for i in range(50)])
+    proxy.cut_after(b"job_complete_many")  # the first flush reaches the server, no reply
+    worker = aioqueue.Worker(q, _counting_tasks(runs), hooks=[rec], **FAST)
+    await worker.run(until_empty=True)
+    assert proxy.cuts == 1
+    await _assert_all_completed_once(q, [o.id for o in outs])
+    assert set(runs.values()) == {1}  # the retried flush was fenced-idempotent: no re-runs
+    assert not rec.of("completion_rejected")
 
 
 async def test_listener_reconnects_after_reset_and_wakes_by_notification(
-    proxy: FaultProxy, dsn: str, schema: str
+    q: aioqueue.Queue, proxy: FaultProxy, schema: str
 ) -> None:
-    q = await _queue_via(proxy, dsn, schema)
     runs: Counter[int] = Counter()
     rec = Recorder()
-    try:
-        worker = aioqueue.Worker(q, _counting_tasks(runs), hooks=[rec], poll_interval=60)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(worker.run)
-            await rec.wait_for("worker_started")
-            proxy.reset()
-            assert worker._notifier is not None
-            await worker._notifier.wait_reconnected(1, timeout=10)
-            out = await aioqueue.Queue(q.pool, schema=schema).enqueue("work", 7)
-            await rec.wait_for("completed", out.id, timeout=5)  # a 60 s poll could not do it
-            await worker.stop()
-    finally:
-        await q.close()
+    worker = aioqueue.Worker(q, _counting_tasks(runs), hooks=[rec], poll_interval=60)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run)
+        await rec.wait_for("worker_started")
+        proxy.reset()
+        assert worker._notifier is not None
+        await worker._notifier.wait_reconnected(1, timeout=10)
+        out = await aioqueue.Queue(q.pool, schema=schema).enqueue("work", 7)
+        await rec.wait_for("completed", out.id, timeout=5)  # a 60 s poll could not do it
+        await worker.stop()
 
 
 async def test_blackholed_network_then_recovery_loses_nothing(
-    proxy: FaultProxy, dsn: str, schema: str
+    q: aioqueue.Queue, proxy: FaultProxy, schema: str
 ) -> None:
-    q = await _queue_via(proxy, dsn, schema)
     runs: Counter[int] = Counter()
     rec = Recorder()
-    try:
-        outs = await q.enqueue_many([{"kind": "work", "payload": i} for i in range(1000)])
-        worker = aioqueue.Worker(q, _counting_tasks(runs), concurrency=20, hooks=[rec], **FAST)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(worker.run)
-            await rec.wait_for("completed", count=100, timeout=30)
-            proxy.set_mode("blackhole")  # packets stop; sockets stay open
-            with anyio.move_on_after(2):  # the network is down for 2 s: nothing can complete
-                await rec.wait_for("completed", count=len(outs), timeout=3)
-            proxy.set_mode("pass")
-            await rec.wait_for("completed", count=len(outs), timeout=60)
-            await worker.stop(timeout=5)
-        await _assert_all_completed_once(q, [o.id for o in outs])
-    finally:
-        await q.close()
+    outs = await q.enqueue_many([{"kind": "work", "payload": i} for i in range(1000)])
+    worker = aioqueue.Worker(q, _counting_tasks(runs), concurrency=20, hooks=[rec], **FAST)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run)
+        await rec.wait_for("completed", count=100, timeout=30)
+        proxy.set_mode("blackhole")  # packets stop; sockets stay open
+        with anyio.move_on_after(2):  # the network is down for 2 s: nothing can complete
+            await rec.wait_for("completed", count=len(outs), timeout=3)
+        proxy.set_mode("pass")
+        await rec.wait_for("completed", count=len(outs), timeout=60)
+        await worker.stop(timeout=5)
+    await _assert_all_completed_once(q, [o.id for o in outs])
