@@ -15,7 +15,7 @@ import pytest
 import aioqueue
 
 from .faultproxy import FaultProxy, fault_proxy
-from .worker_helpers import Recorder
+from .worker_helpers import FAST, Recorder
 
 pytestmark = pytest.mark.chaos
 
@@ -67,9 +67,6 @@ async def _assert_all_completed_once(q: aioqueue.Queue, ids: list[int]) -> None:
         ids,
     )
     assert dict(rows) == {"completed": len(ids)}
-
-
-FAST = {"poll_interval": 0.2, "lease": 3.0, "heartbeat_interval": 0.5, "rescue_interval": 0.5}
 
 
 async def test_worker_survives_all_connections_reset_mid_drain(
