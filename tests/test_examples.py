@@ -1,0 +1,201 @@
+"""Every program in examples/ runs for real against the test database, each in its own schema:
+web apps over real HTTP (uvicorn on 127.0.0.1, httpx), scripts and the CLI worker as the
+subprocesses a user would start (AIOQUEUE_DSN / AIOQUEUE_SCHEMA in their environment)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import anyio
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+import aioqueue
+from aioqueue import JobState
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def example_env(dsn: str, schema: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AIOQUEUE_DSN": dsn,
+        "AIOQUEUE_SCHEMA": schema,
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+async def run_example(script: str, dsn: str, schema: str, *args: str, timeout: float = 30) -> str:
+    """`python examples/<script> args...` as a user runs it; returns its stdout."""
+    with anyio.fail_after(timeout):
+        proc = await anyio.run_process(
+            [sys.executable, str(EXAMPLES / script), *args],
+            env=example_env(dsn, schema),
+            cwd=ROOT,
+            check=False,
+        )
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    assert proc.returncode == 0, f"{script} exited {proc.returncode}\n{out}\n{err}"
+    return out
+
+
+def load_example(name: str) -> ModuleType:
+    """A fresh import of examples/<name>.py (module-level settings read the environment now)."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # SQLAlchemy and FastAPI resolve annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.asynccontextmanager
+async def serve_in_process(app: Any) -> AsyncIterator[str]:
+    """Run an ASGI app (lifespan included) with uvicorn on 127.0.0.1, port 0, in this loop."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        with anyio.fail_after(20):
+            while not server.started:  # a readiness poll: startup runs the app's lifespan
+                if task.done():
+                    task.result()  # startup failed: raise its error
+                    pytest.fail("uvicorn exited during startup")
+                await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with anyio.fail_after(20):
+            await task
+
+
+class ServerProcess:
+    """A web example started as `python examples/<script>` with PORT=0; the URL is read from
+    uvicorn's "Uvicorn running on ..." line, logged once the app's lifespan has started."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self.url: str | None = None
+        self.ready = asyncio.Event()
+
+    async def pump(self) -> None:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            text = line.decode(errors="replace").rstrip()
+            self.lines.append(text)
+            match = re.search(r"Uvicorn running on (http://\S+)", text)
+            if match:
+                self.url = match.group(1)
+                self.ready.set()
+        self.ready.set()  # EOF: the process is gone
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+@contextlib.asynccontextmanager
+async def serve_subprocess(script: str, env: dict[str, str]) -> AsyncIterator[ServerProcess]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / script),
+        env={**env, "PORT": "0"},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    server = ServerProcess(proc)
+    pump = asyncio.create_task(server.pump())
+    try:
+        with anyio.fail_after(30):
+            await server.ready.wait()
+        assert server.url is not None, f"{script} did not start:\n{server.output}"
+        yield server
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)  # Ctrl-C: uvicorn's graceful shutdown
+            try:
+                with anyio.fail_after(20):
+                    await proc.wait()
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+        with anyio.fail_after(5):
+            await pump
+
+
+# -- fastapi_app.py -------------------------------------------------------------------------------
+
+
+async def test_fastapi_signup_enqueues_in_the_request_transaction(
+    dsn: str,
+    schema: str,
+    q: aioqueue.Queue,
+    conn: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AIOQUEUE_DSN", dsn)
+    monkeypatch.setenv("AIOQUEUE_SCHEMA", schema)
+    module = load_example("fastapi_app")
+    ok, declined = f"ada.{schema}@example.com", f"bob.{schema}@example.com"
+
+    async def welcome_emails() -> list[str]:
+        return [j.payload["email"] for j in await q.list_jobs(kind="send.welcome")]
+
+    async with (
+        serve_in_process(module.app) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as http,
+    ):
+        # commit path: the user row and the job, and the app's own worker runs the job
+        r = await http.post("/signup", json={"email": ok})
+        assert r.status_code == 201, r.text
+        user_id, job_id = r.json()["user_id"], r.json()["job_id"]
+        job = await q.wait(job_id, timeout=10)
+        assert job.state is JobState.COMPLETED
+        assert job.result == {"sent_to": ok}
+        assert job.payload == {"user_id": user_id, "email": ok}
+        row = await conn.fetchrow("SELECT email, welcomed_at FROM users WHERE id = $1", user_id)
+        assert row is not None and row["email"] == ok
+        assert row["welcomed_at"] is not None  # written by the handler
+        r = await http.get(f"/jobs/{job_id}")
+        assert r.status_code == 200
+        assert r.json()["state"] == "completed" and r.json()["result"] == {"sent_to": ok}
+
+        # failure after the enqueue: neither the row nor the job exists
+        r = await http.post("/signup", params={"fail": "1"}, json={"email": declined})
+        assert r.status_code == 402, r.text
+        assert await conn.fetchval("SELECT count(*) FROM users WHERE email = $1", declined) == 0
+        assert await welcome_emails() == [ok]
+
+        # duplicate email: 409, still one user and one job
+        r = await http.post("/signup", json={"email": ok})
+        assert r.status_code == 409, r.text
+        assert await conn.fetchval("SELECT count(*) FROM users WHERE email = $1", ok) == 1
+        assert await welcome_emails() == [ok]
+
+        r = await http.get(f"/jobs/{job_id + 1000}")
+        assert r.status_code == 404
+    # the lifespan stopped the worker cleanly: nothing left running or waiting
+    assert (await q.stats()).totals == {**dict.fromkeys(JobState, 0), "completed": 1}
