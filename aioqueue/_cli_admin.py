@@ -5,7 +5,6 @@ Payloads and results may hold secrets: they are shown only by ``jobs show --payl
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import msgspec
@@ -13,44 +12,15 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from ._report import age, warnings_for
 from .queue import Queue
-from .types import Job, JobState, Stats
+from .types import Job, JobState
 
-NOTIFY_WARN = 0.5
-XACT_WARN_SECONDS = 60.0
 _encoder = msgspec.json.Encoder()
 
 
 def to_json(value: Any) -> str:
     return _encoder.encode(value).decode()
-
-
-def _age(when: dt.datetime | None) -> str:
-    if when is None:
-        return "-"
-    seconds = (dt.datetime.now(dt.UTC) - when).total_seconds()
-    if seconds < 0:
-        return f"in {-seconds:.0f} s"
-    if seconds < 120:
-        return f"{seconds:.1f} s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.1f} h ago"
-
-
-def warnings_for(stats: Stats) -> list[str]:
-    out = []
-    if stats.notify_queue_usage >= NOTIFY_WARN:
-        out.append(
-            f"notification queue {stats.notify_queue_usage:.0%} full: a listener is stuck; "
-            "aioqueue skips NOTIFY above 50 % and workers fall back to polling"
-        )
-    if (stats.oldest_transaction_seconds or 0) >= XACT_WARN_SECONDS:
-        out.append(
-            f"a transaction has been open for {stats.oldest_transaction_seconds:.0f} s: it pins "
-            "the vacuum horizon, so dead job rows pile up and claims slow down"
-        )
-    return out
 
 
 async def print_status(console: Console, q: Queue, *, as_json: bool) -> None:
@@ -69,7 +39,8 @@ async def print_status(console: Console, q: Queue, *, as_json: bool) -> None:
         table.add_row(kind.kind, *(str(kind.counts.get(s.value, 0)) for s in JobState))
     table.add_row("[bold]total[/]", *(f"[bold]{stats.totals[s.value]}[/]" for s in JobState))
     console.print(table)
-    console.print(f"oldest due job: {_age(stats.oldest_due)}")
+    console.print(f"due jobs (queue depth): {stats.due}")
+    console.print(f"oldest due job: {age(stats.oldest_due)}")
     console.print(f"throughput: {stats.throughput:.1f} jobs/s (last minute)")
     console.print(f"notification queue usage: {stats.notify_queue_usage:.1%}")
     oldest = stats.oldest_transaction_seconds
@@ -101,9 +72,7 @@ def print_jobs(console: Console, jobs: list[Job], *, as_json: bool) -> None:
         table.add_column(col)
     for j in jobs:
         attempts = f"{j.attempts}/{j.max_attempts or '-'}"
-        table.add_row(
-            str(j.id), j.kind, j.state.value, attempts, _age(j.run_at), j.queue_name or ""
-        )
+        table.add_row(str(j.id), j.kind, j.state.value, attempts, age(j.run_at), j.queue_name or "")
     console.print(table)
     if jobs:
         console.print(f"next page: --after {jobs[-1].id}")

@@ -467,6 +467,29 @@ def jobs_cancel(opts: Options, job_id: int, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--allow-actions", is_flag=True, help="Enable the retry and cancel buttons.")
+@pass_options
+def dashboard(opts: Options, host: str, port: int, allow_actions: bool) -> None:
+    """Serve the web dashboard (read-only unless --allow-actions)."""
+    try:
+        from .dashboard.serve import serve
+    except ImportError as exc:
+        _fail(f'the dashboard needs its extra: pip install "aioqueue[dashboard]" ({exc})')
+    _run(
+        lambda: serve(
+            opts.dsn,
+            schema=opts.schema,
+            data_dir=opts.data_dir,
+            host=host,
+            port=port,
+            allow_actions=allow_actions,
+        )
+    )
+
+
+@cli.command()
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench(args: tuple[str, ...]) -> None:
     """Run the benchmark suite (benchmarks/run.py; e.g. --quick) with its raw baselines."""

@@ -21,7 +21,17 @@ from ._spec import as_spec, encode_one, encode_spec, encode_specs
 from ._waiter import Waiter
 from .errors import ConfigurationError, JobNotFound, JobStateError, WaitTimeout
 from .events import Event, Hooks, Subscriber
-from .types import EnqueueResult, Job, JobError, JobSpec, JobState, KindStats, OnConflict, Stats
+from .types import (
+    EnqueueResult,
+    HistoryPoint,
+    Job,
+    JobError,
+    JobSpec,
+    JobState,
+    KindStats,
+    OnConflict,
+    Stats,
+)
 
 _MISSING: Any = object()
 
@@ -244,6 +254,7 @@ class Queue:
             kinds=[KindStats(kind=k, counts=v) for k, v in kinds.items()],
             totals=totals,
             oldest_due=summary["oldest_due"],
+            due=summary["due"],
             throughput=summary["recent_completed"] / window,
             notify_queue_usage=float(summary["notify_queue_usage"]),
             oldest_transaction_seconds=(
@@ -252,6 +263,21 @@ class Queue:
                 else float(summary["oldest_xact_seconds"])
             ),
         )
+
+    async def history(self, *, minutes: int = 60) -> list[HistoryPoint]:
+        """Jobs completed and failed per minute over the last ``minutes`` (oldest first)."""
+        if not isinstance(minutes, int) or not 1 <= minutes <= 7 * 24 * 60:
+            raise ConfigurationError("minutes must be an integer between 1 and 10080")
+        rows = await self.queries.fetch(self.pool, "stats_history", minutes)
+        return [HistoryPoint(minute=r[0], completed=r[1], failed=r[2]) for r in rows]
+
+    async def lineage(self, job_id: int, *, depth: int = 20) -> list[Job]:
+        """The chain of jobs linked to ``job_id`` by ``rescheduled_from`` (retries of it, cron
+        occurrences before and after), up to ``depth`` each way, oldest first."""
+        rows = await self.queries.fetch(self.pool, "job_lineage", job_id, depth)
+        if not rows:
+            raise JobNotFound(job_id)
+        return [job_from_row(r) for r in rows]
 
     # -- admin -------------------------------------------------------------------------------
 

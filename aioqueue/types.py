@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["EnqueueResult", "Job", "JobSpec", "JobState", "OnConflict", "Stats"]
+__all__ = ["EnqueueResult", "HistoryPoint", "Job", "JobSpec", "JobState", "OnConflict", "Stats"]
 
 
 class JobState(enum.StrEnum):
@@ -116,6 +116,15 @@ class Stats(msgspec.Struct, frozen=True, kw_only=True):
     kinds: list[KindStats]
     totals: dict[str, int]  # state -> number of jobs
     oldest_due: dt.datetime | None  # run_at of the longest-waiting due job
+    due: int  # queue depth: jobs whose run_at has passed, waiting for a worker
     throughput: float  # completions per second over the last minute
     notify_queue_usage: float  # pg_notification_queue_usage(), 0..1
     oldest_transaction_seconds: float | None  # in this database (pins vacuum when high)
+
+
+class HistoryPoint(msgspec.Struct, frozen=True, kw_only=True):
+    """Jobs that finished in one minute (``Queue.history()``)."""
+
+    minute: dt.datetime
+    completed: int
+    failed: int

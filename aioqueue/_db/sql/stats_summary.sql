@@ -1,8 +1,10 @@
--- stats_summary: oldest due job, completions in the last $1 seconds, notification-queue usage
+-- stats_summary: number of due jobs and the oldest one, completions in the last $1 seconds, notification-queue usage
 -- and the oldest open transaction in this database (both pin or block the queue when high).
 SELECT
     (SELECT min(j.run_at) FROM /*schema*/.jobs AS j
      WHERE j.state IN ('pending', 'scheduled') AND j.run_at <= now()) AS oldest_due,
+    (SELECT count(*) FROM /*schema*/.jobs AS j
+     WHERE j.state IN ('pending', 'scheduled') AND j.run_at <= now())::bigint AS due,
     (SELECT count(*) FROM /*schema*/.jobs AS j
      WHERE j.state = 'completed'
        AND j.finished_at > now() - make_interval(secs => $1::float8))::bigint AS recent_completed,

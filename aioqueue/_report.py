@@ -1,0 +1,40 @@
+"""Wording shared by ``aioqueue status`` and the dashboard: ages and health warnings."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .types import Stats
+
+NOTIFY_WARN = 0.5
+XACT_WARN_SECONDS = 60.0
+
+
+def age(when: dt.datetime | None, *, now: dt.datetime | None = None) -> str:
+    """``"3.2 s ago"``, ``"in 5 s"``, ``"4 min ago"``: how far ``when`` is from now."""
+    if when is None:
+        return "-"
+    seconds = ((now or dt.datetime.now(dt.UTC)) - when).total_seconds()
+    if seconds < 0:
+        return f"in {-seconds:.0f} s"
+    if seconds < 120:
+        return f"{seconds:.1f} s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def warnings_for(stats: Stats) -> list[str]:
+    """Conditions an operator must act on, in plain words."""
+    out = []
+    if stats.notify_queue_usage >= NOTIFY_WARN:
+        out.append(
+            f"notification queue {stats.notify_queue_usage:.0%} full: a listener is stuck; "
+            "aioqueue skips NOTIFY above 50 % and workers fall back to polling"
+        )
+    if (stats.oldest_transaction_seconds or 0) >= XACT_WARN_SECONDS:
+        out.append(
+            f"a transaction has been open for {stats.oldest_transaction_seconds:.0f} s: it pins "
+            "the vacuum horizon, so dead job rows pile up and claims slow down"
+        )
+    return out
