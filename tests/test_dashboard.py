@@ -181,12 +181,11 @@ async def served(q: aioqueue.Queue) -> AsyncIterator[tuple[str, dict[str, list[i
     ids = await seed(q)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    sock.listen()  # connections wait in the backlog until uvicorn accepts them
     server = uvicorn.Server(
         uvicorn.Config(create_app(q, allow_actions=True), log_level="warning", lifespan="off")
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)  # uvicorn exposes no event for "listening"
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}", ids
     finally:
@@ -195,18 +194,23 @@ async def served(q: aioqueue.Queue) -> AsyncIterator[tuple[str, dict[str, list[i
         sock.close()
 
 
+@pytest.fixture
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (`apt-get install chromium`)")
+    return CHROMIUM
+
+
 async def test_in_headless_chromium(
-    served: tuple[str, dict[str, list[int]]], q: aioqueue.Queue
+    served: tuple[str, dict[str, list[int]]], q: aioqueue.Queue, chromium: str
 ) -> None:
     from playwright.async_api import async_playwright
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (`apt-get install chromium`)")
     url, ids = served
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     dialogs: list[str] = []
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = await pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = await browser.new_page(viewport={"width": 1200, "height": 900})
         page.on("dialog", lambda d: dialogs.append(d.message))
         await page.goto(url + "/")
