@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import importlib.util
+import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
@@ -199,3 +204,66 @@ async def test_fastapi_signup_enqueues_in_the_request_transaction(
         assert r.status_code == 404
     # the lifespan stopped the worker cleanly: nothing left running or waiting
     assert (await q.stats()).totals == {**dict.fromkeys(JobState, 0), "completed": 1}
+
+
+# -- webhook.py -----------------------------------------------------------------------------------
+
+
+def stripe_signed(body: bytes, secret: str, *, age: float = 0) -> dict[str, str]:
+    t = str(int(time.time() - age))
+    v1 = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return {"stripe-signature": f"t={t},v1={v1}", "content-type": "application/json"}
+
+
+async def test_webhook_dedupes_redeliveries(dsn: str, schema: str, q: aioqueue.Queue) -> None:
+    secret = "whsec_" + secrets.token_hex(8)
+    env = example_env(dsn, schema, STRIPE_WEBHOOK_SECRET=secret)
+    event = {
+        "id": "evt_" + secrets.token_hex(6),
+        "type": "invoice.paid",
+        "created": int(time.time()),
+        "data": {"object": {"id": "in_1", "amount_paid": 4200}},
+    }
+    body = json.dumps(event).encode()
+    async with (
+        serve_subprocess("webhook.py", env) as server,
+        httpx.AsyncClient(base_url=server.url or "", timeout=10) as http,
+    ):
+
+        async def deliver(payload: bytes, headers: dict[str, str]) -> httpx.Response:
+            return await http.post("/webhooks/stripe", content=payload, headers=headers)
+
+        first = await deliver(body, stripe_signed(body, secret))
+        assert first.status_code == 200, first.text
+        assert first.json()["deduped"] is False
+        job_id = first.json()["job_id"]
+        # a redelivery, whatever the job's state by now: the same job
+        again = await deliver(body, stripe_signed(body, secret))
+        assert again.json() == {"job_id": job_id, "deduped": True}
+
+        job = await q.wait(job_id, timeout=10)  # run by the worker in the app's lifespan
+        assert job.state is JobState.COMPLETED
+        assert job.result == {"handled": "invoice.paid", "invoice": "in_1"}
+        assert job.unique_key == event["id"]
+        # redelivered after the job completed: still deduped (on_conflict="unsafe_dedupe")
+        late = await deliver(body, stripe_signed(body, secret))
+        assert late.json() == {"job_id": job_id, "deduped": True}
+
+        # a forged or stale signature, or a body that is not an event: 400, nothing enqueued
+        forged = await deliver(body, stripe_signed(body, "whsec_wrong"))
+        assert forged.status_code == 400
+        other = json.dumps({**event, "id": "evt_other"}).encode()
+        assert (await deliver(other, stripe_signed(other, secret, age=3600))).status_code == 400
+        junk = b'{"id": "evt_x"}'
+        assert (await deliver(junk, stripe_signed(junk, secret))).status_code == 400
+
+        # another event type: a new job, handled as "ignored"
+        other = json.dumps({**event, "id": "evt_other", "type": "charge.refunded"}).encode()
+        response = await deliver(other, stripe_signed(other, secret))
+        assert response.json()["deduped"] is False
+        job = await q.wait(response.json()["job_id"], timeout=10)
+        assert job.result == {"ignored": "charge.refunded"}
+    # Ctrl-C stopped uvicorn and, in the lifespan, the worker: cleanly
+    assert server.proc.returncode == 0, server.output
+    assert "Finished server process" in server.output
+    assert [j.unique_key for j in await q.list_jobs()] == ["evt_other", event["id"]]
