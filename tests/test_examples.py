@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import hmac
 import importlib.util
@@ -267,3 +268,60 @@ async def test_webhook_dedupes_redeliveries(dsn: str, schema: str, q: aioqueue.Q
     assert server.proc.returncode == 0, server.output
     assert "Finished server process" in server.output
     assert [j.unique_key for j in await q.list_jobs()] == ["evt_other", event["id"]]
+
+
+# -- batch_digest.py ------------------------------------------------------------------------------
+
+
+async def test_batch_digest_one_job_per_user_with_the_events_appended(
+    dsn: str, schema: str, q: aioqueue.Queue
+) -> None:
+    out = await run_example("batch_digest.py", dsn, schema)
+    assert out.splitlines() == [
+        "5 events -> 2 digest jobs",
+        "digest:user:7: 1 new comment, 1 new follow, 2 new likes",
+        "digest:user:8: 1 new follow",
+    ]
+    jobs = {j.unique_key: j for j in await q.list_jobs(kind="notify.digest")}
+    assert set(jobs) == {"digest:user:7", "digest:user:8"}
+    seven = jobs["digest:user:7"]
+    assert seven.state is JobState.COMPLETED and seven.attempts == 1
+    # the handler got the events in arrival order, appended to one payload list
+    assert [(a["type"], a["actor"]) for a in seven.payload] == [
+        ("like", "ana"),
+        ("comment", "ben"),
+        ("like", "carl"),
+        ("follow", "dan"),
+    ]
+    assert seven.result == {
+        "user": "digest:user:7",
+        "events": 4,
+        "text": "1 new comment, 1 new follow, 2 new likes",
+    }
+
+
+async def test_batch_digest_max_delay_caps_the_debounce(q: aioqueue.Queue) -> None:
+    digest = load_example("batch_digest")
+    # a debounce far longer than the ceiling: each event would push the digest an hour away
+    for actor in ("ana", "ben", "carl"):
+        out = await digest.record_activity(
+            q, 1, digest.Activity("like", actor), delay=3600, max_delay=1
+        )
+    job = await q.get_job(out.id)
+    assert [a["actor"] for a in job.payload] == ["ana", "ben", "carl"]
+    assert job.run_at <= job.created_at + dt.timedelta(seconds=1)  # capped by max_delay
+    completed: list[int | None] = []
+
+    def on_event(event: aioqueue.Event) -> None:
+        if event.type == "completed":
+            completed.append(event.job_id)
+
+    worker = aioqueue.Worker(q, digest.tasks, hooks=[on_event])
+    running = asyncio.create_task(worker.run())
+    try:
+        done = await q.wait(out.id, timeout=15)
+    finally:
+        await worker.stop()
+        await running
+    assert done.result["events"] == 3
+    assert completed == [out.id]  # one job, run once
