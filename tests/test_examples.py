@@ -325,3 +325,35 @@ async def test_batch_digest_max_delay_caps_the_debounce(q: aioqueue.Queue) -> No
         await running
     assert done.result["events"] == 3
     assert completed == [out.id]  # one job, run once
+
+
+# -- cron_report.py -------------------------------------------------------------------------------
+
+
+async def test_cron_report_runs_each_slot_once(dsn: str, schema: str, q: aioqueue.Queue) -> None:
+    out = await run_example("cron_report.py", dsn, schema, "--runs", "2")
+    lines = out.splitlines()
+    assert lines[0] == "worker running 2 crons (Ctrl-C to stop)"
+    assert [line.split(" (")[0] for line in lines[1:3]] == ["snapshot 1 done", "snapshot 2 done"]
+    assert lines[-1] == "worker stopped"
+    snapshots = sorted(await q.list_jobs(kind="metrics.snapshot"), key=lambda j: j.run_at)
+    assert len(snapshots) >= 2
+    first, second = snapshots[:2]
+    assert first.state is second.state is JobState.COMPLETED
+    # one job per one-second slot, each occurrence linked to the previous one
+    assert second.run_at - first.run_at == dt.timedelta(seconds=1)
+    assert second.rescheduled_from == first.id
+    assert set(first.result) == {"waiting", "completed"}
+
+
+async def test_cron_report_daily_handler_reports_the_day_before_its_slot(
+    q: aioqueue.Queue,
+) -> None:
+    from aioqueue.testing import run_job
+
+    cron = load_example("cron_report")
+    (daily,) = [c for c in cron.tasks.crons if c.kind == "report.daily"]
+    assert (daily.expr, daily.timezone) == ("0 7 * * *", "Europe/Paris")
+    result = await run_job(cron.tasks, "report.daily", daily.payload, state={"queue": q})
+    yesterday = dt.datetime.now(cron.PARIS).date() - dt.timedelta(days=1)
+    assert result == {"report": "signups", "day": yesterday.isoformat()}
