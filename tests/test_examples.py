@@ -357,3 +357,54 @@ async def test_cron_report_daily_handler_reports_the_day_before_its_slot(
     result = await run_job(cron.tasks, "report.daily", daily.payload, state={"queue": q})
     yesterday = dt.datetime.now(cron.PARIS).date() - dt.timedelta(days=1)
     assert result == {"report": "signups", "day": yesterday.isoformat()}
+
+
+# -- trigger.sql + trigger.py ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def orders_table(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """trigger.sql creates public.orders and its trigger: drop them after the test."""
+    yield
+    await conn.execute(
+        "DROP TABLE IF EXISTS orders; DROP FUNCTION IF EXISTS orders_enqueue_confirmation()"
+    )
+
+
+@pytest.mark.usefixtures("orders_table")
+async def test_trigger_enqueues_on_insert_and_the_worker_runs_it(
+    dsn: str, schema: str, q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    out = await run_example("trigger.py", dsn, schema)
+    lines = out.splitlines()
+    assert lines[0] == "inserted orders [1, 2]: the trigger enqueued their jobs"
+    assert lines[1].endswith(": confirmed order 1 (42.00 EUR) to ana@example.com")
+    assert lines[2].endswith(": confirmed order 2 (19.99 EUR) to ben@example.com")
+    assert lines[3] == "rolled-back orders: 0, their jobs: 0"
+
+    # the jobs are in this test's schema, written by the trigger, completed by the worker
+    jobs = sorted(await q.list_jobs(kind="order.confirm"), key=lambda j: j.id)
+    assert [(j.unique_key, j.state, j.max_attempts) for j in jobs] == [
+        ("order:1", JobState.COMPLETED, 10),
+        ("order:2", JobState.COMPLETED, 10),
+    ]
+    assert jobs[0].payload == {"order_id": 1, "email": "ana@example.com", "total_cents": 4200}
+    rows = await conn.fetch("SELECT id, confirmed_at IS NOT NULL AS ok FROM orders ORDER BY id")
+    assert [tuple(r) for r in rows] == [(1, True), (2, True)]
+
+    # the trigger keeps working for any client: an insert from this test's connection
+    order_id = await conn.fetchval(
+        "INSERT INTO orders (email, total_cents) VALUES ('zoe@example.com', 5) RETURNING id"
+    )
+    # (id 3 went to the rolled-back order: used up, never committed, and no job for it)
+    assert order_id == 4
+    (job,) = [j for j in await q.list_jobs(kind="order.confirm") if j.unique_key == "order:4"]
+    assert (job.payload["email"], job.state) == ("zoe@example.com", JobState.PENDING)
+
+
+def test_trigger_sql_takes_only_a_valid_schema_name() -> None:
+    trigger = load_example("trigger")
+    assert '"t_abc".add_job(' in trigger.trigger_sql("t_abc")
+    for bad in ('x".add_job(1); DROP TABLE orders; --', "Upper", "pg_catalog", ""):
+        with pytest.raises(aioqueue.ConfigurationError):
+            trigger.trigger_sql(bad)
