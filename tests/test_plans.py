@@ -81,6 +81,32 @@ async def test_claim_uses_partial_index_and_reads_one_batch(
     assert _rows_read(nodes, "jobs_claim") <= 2 * BATCH
 
 
+async def test_backlog_of_an_unregistered_kind_is_skipped_inside_the_index(
+    q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """E10: 100k due jobs of a kind no worker handles sit ahead of the worker's jobs. The claim
+    filters them out by the index's kind column: no heap fetch (Rows Removed by Filter) each."""
+    s = q.config.schema
+    await conn.execute(
+        f"""
+        INSERT INTO "{s}".jobs (kind, payload, state, run_at)
+        SELECT 'ghost', '{{}}', 'pending', now() - interval '1 hour'
+        FROM generate_series(1, 100000);
+        INSERT INTO "{s}".jobs (kind, payload, state, run_at)
+        SELECT 'k', '{{}}', 'pending', now() FROM generate_series(1, 500);
+        ANALYZE "{s}".jobs;
+        """
+    )
+    nodes = await _explain(
+        conn, q.queries.sql["job_claim"], ["k"], [25], [], BATCH, "w", 30.0, None
+    )
+    _assert_no_seq_scan_on_jobs(nodes)
+    (scan,) = [n for n in nodes if n.get("Index Name") == "jobs_claim"]
+    assert "kind" in scan["Index Cond"], scan
+    assert int(scan.get("Rows Removed by Filter", 0)) <= 2 * BATCH
+    assert int(scan["Actual Rows"]) == BATCH
+
+
 async def test_heartbeat_finish_and_rescue_are_o_batch(
     big: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
