@@ -408,3 +408,33 @@ def test_trigger_sql_takes_only_a_valid_schema_name() -> None:
     for bad in ('x".add_job(1); DROP TABLE orders; --', "Upper", "pg_catalog", ""):
         with pytest.raises(aioqueue.ConfigurationError):
             trigger.trigger_sql(bad)
+
+
+# -- typed_payloads.py ----------------------------------------------------------------------------
+
+
+async def test_typed_payloads_validate_and_fail_bad_ones_for_good(
+    dsn: str, schema: str, q: aioqueue.Queue
+) -> None:
+    out = await run_example("typed_payloads.py", dsn, schema)
+    assert out.splitlines() == [
+        "image.thumbnail completed after 1 attempt(s): "
+        "{'url': 'https://cdn.example.com/1/320.webp', 'width': 320}",
+        "notify.send completed after 1 attempt(s): email to ana@example.com: Hi",
+        "notify.send completed after 1 attempt(s): sms to +33600000000",
+        "image.thumbnail completed after 1 attempt(s): "
+        "{'url': 'https://cdn.example.com/2/64.png', 'width': 64}",
+        "image.thumbnail failed after 1 attempt(s): Expected `int`, got `str` - at `$.image_id`",
+        "image.thumbnail failed after 1 attempt(s): Expected `int` >= 1 - at `$.width`",
+        "image.thumbnail failed after 1 attempt(s): Object contains unknown field `colour`",
+        "notify.send failed after 1 attempt(s): Invalid value 'fax' - at `$.type`",
+    ]
+    failed = await q.list_jobs(state="failed")
+    assert len(failed) == 4
+    for job in failed:
+        # permanent at the first attempt, although the task allows more
+        assert job.attempts == 1
+        assert job.error is not None and job.error.type == "ValidationError", job.error
+    # a Struct payload is stored as plain JSON (tag included)
+    (sms,) = [j for j in await q.list_jobs(kind="notify.send") if j.payload.get("type") == "sms"]
+    assert sms.payload == {"type": "sms", "phone": "+33600000000", "text": "Hi"}
