@@ -438,3 +438,63 @@ async def test_typed_payloads_validate_and_fail_bad_ones_for_good(
     # a Struct payload is stored as plain JSON (tag included)
     (sms,) = [j for j in await q.list_jobs(kind="notify.send") if j.payload.get("type") == "sms"]
     assert sms.payload == {"type": "sms", "phone": "+33600000000", "text": "Hi"}
+
+
+# -- standalone_worker.py -------------------------------------------------------------------------
+
+
+async def listener_pids(conn: asyncpg.Connection) -> set[int]:
+    """Pids of the worker processes listening on this database (from their worker ids)."""
+    names = await conn.fetch(
+        "SELECT application_name FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name LIKE 'aioqueue-listener:%'"
+    )
+    return {int(r["application_name"].split(":")[2]) for r in names}
+
+
+async def test_standalone_worker_cli_with_two_processes(
+    dsn: str, schema: str, q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    cli = Path(sys.executable).with_name("aioqueue")
+    command = [str(cli)] if cli.exists() else [sys.executable, "-m", "aioqueue"]
+    worker = await asyncio.create_subprocess_exec(
+        *command,
+        "--schema",
+        schema,
+        "worker",
+        "examples.standalone_worker:tasks",
+        "--processes",
+        "2",
+        env=example_env(dsn, schema),
+        cwd=ROOT,  # the CLI imports examples.standalone_worker from the current directory
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # ready once both worker processes listen (their signal handlers are installed by then)
+        with anyio.fail_after(30):
+            while len(pids := await listener_pids(conn)) < 2:
+                assert worker.returncode is None, await worker.communicate()
+                await asyncio.sleep(0.05)
+        assert len(pids) == 2
+
+        out = await run_example("standalone_worker.py", dsn, schema, "120")
+        assert out.startswith("enqueued 123 jobs")  # 120 images + one email per 50
+        jobs = await q.list_jobs(limit=1000)
+        assert len(jobs) == 123
+        results = [await q.wait(j.id, timeout=30) for j in jobs]
+        assert {r.state for r in results} == {JobState.COMPLETED}
+        assert {r.result["pid"] for r in results} <= pids  # run by the CLI's worker processes
+        emails = [r for r in results if r.kind == "email.send"]
+        assert sorted(r.payload["subject"] for r in emails) == [
+            "images 0-49",
+            "images 100-119",
+            "images 50-99",
+        ]
+    finally:
+        if worker.returncode is None:
+            worker.send_signal(signal.SIGTERM)  # graceful: forwarded to both processes
+        with anyio.fail_after(30):
+            _, stderr = await worker.communicate()
+    assert worker.returncode == 0, stderr.decode()
+    assert stderr.decode().count("received SIGTERM: stopping gracefully") == 2
