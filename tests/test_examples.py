@@ -498,3 +498,15 @@ async def test_standalone_worker_cli_with_two_processes(
             _, stderr = await worker.communicate()
     assert worker.returncode == 0, stderr.decode()
     assert stderr.decode().count("received SIGTERM: stopping gracefully") == 2
+
+
+# -- examples/README.md ---------------------------------------------------------------------------
+
+
+def test_examples_readme_lists_every_example_with_a_test() -> None:
+    readme = (EXAMPLES / "README.md").read_text()
+    tests = Path(__file__).read_text()
+    for path in sorted(EXAMPLES.glob("*.py")) + sorted(EXAMPLES.glob("*.sql")):
+        assert f"]({path.name})" in readme, f"{path.name} is missing from examples/README.md"
+        if path.name != "sql_security_definer.sql":  # run by tests/test_sql_api.py
+            assert f'"{path.stem}' in tests, f"{path.name} is not exercised here"
