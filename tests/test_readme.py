@@ -12,8 +12,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+import aioqueue
+
 ROOT = Path(__file__).resolve().parent.parent
-BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+SQL_BLOCKS = re.findall(r"```sql\n(.*?)```", README, flags=re.S)
+SHELL_BLOCKS = re.findall(r"```shell\n(.*?)```", README, flags=re.S)
 
 
 async def _fresh_schema(dsn: str) -> None:
@@ -48,3 +53,35 @@ def test_readme_snippet_runs(code: str, dsn: str, tmp_path: Path) -> None:
     for want, got in zip(expected, printed, strict=False):
         prefix = re.split(r"…|: ", want)[0].strip()  # "value: explanation" checks the value
         assert got.startswith(prefix), (want, got)
+
+
+@pytest.mark.parametrize("code", SQL_BLOCKS, ids=[f"sql{i}" for i in range(len(SQL_BLOCKS))])
+def test_readme_sql_runs(code: str, dsn: str) -> None:
+    async def run() -> None:
+        await _fresh_schema(dsn)
+        async with await aioqueue.Queue.connect(dsn):  # installs the default schema
+            pass
+        conn = await asyncpg.connect(dsn)
+        try:
+            for statement in filter(None, (s.strip() for s in code.split(";\n"))):
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("code", SHELL_BLOCKS, ids=[f"shell{i}" for i in range(len(SHELL_BLOCKS))])
+def test_readme_commands_run(code: str, dsn: str, tmp_path: Path) -> None:
+    asyncio.run(_fresh_schema(dsn))
+    bin_dir = Path(sys.executable).parent
+    for line in filter(None, (x.split("  #")[0].strip() for x in code.splitlines())):
+        proc = subprocess.run(
+            ["bash", "-c", line],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env={**os.environ, "AIOQUEUE_DSN": dsn, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        )
+        assert proc.returncode == 0, (line, proc.stderr)
