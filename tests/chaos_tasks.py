@@ -4,6 +4,7 @@ table through the task's own autocommit connection, so the ledger survives kills
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import anyio
@@ -50,3 +51,12 @@ async def die(ctx: aioqueue.JobContext, payload: Any) -> None:
     """A poison pill that kills its own worker process."""
     await record(ctx.job, "started")
     os._exit(137)
+
+
+@tasks.task("block")
+async def block(ctx: aioqueue.JobContext, payload: dict[str, Any]) -> str:
+    """Blocks the event loop (sync sleep), then returns at once: no await after the block, so
+    the outcome is handed to the completer before any other task of the worker runs."""
+    await record(ctx.job, "started")
+    time.sleep(float(payload.get("seconds", 0)))  # noqa: ASYNC251 - the point of the task
+    return f"done by {os.getpid()}"

@@ -190,8 +190,9 @@ def server_dsn(data_dir: Path) -> str | None:
     return None if running is None else _dsn(running[1], running[2])
 
 
-def stop_server(data_dir: Path) -> bool:
-    """Stop the embedded server; False if it was not running."""
+def stop_server(data_dir: Path, *, mode: str = "fast") -> bool:
+    """Stop the embedded server (``pg_ctl stop -m mode``; fault tests use ``immediate``, a
+    crash); False if it was not running."""
     data_dir = data_dir.expanduser().resolve()
     if not data_dir.parent.exists():
         return False
@@ -199,7 +200,7 @@ def stop_server(data_dir: Path) -> bool:
         if _read_pid_file(data_dir) is None:
             return False
         _, pg_ctl = _pg()
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, **_run_as())  # type: ignore[operator]
+        pg_ctl(["-w", "-m", mode, "stop"], pgdata=data_dir, **_run_as())  # type: ignore[operator]
         return True
 
 
