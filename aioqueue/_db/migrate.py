@@ -52,7 +52,10 @@ async def migrate(
     while True:
         async with conn.transaction():
             await q.migrations_lock(conn)
-            await q.migrations_bootstrap(conn)
+            if not await q.schema_exists(conn):
+                # DDL only when needed: a role without CREATE rights (least privilege, e.g. a
+                # worker started by the CLI, which migrates) may connect to an installed schema
+                await q.migrations_bootstrap(conn)
             applied = set(await q.migrations_applied(conn))
             newest = max(applied, default=0)
             if newest > latest_version():

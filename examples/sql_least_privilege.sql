@@ -1,0 +1,47 @@
+-- Least-privilege roles for an aioqueue schema. Run as the owner of the schema (the role that
+-- applied the migrations; only it may run DDL), after the migrations.
+--
+--   aq_worker    runs `aioqueue worker` / aioqueue.Worker: claims, heartbeats, outcomes,
+--                retries, rescue of expired leases, pruning, cron slots, and enqueues
+--                (handlers enqueue follow-up jobs). No DDL: it owns nothing.
+--   aq_producer  only enqueues, through the SECURITY DEFINER wrapper of
+--                examples/sql_security_definer.sql (run that file with app_user = aq_producer).
+--                It gets nothing here: no table access, no EXECUTE on add_job/add_jobs.
+--   app_lowpriv  every other role: nothing at all. Migrations revoke EXECUTE on add_job,
+--                add_jobs and cron_enqueue from PUBLIC, a new schema grants PUBLIC no USAGE,
+--                and row-level security is on with no policy, so even a role granted SELECT
+--                later reads no row unless a policy names it.
+--
+-- Replace `aioqueue` with your schema name and the three role names with yours (create the
+-- roles first: CREATE ROLE aq_worker LOGIN PASSWORD '...'). tests/test_security_more.py runs
+-- this file and proves each role can do what is listed above and nothing more.
+
+GRANT USAGE ON SCHEMA aioqueue TO aq_worker;
+
+-- the worker checks the schema version before it starts
+GRANT SELECT ON aioqueue.migrations TO aq_worker;
+
+-- claims (SELECT ... FOR UPDATE SKIP LOCKED + UPDATE), heartbeats, outcomes and rescue
+-- (UPDATE), pruning (DELETE), enqueueing (INSERT): rows only, never TRUNCATE or DDL
+GRANT SELECT, INSERT, UPDATE, DELETE ON aioqueue.jobs TO aq_worker;
+-- exactly-once cron slots: one row per cron name
+GRANT SELECT, INSERT, UPDATE ON aioqueue.crons TO aq_worker;
+-- add_jobs draws job ids with nextval() on the identity sequence
+GRANT USAGE ON SEQUENCE aioqueue.jobs_id_seq TO aq_worker;
+-- enqueueing (add_jobs also re-runs failed jobs) and cron slots; all three are
+-- SECURITY INVOKER: they run with the worker's rights, under the policies below
+GRANT EXECUTE ON FUNCTION aioqueue.add_jobs(jsonb, timestamptz) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.add_job(text, jsonb, text, timestamptz, integer, text, integer,
+    text[], text, double precision, double precision) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.cron_enqueue(text, timestamptz, jsonb, timestamptz)
+    TO aq_worker;
+
+-- Row-level security is on with no policy: without these the worker would see no row.
+CREATE POLICY aq_worker_all ON aioqueue.jobs FOR ALL TO aq_worker USING (true) WITH CHECK (true);
+CREATE POLICY aq_worker_all ON aioqueue.crons FOR ALL TO aq_worker USING (true) WITH CHECK (true);
+
+-- aq_producer and app_lowpriv: nothing (see above). Spelled out for the reader, a no-op on a
+-- freshly migrated schema:
+REVOKE ALL ON SCHEMA aioqueue FROM aq_producer, app_lowpriv;
+REVOKE ALL ON ALL TABLES IN SCHEMA aioqueue FROM aq_producer, app_lowpriv;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aioqueue FROM PUBLIC, aq_producer, app_lowpriv;

@@ -1,0 +1,398 @@
+"""Security and clock scenarios (RELIABILITY plan S3-S6, A8): least-privilege roles running a
+real worker, secrets kept out of logs, errors and CLI output, what a stranger listening on the
+notification channel learns, 100,000 queue names against claims, and workers whose clock is two
+hours off (libfaketime) taking every time from the database."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import secrets
+import urllib.parse
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import asyncpg
+import msgspec
+import pytest
+
+import aioqueue
+
+from .test_cli import aq
+from .test_sql_api import Roles, wrapper_sql
+from .test_worker_chaos import ROOT, until
+from .worker_helpers import running_worker
+
+pytestmark = pytest.mark.anyio
+LEAST_PRIVILEGE = ROOT / "examples" / "sql_least_privilege.sql"
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def dsn_as(dsn: str, user: str, password: str) -> str:
+    """``dsn`` with another user and password."""
+    parts = urllib.parse.urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    userinfo = f"{user}:{urllib.parse.quote(password, safe='')}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+
+
+def dsn_wrong_port(dsn: str) -> str:
+    """``dsn`` pointing at port 1, where no server listens (TCP or unix socket)."""
+    parts = urllib.parse.urlsplit(dsn)
+    query = urllib.parse.parse_qsl(parts.query)
+    if any(key == "port" for key, _ in query):
+        moved = [(key, "1" if key == "port" else value) for key, value in query]
+        return urllib.parse.urlunsplit(
+            parts._replace(query=urllib.parse.urlencode(moved, safe="/"))
+        )
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition(":")[0] + ":1"))
+
+
+# -- S3 least privilege -----------------------------------------------------------------------
+
+
+class LeastPrivilege(msgspec.Struct, frozen=True):
+    schema: str
+    wrap: str  # the schema of the SECURITY DEFINER wrapper
+    worker: str
+    producer: str
+    lowpriv: str
+    password: str
+    dsn: str
+
+    def dsn_of(self, role: str) -> str:
+        return dsn_as(self.dsn, role, self.password)
+
+    async def connect(self, role: str) -> asyncpg.Connection:
+        return await asyncpg.connect(self.dsn_of(role))
+
+
+def least_privilege_sql(schema: str, worker: str, producer: str, lowpriv: str) -> str:
+    """examples/sql_least_privilege.sql for this schema and these roles (its instructions:
+    replace the schema name and the three role names)."""
+    sql = LEAST_PRIVILEGE.read_text()
+    for old, new in (("aq_worker", worker), ("aq_producer", producer), ("app_lowpriv", lowpriv)):
+        sql = re.sub(rf"\b{old}\b", new, sql)
+    return re.sub(r"\baioqueue\b", f'"{schema}"', sql)
+
+
+@pytest.fixture
+async def lp(
+    q: aioqueue.Queue, conn: asyncpg.Connection, dsn: str
+) -> AsyncIterator[LeastPrivilege]:
+    """The three roles (unique names: roles are cluster-wide), the documented wrapper for the
+    producer and the documented grants, all applied by the owner; dropped at the end."""
+    roles = Roles(conn)
+    wrap = f"app_jobs_{secrets.token_hex(4)}"
+    try:
+        worker = await roles.create("aq_worker")
+        producer = await roles.create("aq_producer")
+        lowpriv = await roles.create("app_lowpriv")
+        s = q.config.schema
+        await conn.execute(wrapper_sql(s, wrap, producer))
+        await conn.execute(least_privilege_sql(s, worker, producer, lowpriv))
+        yield LeastPrivilege(s, wrap, worker, producer, lowpriv, roles.password, dsn)
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {wrap} CASCADE")
+        await roles.drop_all()
+
+
+async def test_least_privilege_worker_runs_every_service(
+    lp: LeastPrivilege,
+    q: aioqueue.Queue,
+    conn: asyncpg.Connection,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aq_worker runs a real Worker: claims, heartbeats past its lease, completions, retries,
+    permanent failures, follow-up enqueues from a handler, rescue of an expired lease, pruning
+    and cron slots; jobs come in through the producer's wrapper."""
+    caplog.set_level(logging.INFO, logger="aioqueue")
+    s = lp.schema
+    tasks = aioqueue.Tasks()
+    flaky_runs: list[int] = []
+
+    @tasks.task("public.ok")
+    async def ok(ctx: aioqueue.JobContext, payload: Any) -> Any:
+        return {"echo": payload}
+
+    @tasks.task("public.flaky", retry_delay=0)
+    async def flaky(ctx: aioqueue.JobContext, payload: Any) -> str:
+        flaky_runs.append(ctx.job.attempts)
+        if ctx.job.attempts == 1:
+            raise RuntimeError("first attempt fails")
+        return "second attempt"
+
+    @tasks.task("public.doomed", max_attempts=1)
+    async def doomed(ctx: aioqueue.JobContext, payload: Any) -> None:
+        raise RuntimeError("always fails")
+
+    @tasks.task("public.long")
+    async def long(ctx: aioqueue.JobContext, payload: Any) -> str:
+        await anyio.sleep(2.5)  # 2.5x the lease: only heartbeats keep it
+        return "kept"
+
+    @tasks.task("public.parent")
+    async def parent(ctx: aioqueue.JobContext, payload: Any) -> int:
+        child = await ctx.state.enqueue("public.ok", {"from": ctx.job.id})  # as aq_worker
+        return child.id
+
+    @tasks.task("public.tick")
+    async def tick(ctx: aioqueue.JobContext, payload: Any) -> None:
+        return None
+
+    tasks.cron("* * * * * *", "public.tick", name="every-second")  # seconds field last
+
+    producer = await lp.connect(lp.producer)
+    try:
+
+        async def enqueue(kind: str, run_at: str = "NULL") -> int:
+            return int(
+                await producer.fetchval(
+                    f"SELECT {lp.wrap}.app_enqueue($1, '{{\"x\": 1}}', run_at := {run_at})", kind
+                )
+            )
+
+        ids = {k: await enqueue(k) for k in ("public.ok", "public.flaky", "public.doomed")}
+        ids["public.long"] = await enqueue("public.long")
+        ids["public.parent"] = await enqueue("public.parent")
+        lost = await enqueue("public.ok", "now() + interval '1 hour'")
+    finally:
+        await producer.close()
+    # set up by the owner: a dead worker's job (lease expired), a job past its retention
+    await conn.execute(
+        f"""UPDATE "{s}".jobs SET state = 'running', attempts = 1, lease_token = 1,
+                   locked_by = 'dead-worker', started_at = now() - interval '1 minute',
+                   lease_expires_at = now() - interval '1 second' WHERE id = $1""",
+        lost,
+    )
+    old = await conn.fetchval(
+        f"""INSERT INTO "{s}".jobs (kind, state, attempts, max_attempts, finished_at)
+            VALUES ('public.ok', 'completed', 1, 25, now() - interval '2 days') RETURNING id"""
+    )
+
+    wq = await aioqueue.Queue.connect(lp.dsn_of(lp.worker), schema=s, migrate=False)
+    try:
+        async with running_worker(
+            wq,
+            tasks,
+            state=wq,
+            lease=1.0,
+            heartbeat_interval=0.2,
+            retention=3600,
+            prune_interval=0.2,
+        ) as (_, rec):
+            await rec.wait_for("completed", ids["public.long"])
+            await rec.wait_for("completed", ids["public.flaky"])
+            await rec.wait_for("failed", ids["public.doomed"])
+            await rec.wait_for("rescued", lost)
+            await rec.wait_for("completed", lost, timeout=15)  # after exp(1) s of backoff
+            child = (await rec.wait_for("completed", ids["public.parent"]))[0]
+            assert child.job_id is not None
+            await rec.wait(lambda r: sum(e.kind == "public.tick" for e in r.of("completed")) >= 2)
+
+            async def pruned() -> bool:
+                return bool(
+                    await conn.fetchval(f'SELECT count(*) = 0 FROM "{s}".jobs WHERE id = $1', old)
+                )
+
+            await until(pruned, 10)
+    finally:
+        await wq.close()
+
+    assert not rec.of("lease_lost") and not rec.of("completion_rejected")
+    long_job = await q.get_job(ids["public.long"])
+    assert (long_job.state, long_job.attempts, long_job.result) == (
+        aioqueue.JobState.COMPLETED,
+        1,
+        "kept",
+    )
+    assert flaky_runs == [1, 2]
+    assert (await q.get_job(ids["public.doomed"])).state is aioqueue.JobState.FAILED
+    rescued = await q.get_job(lost)
+    assert (rescued.state, rescued.attempts) == (aioqueue.JobState.COMPLETED, 2)
+    children = await q.list_jobs(kind="public.ok", limit=10)
+    assert any(j.payload == {"from": ids["public.parent"]} for j in children)
+    assert await conn.fetchval(f'SELECT count(*) FROM "{s}".crons') == 1
+    denied = [
+        r.getMessage()
+        for r in caplog.records
+        if "Privilege" in r.getMessage() or "permission denied" in r.getMessage()
+    ]
+    assert denied == []
+
+
+async def test_least_privilege_worker_cannot_run_ddl(lp: LeastPrivilege) -> None:
+    s = lp.schema
+    w = await lp.connect(lp.worker)
+    try:
+        for sql in (
+            f'DROP TABLE "{s}".jobs',
+            f'ALTER TABLE "{s}".jobs ADD COLUMN x integer',
+            f'ALTER TABLE "{s}".jobs DISABLE ROW LEVEL SECURITY',
+            f'ALTER TABLE "{s}".jobs OWNER TO {lp.worker}',
+            f'TRUNCATE "{s}".jobs',
+            f'CREATE INDEX ON "{s}".jobs (kind)',
+            f'CREATE TABLE "{s}".evil (x integer)',
+            f'DROP FUNCTION "{s}".add_jobs(jsonb, timestamptz)',
+            f"""CREATE OR REPLACE FUNCTION "{s}".add_jobs(specs jsonb, now timestamptz)
+                RETURNS TABLE (ord integer, id bigint, deduped boolean)
+                LANGUAGE sql AS 'SELECT 1, 1::bigint, false'""",
+            f'DROP POLICY aq_worker_all ON "{s}".jobs',
+            f'CREATE POLICY more ON "{s}".jobs TO PUBLIC USING (true)',
+            f'DELETE FROM "{s}".migrations',
+            f'DROP SCHEMA "{s}" CASCADE',
+            f"DROP SCHEMA {lp.wrap} CASCADE",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await w.execute(sql)
+        # it cannot install a schema either ...
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="denied for database"):
+            await aioqueue.Queue.connect(lp.dsn_of(lp.worker), schema=f"{s}_new")
+    finally:
+        await w.close()
+    # ... but connecting with migrate=True (what `aioqueue worker` does) to a schema already at
+    # this version needs no DDL right
+    wq = await aioqueue.Queue.connect(lp.dsn_of(lp.worker), schema=s)
+    await wq.close()
+    cli = await anyio.to_thread.run_sync(
+        functools.partial(aq, "--dsn", lp.dsn_of(lp.worker), "--schema", s, "migrate")
+    )
+    assert (cli.returncode, cli.stdout.strip()) == (0, "schema is up to date"), cli.stderr
+
+
+async def test_least_privilege_producer_only_executes_the_wrapper(
+    lp: LeastPrivilege, q: aioqueue.Queue
+) -> None:
+    s = lp.schema
+    secret = await q.enqueue("secret.kind", {"token": "s3cret"})
+    p = await lp.connect(lp.producer)
+    try:
+        job_id = await p.fetchval(f"SELECT {lp.wrap}.app_enqueue('public.welcome', '{{\"u\": 1}}')")
+        assert (await q.get_job(job_id)).payload == {"u": 1}
+        for sql in (
+            f'SELECT * FROM "{s}".jobs',
+            f'SELECT count(*) FROM "{s}".crons',
+            f'SELECT * FROM "{s}".migrations',
+            f'UPDATE "{s}".jobs SET priority = 1',
+            f'DELETE FROM "{s}".jobs WHERE id = {secret.id}',
+            f"""INSERT INTO "{s}".jobs (kind) VALUES ('public.direct')""",
+            f"""SELECT "{s}".add_job('public.x')""",
+            f"""SELECT * FROM "{s}".add_jobs('[{{"kind": "public.x"}}]')""",
+            f"""SELECT "{s}".cron_enqueue('c', now(), '{{"kind": "public.x"}}')""",
+            f"SELECT nextval('\"{s}\".jobs_id_seq')",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await p.fetch(sql)
+    finally:
+        await p.close()
+    assert (await q.get_job(secret.id)).priority == 0
+
+
+async def test_least_privilege_lowpriv_reads_and_calls_nothing(
+    lp: LeastPrivilege, q: aioqueue.Queue
+) -> None:
+    s = lp.schema
+    await q.enqueue("secret.kind", {"token": "s3cret"})
+    low = await lp.connect(lp.lowpriv)
+    try:
+        for sql in (
+            f'SELECT * FROM "{s}".jobs',
+            f'SELECT * FROM "{s}".crons',
+            f'SELECT * FROM "{s}".migrations',
+            f"""SELECT "{s}".add_job('public.x')""",
+            f"""SELECT * FROM "{s}".add_jobs('[]')""",
+            f"""SELECT "{s}".cron_enqueue('c', now(), '{{"kind": "x"}}')""",
+            f"SELECT {lp.wrap}.app_enqueue('public.x')",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await low.fetch(sql)
+        # connecting as the worker would need the schema too: refused before anything runs
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await aioqueue.Queue.connect(lp.dsn_of(lp.lowpriv), schema=s, migrate=False)
+    finally:
+        await low.close()
+
+
+async def test_security_definer_functions_pin_search_path_and_deny_public(
+    lp: LeastPrivilege, conn: asyncpg.Connection
+) -> None:
+    rows = await conn.fetch(
+        """SELECT p.proname, p.prosecdef, coalesce(p.proconfig, '{}') AS proconfig,
+                  has_function_privilege('public', p.oid, 'EXECUTE') AS public_exec,
+                  EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner)))
+                          AS a WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE') AS public_acl,
+                  has_function_privilege($3, p.oid, 'EXECUTE') AS worker,
+                  has_function_privilege($4, p.oid, 'EXECUTE') AS producer,
+                  has_function_privilege($5, p.oid, 'EXECUTE') AS lowpriv
+           FROM pg_proc AS p
+           WHERE p.pronamespace IN ($1::regnamespace, $2::regnamespace)""",
+        lp.schema,
+        lp.wrap,
+        lp.worker,
+        lp.producer,
+        lp.lowpriv,
+    )
+    by_name = {r["proname"]: r for r in rows}
+    assert set(by_name) == {"add_job", "add_jobs", "cron_enqueue", "app_enqueue"}
+    definers = [r["proname"] for r in rows if r["prosecdef"]]
+    assert definers == ["app_enqueue"]  # aioqueue's own functions run as their caller
+    for r in rows:
+        assert "search_path=pg_catalog, pg_temp" in r["proconfig"], r["proname"]
+        assert not r["public_exec"] and not r["public_acl"], r["proname"]
+        assert not r["lowpriv"], r["proname"]
+        assert r["producer"] == (r["proname"] == "app_enqueue"), r["proname"]
+        assert r["worker"] == (r["proname"] != "app_enqueue"), r["proname"]
+
+
+async def test_shadow_now_and_operator_in_public_change_nothing(
+    lp: LeastPrivilege, q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """app_lowpriv may create objects in public (as before PostgreSQL 15) and plants now() and
+    NOT LIKE there; a caller who puts public before pg_catalog sees them, the wrapper (pinned
+    search_path, pg_catalog-qualified calls) and the worker's statements do not."""
+    await conn.execute(f"GRANT CREATE ON SCHEMA public TO {lp.lowpriv}")
+    low = await lp.connect(lp.lowpriv)
+    try:
+        await low.execute(
+            """
+            CREATE FUNCTION public.now() RETURNS timestamptz
+                LANGUAGE sql STABLE AS $$ SELECT timestamptz '2100-01-01 00:00+00' $$;
+            CREATE FUNCTION public.never(text, text) RETURNS boolean
+                LANGUAGE sql IMMUTABLE AS 'SELECT false';
+            CREATE OPERATOR public.!~~ (LEFTARG = text, RIGHTARG = text, FUNCTION = public.never);
+            """
+        )
+    finally:
+        await low.close()
+    p = await lp.connect(lp.producer)
+    try:
+        await p.execute("SET search_path = public, pg_catalog")
+        assert (await p.fetchval("SELECT now()")).year == 2100  # the shadow is live here
+        assert await p.fetchval("SELECT 'admin.x' NOT LIKE 'public.%'") is False
+        job_id = await p.fetchval(f"SELECT {lp.wrap}.app_enqueue('public.now')")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="may not be enqueued"):
+            await p.fetchval(f"SELECT {lp.wrap}.app_enqueue('admin.x')")
+    finally:
+        await p.close()
+    job = await q.get_job(job_id)
+    real_now = await conn.fetchval("SELECT now()")
+    assert job.state is aioqueue.JobState.PENDING
+    assert abs((job.run_at - real_now).total_seconds()) < 60
+
+    tasks = aioqueue.Tasks()
+
+    @tasks.task("public.now")
+    async def handler(ctx: aioqueue.JobContext, payload: Any) -> None:
+        return None
+
+    wq = await aioqueue.Queue.connect(lp.dsn_of(lp.worker), schema=lp.schema, migrate=False)
+    try:
+        await aioqueue.Worker(wq, tasks, poll_interval=0.2).run(until_empty=True)
+    finally:
+        await wq.close()
+    done = await q.get_job(job_id)
+    assert done.state is aioqueue.JobState.COMPLETED
+    assert done.finished_at is not None and done.finished_at.year < 2100
