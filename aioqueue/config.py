@@ -80,8 +80,10 @@ def data_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
 
 
 def mask_dsn(dsn: str) -> str:
-    """The DSN with any password replaced, for messages and logs."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
+    """The DSN with any password (``user:password@`` or ``password=``) replaced, for messages
+    and logs."""
+    dsn = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
+    return re.sub(r"(\bpassword=)[^&#\s]*", r"\1***", dsn, flags=re.IGNORECASE)
 
 
 class QueueConfig(msgspec.Struct, frozen=True, kw_only=True):

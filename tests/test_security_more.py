@@ -9,6 +9,8 @@ import functools
 import logging
 import re
 import secrets
+import subprocess
+import traceback
 import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -396,3 +398,134 @@ async def test_shadow_now_and_operator_in_public_change_nothing(
     done = await q.get_job(job_id)
     assert done.state is aioqueue.JobState.COMPLETED
     assert done.finished_at is not None and done.finished_at.year < 2100
+
+
+# -- S4 secrets -------------------------------------------------------------------------------
+
+
+def _rendered(exc: BaseException) -> str:
+    """Everything an exception can show: message, args, and the traceback of its whole chain
+    (causes and suppressed contexts too)."""
+    out = []
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        out += [str(e), repr(e.args), "".join(traceback.format_exception(e, chain=False))]
+        todo += [e.__cause__, e.__context__]
+    return "\n".join(out)
+
+
+class Card(msgspec.Struct):
+    card: int
+
+
+async def test_secrets_stay_out_of_logs_errors_and_cli_output(
+    dsn: str, schema: str, conn: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sentinel in a payload field and in the DSN password (a role with that password, which
+    owns the schema) through enqueue, a failure, a retry and a completion at DEBUG, aioqueue's
+    own errors, connection errors and the CLI: only ``jobs show --payload`` shows it."""
+    sentinel = f"SENTINEL{secrets.token_hex(8)}"
+    roles = Roles(conn)
+    roles.password = sentinel
+    role = await roles.create("aq_secret")
+    database = await conn.fetchval("SELECT current_database()")
+    await conn.execute(f'GRANT CREATE ON DATABASE "{database}" TO {role}')
+    secret_dsn = dsn_as(dsn, role, sentinel)
+    assert sentinel in secret_dsn
+    caplog.set_level(logging.DEBUG)  # the root logger: every library's records
+    errors: list[str] = []
+    cli: dict[str, subprocess.CompletedProcess[str]] = {}
+
+    tasks = aioqueue.Tasks()
+
+    @tasks.task("secret.card", retry_delay=0)
+    async def charge(ctx: aioqueue.JobContext, payload: dict[str, str]) -> dict[str, str]:
+        ctx.log.debug("charging")
+        if ctx.job.attempts == 1:
+            raise RuntimeError("card declined")
+        return {"charged": payload["card"]}  # the result holds the secret too
+
+    @tasks.task("secret.typed")
+    async def typed(ctx: aioqueue.JobContext, payload: Card) -> None:
+        return None
+
+    try:
+        q = await aioqueue.Queue.connect(secret_dsn, schema=schema)  # migrates as the role
+        try:
+            out = await q.enqueue("secret.card", {"card": sentinel})
+            mistyped = await q.enqueue("secret.typed", {"card": sentinel})
+            small = aioqueue.Queue(q.pool, schema=schema, max_payload_bytes=64)
+            for bad in (
+                lambda: q.enqueue("secret.card", {"card": sentinel + "\x00"}),
+                lambda: q.enqueue("secret.card", {"card": sentinel, "n": float("nan")}),
+                lambda: q.enqueue("secret.card", {"card": sentinel, "x": object()}),
+                lambda: small.enqueue("secret.card", {"card": sentinel * 10}),
+            ):
+                with pytest.raises(aioqueue.AioqueueError) as caught:
+                    await bad()
+                errors.append(_rendered(caught.value))
+            async with running_worker(q, tasks) as (_, rec):
+                await rec.wait_for("completed", out.id)
+                await rec.wait_for("failed", mistyped.id)
+            job = await q.get_job(out.id)
+            assert (job.attempts, job.result) == (2, {"charged": sentinel})  # it did travel
+            assert job.error is not None and job.error.message == "card declined"
+        finally:
+            await q.close()
+        # the password in the query string (asyncpg reads it there too)
+        parts = urllib.parse.urlsplit(dsn)
+        query_dsn = urllib.parse.urlunsplit(
+            parts._replace(
+                netloc=f"{role}@{parts.netloc.rpartition('@')[2]}",
+                query="&".join(filter(None, [parts.query, f"password={sentinel}"])),
+            )
+        )
+        unreachable = dsn_wrong_port(secret_dsn)
+        for target in (unreachable, dsn_wrong_port(query_dsn)):
+            with pytest.raises(aioqueue.ConfigurationError) as caught:
+                await aioqueue.Queue.connect(target, schema=schema)
+            errors.append(_rendered(caught.value))
+
+        base = ["-vv", "--dsn", secret_dsn, "--schema", schema]
+        for name, args in {
+            "status": ["status"],
+            "status --json": ["status", "--json"],
+            "jobs list": ["jobs", "list"],
+            "jobs list --json": ["jobs", "list", "--json"],
+            "jobs show": ["jobs", "show", str(out.id)],
+            "jobs show --json": ["jobs", "show", str(out.id), "--json"],
+            "jobs show (failed)": ["jobs", "show", str(mistyped.id), "--json"],
+            "status (query)": ["-vv", "--dsn", query_dsn, "--schema", schema, "status"],
+            "unreachable": ["-vv", "--dsn", unreachable, "--schema", schema, "status"],
+            "unreachable (query)": ["--dsn", dsn_wrong_port(query_dsn), "status"],
+            "--payload": ["jobs", "show", str(out.id), "--payload", "--json"],
+        }.items():
+            full = args if args[0] in ("-vv", "--dsn") else [*base, *args]
+            cli[name] = await anyio.to_thread.run_sync(functools.partial(aq, *full))
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await roles.drop_all()
+
+    records = [
+        logging.Formatter("%(name)s %(levelname)s %(message)s").format(r) + repr(vars(r))
+        for r in caplog.records
+    ]
+    assert any("aioqueue" in r for r in records) and any("DEBUG" in r for r in records)
+    assert not [r for r in records if sentinel in r]
+    assert len(errors) == 6
+    assert not [e for e in errors if sentinel in e]
+    assert all("***" in e for e in errors[-2:])  # the DSN is named, masked
+    shown = cli.pop("--payload")
+    assert shown.returncode == 0 and sentinel in shown.stdout  # asked for explicitly
+    for name in ("unreachable", "unreachable (query)"):
+        failed = cli[name]
+        assert failed.returncode == 1 and "***" in failed.stderr, failed.stderr
+        assert "Traceback" not in failed.stderr
+    ok = {k: p for k, p in cli.items() if not k.startswith("unreachable")}
+    assert all(p.returncode == 0 for p in ok.values()), {k: p.stderr for k, p in ok.items()}
+    assert [k for k, p in cli.items() if sentinel in p.stdout + p.stderr] == []
