@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -49,6 +50,8 @@ class Notifier:
         self._backoff_max = backoff_max
         self._ping_interval = ping_interval
         self.backend_pid: int | None = None
+        # the database's clock minus this host's, in seconds: hints carry database time
+        self.clock_offset = 0.0
         self.connected = anyio.Event()
         self.reconnects = 0
         self._changed = anyio.Event()
@@ -65,6 +68,7 @@ class Notifier:
                     lost = anyio.Event()
                     conn.add_termination_listener(_setter(lost))
                     await conn.add_listener(self._channel, self._callback)
+                    await self._sync_clock(conn)
                     self.backend_pid = conn.get_server_pid()
                     self.connected.set()
                     if started:
@@ -105,8 +109,14 @@ class Notifier:
             with anyio.move_on_after(self._ping_interval):
                 await lost.wait()
                 return
-            with anyio.fail_after(5):
-                await conn.fetchval(self._queries.sql["listener_ping"])
+            await self._sync_clock(conn)
+
+    async def _sync_clock(self, conn: Listener) -> None:
+        """Read the database's clock (also the liveness probe of the connection)."""
+        with anyio.fail_after(5):
+            before = time.time()
+            epoch = await conn.fetchval(self._queries.sql["db_clock"])
+            self.clock_offset = float(epoch) - (before + time.time()) / 2
 
 
 def _setter(event: anyio.Event) -> Callable[[object], None]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import secrets
 import socket
@@ -356,7 +357,11 @@ class Worker:
             self._producer.wake()
         elif payload.startswith("t:"):
             with contextlib.suppress(ValueError):
-                self._producer.wake_at(float(payload[2:]))
+                epoch = float(payload[2:])
+                # anyone may NOTIFY: a spoofed 't:nan' must not disable the timer
+                if math.isfinite(epoch) and self._notifier is not None:
+                    # the hint is in database time; this host's clock may be off
+                    self._producer.wake_at(epoch - self._notifier.clock_offset)
         elif payload.startswith("c:") and self._heartbeat is not None:
             # Never trust the payload: the heartbeat asks the database which jobs to cancel.
             self._heartbeat.poke()

@@ -22,9 +22,10 @@ import msgspec
 import pytest
 
 import aioqueue
+from aioqueue.config import channel_for
 
 from .test_cli import aq
-from .test_sql_api import Roles, wrapper_sql
+from .test_sql_api import Listener, Roles, wrapper_sql
 from .test_worker_chaos import ROOT, until
 from .worker_helpers import running_worker
 
@@ -529,3 +530,95 @@ async def test_secrets_stay_out_of_logs_errors_and_cli_output(
     ok = {k: p for k, p in cli.items() if not k.startswith("unreachable")}
     assert all(p.returncode == 0 for p in ok.values()), {k: p.stderr for k, p in ok.items()}
     assert [k for k, p in cli.items() if sentinel in p.stdout + p.stderr] == []
+
+
+# -- S5 NOTIFY exposure -----------------------------------------------------------------------
+
+HINT = re.compile(r"(|f|t:\d+(\.\d+)?|c:\d+(,\d+)*)")
+
+
+async def test_notifications_are_opaque_hints_and_spoofs_change_nothing(
+    q: aioqueue.Queue, conn: asyncpg.Connection, dsn: str
+) -> None:
+    """A role with no privilege at all may LISTEN on the schema's channel (PostgreSQL has no
+    privilege for channels): while jobs with secret kinds, keys, queue names and payloads are
+    enqueued, superseded, cancelled and run, it hears only fixed words, an epoch and job ids.
+    It may also NOTIFY: spoofed hints cost a claim or a heartbeat, nothing more."""
+    s = q.config.schema
+    secret = secrets.token_hex(6)
+    kind, key, queue_name = f"kind.{secret}", f"key.{secret}", f"queue.{secret}"
+    roles = Roles(conn)
+    stranger = await roles.create("app_lowpriv")
+    listener = Listener(channel_for(s))
+    low = await asyncpg.connect(dsn_as(dsn, stranger, roles.password))
+    try:
+        await low.add_listener(listener.channel, listener)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await low.fetch(f'SELECT * FROM "{s}".jobs')
+        tasks = aioqueue.Tasks()
+
+        @tasks.task(kind)
+        async def handler(ctx: aioqueue.JobContext, payload: dict[str, Any]) -> dict[str, str]:
+            if payload.get("wait"):
+                await anyio.sleep_forever()  # until superseded or cancelled
+            return {"secret": secret}
+
+        async with running_worker(q, tasks, poll_interval=30) as (_, rec):
+            due = await q.enqueue(kind, {"token": secret}, queue_name=queue_name)
+            later = await q.enqueue(kind, {"token": secret}, unique_key=key, delay=3600)
+            many = await q.enqueue_many(
+                [
+                    {"kind": kind, "payload": {"token": secret}, "unique_key": f"{key}.{i}"}
+                    for i in range(3)
+                ]
+            )
+            superseded = await q.enqueue(kind, {"wait": True}, unique_key=f"{key}.run")
+            cancelled = await q.enqueue(kind, {"wait": True})
+            await rec.wait_for("started", superseded.id)
+            await rec.wait_for("started", cancelled.id)
+            await q.enqueue(
+                kind, {"token": secret}, unique_key=f"{key}.run", on_conflict="supersede"
+            )
+            await q.cancel(cancelled.id)
+            await rec.wait_for("cancelled", superseded.id)
+            await rec.wait_for("cancelled", cancelled.id)
+            for out in (due, *many):
+                await rec.wait_for("completed", out.id)
+        heard = await listener.drain(low)
+        assert heard, "the stranger heard the wake-ups"
+        assert [h for h in heard if not HINT.fullmatch(h)] == []
+        assert [h for h in heard if secret in h] == []  # no kind, key, queue name or payload
+        ids = {int(i) for h in heard if h.startswith("c:") for i in h[2:].split(",")}
+        assert ids == {superseded.id, cancelled.id}  # ids of cancelled running jobs, no more
+        run_at = (await q.get_job(later.id)).run_at.timestamp()
+        epochs = [float(h[2:]) for h in heard if h.startswith("t:")]
+        assert any(abs(e - run_at) < 1e-3 for e in epochs)  # when, not what
+
+        # spoofed hints from the stranger ('t:nan' first, while the worker has no timer yet)
+        async with running_worker(q, tasks, poll_interval=30) as (_, rec):
+            for spoof in (
+                "t:nan",
+                "t:inf",
+                "t:-inf",
+                "t:1e999",
+                "t:abc",
+                "t:",
+                "c:1,2,3",
+                "c:" + "9" * 60,
+                "c:x",
+                "f",
+                "released",
+                "x" * 7000,
+            ):
+                await low.execute("SELECT pg_notify($1, $2)", listener.channel, spoof)
+            now = await q.enqueue(kind, {})
+            await rec.wait_for("completed", now.id, timeout=5)  # the 30 s poll would be late
+            soon = await q.enqueue(kind, {}, delay=1.5)
+            await rec.wait_for("completed", soon.id, timeout=10)
+            job = await q.get_job(soon.id)
+            assert job.started_at is not None
+            assert 1.5 <= (job.started_at - job.created_at).total_seconds() < 4
+            assert not rec.of("lease_lost") and not rec.of("cancelled")
+    finally:
+        await low.close()
+        await roles.drop_all()

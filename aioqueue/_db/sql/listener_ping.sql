@@ -1,2 +1,0 @@
--- listener_ping: liveness probe of the dedicated LISTEN connection.
-SELECT 1
