@@ -41,12 +41,15 @@ async def run_every(
     *,
     name: str,
     transient: tuple[type[BaseException], ...] = (),
+    on_error: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Call ``tick`` every ``interval`` seconds (jittered) forever; a transient database error
-    is logged and the next tick tries again."""
+    is logged (then ``on_error`` is awaited) and the next tick tries again."""
     while True:
         await anyio.sleep(jittered(interval))
         try:
             await tick()
         except transient as exc:
             _log.warning("%s: failed (%s); will retry", name, type(exc).__name__)
+            if on_error is not None:
+                await on_error()

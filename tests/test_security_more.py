@@ -6,6 +6,7 @@ hours off (libfaketime) taking every time from the database."""
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import secrets
@@ -25,6 +26,7 @@ import aioqueue
 from aioqueue.config import channel_for
 
 from .test_cli import aq
+from .test_plans import BATCH, _assert_no_seq_scan_on_jobs, _nodes, _rows_read
 from .test_sql_api import Listener, Roles, wrapper_sql
 from .test_worker_chaos import ROOT, until
 from .worker_helpers import running_worker
@@ -622,3 +624,87 @@ async def test_notifications_are_opaque_hints_and_spoofs_change_nothing(
     finally:
         await low.close()
         await roles.drop_all()
+
+
+# -- S6 resource limits: 100,000 queue names --------------------------------------------------
+
+
+async def _explain_buffers(
+    conn: asyncpg.Connection, sql: str, *args: Any
+) -> tuple[list[dict[str, Any]], int]:
+    """EXPLAIN (ANALYZE, BUFFERS) in a rolled-back transaction: every plan node, and the shared
+    buffers the statement touched (hit + read, children included)."""
+    tr = conn.transaction()
+    await tr.start()
+    try:
+        raw = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, *args)
+    finally:
+        await tr.rollback()
+    plan = json.loads(raw)[0]["Plan"]
+    return _nodes(plan), int(plan["Shared Hit Blocks"]) + int(plan["Shared Read Blocks"])
+
+
+def _probes(nodes: list[dict[str, Any]]) -> tuple[int, int]:
+    """Serial-queue head checks: (loops, rows found) on jobs_queue_active."""
+    found = [n for n in nodes if n.get("Index Name") == "jobs_queue_active"]
+    loops = sum(int(n.get("Actual Loops", 0)) for n in found)
+    rows = sum(int(n["Actual Rows"]) * int(n.get("Actual Loops", 1)) for n in found)
+    return loops, rows
+
+
+async def test_100k_distinct_queue_names_do_not_slow_claims(
+    q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """100,000 due jobs, each in its own queue, against a baseline table of the same size whose
+    extra 100,000 jobs are unqueued (and not due): claims of unqueued jobs read the same rows
+    and no more than 20 % more buffers (EXPLAIN ANALYZE BUFFERS, not timings)."""
+    base = await aioqueue.Queue.connect(q.dsn, schema=f"{q.config.schema}_base")
+
+    async def add(queue: aioqueue.Queue, n: int, spec: str) -> None:
+        """n jobs in one add_jobs call (one statement, generate_series)."""
+        await conn.execute(
+            f"""SELECT count(*) FROM "{queue.config.schema}".add_jobs(
+                    (SELECT jsonb_agg({spec}) FROM generate_series(1, {n}) AS g))"""
+        )
+        await conn.execute(f'ANALYZE "{queue.config.schema}".jobs')
+
+    async def measure(queue: aioqueue.Queue, batch: int) -> tuple[list[dict[str, Any]], int]:
+        args = (["k"], [25], [], batch, "w", 30.0, None)
+        await _explain_buffers(conn, queue.queries.sql["job_claim"], *args)  # warm the cache
+        return await _explain_buffers(conn, queue.queries.sql["job_claim"], *args)
+
+    unqueued_due = "jsonb_build_object('kind', 'k', 'priority', 1)"
+    future = "jsonb_build_object('kind', 'k', 'delay', 86400 + g)"
+    try:
+        for queue in (base, q):
+            await add(queue, 500, unqueued_due)
+            await add(queue, 100_000, future)
+        await add(base, 100_000, future)
+        await add(q, 100_000, "jsonb_build_object('kind', 'k', 'queue_name', 'tenant-' || g)")
+        assert (
+            await conn.fetchval(
+                f"""SELECT count(DISTINCT queue_name) FROM "{q.config.schema}".jobs
+                WHERE state = 'pending'"""
+            )
+            == 100_000
+        )
+        base_nodes, base_buffers = await measure(base, BATCH)
+        nodes, buffers = await measure(q, BATCH)
+        for found in (base_nodes, nodes):
+            _assert_no_seq_scan_on_jobs(found)
+            assert _rows_read(found, "jobs_claim") <= 2 * BATCH
+        assert _probes(nodes) == (0, 0)  # unqueued jobs never look at the queues
+        assert buffers <= 1.2 * base_buffers, (buffers, base_buffers)
+
+        # a claim that reaches the queued jobs: one index probe per queued candidate, no walk
+        mixed = 500 + 100
+        nodes, buffers_mixed = await measure(q, mixed)
+        _assert_no_seq_scan_on_jobs(nodes)
+        assert _rows_read(nodes, "jobs_claim") <= 2 * mixed
+        loops, rows = _probes(nodes)
+        assert 100 <= loops <= 2 * 100 and rows == 0  # each queued candidate is its queue's head
+        assert buffers_mixed <= 20 * mixed, buffers_mixed
+        print(f"S6 buffers: {base_buffers} -> {buffers} (batch {BATCH}), {buffers_mixed} ({mixed})")
+    finally:
+        await base.pool.execute(f'DROP SCHEMA "{base.config.schema}" CASCADE')
+        await base.close()

@@ -15,6 +15,7 @@ import anyio
 import asyncpg
 from anyio.abc import TaskStatus
 
+from .._db.connect import replace_connections
 from .._db.queries import Executor, Queries
 from .outcome import Outcome
 
@@ -32,12 +33,8 @@ TRANSIENT = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.TooManyConnectionsError,
+    asyncpg.ReadOnlySQLTransactionError,  # 25006: a read-only server (failover in progress)
 )
-
-
-async def _expire(db: Executor) -> None:
-    if isinstance(db, asyncpg.Pool):
-        await db.expire_connections()
 
 
 class Completer:
@@ -130,7 +127,7 @@ class Completer:
                         )
                         return
                     _log.warning("completer: flush failed (%s); retrying", type(exc).__name__)
-                    await _expire(self._db)  # a connection broken mid-statement: replace them
+                    await replace_connections(self._db)  # broken or read-only: replace them
                     await anyio.sleep(delay)
                     delay = min(delay * 2, 2.0)
             self._on_flushed(batch, accepted)

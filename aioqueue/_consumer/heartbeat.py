@@ -13,6 +13,7 @@ from collections.abc import Callable
 import anyio
 from anyio.abc import TaskStatus
 
+from .._db.connect import replace_connections
 from .._db.queries import Executor, Queries
 from .._service import jittered
 from .completer import TRANSIENT
@@ -63,6 +64,7 @@ class Heartbeat:
                 await self.beat()
             except TRANSIENT as exc:
                 _log.warning("heartbeat: failed (%s); will retry", type(exc).__name__)
+                await replace_connections(self._db)
 
     async def beat(self) -> None:
         snapshot = list(self._jobs.values())

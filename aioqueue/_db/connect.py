@@ -8,7 +8,7 @@ import asyncpg
 
 from ..config import mask_dsn
 from ..errors import ConfigurationError
-from .queries import statement_texts
+from .queries import Executor, statement_texts
 
 APPLICATION_NAME = "aioqueue"
 
@@ -37,6 +37,14 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     """aioqueue's own pool never leaves session state behind (no LISTEN, session advisory
     locks or SET on pooled connections), so skip asyncpg's reset: one round trip per release,
     which doubled the cost of a single enqueue."""
+
+
+async def replace_connections(db: Executor) -> None:
+    """After a transient error, make a pool open fresh connections (each as it is released):
+    a session attached to a server that turned read-only (failover) stays read-only even once
+    the database is writable again."""
+    if isinstance(db, asyncpg.Pool):
+        await db.expire_connections()
 
 
 async def connect(dsn: str, *, application_name: str = APPLICATION_NAME) -> asyncpg.Connection:

@@ -7,10 +7,12 @@ at once and claims (which never touch finished rows) are not blocked.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import anyio
 from anyio.abc import TaskStatus
 
+from .._db.connect import replace_connections
 from .._db.queries import Executor, Queries
 from .._service import run_every
 
@@ -43,7 +45,13 @@ class Pruner:
         task_status.started()
         if not self._retention:
             await anyio.sleep_forever()
-        await run_every(self._interval, self.prune, name=self.name, transient=self._transient)
+        await run_every(
+            self._interval,
+            self.prune,
+            name=self.name,
+            transient=self._transient,
+            on_error=partial(replace_connections, self._db),
+        )
 
     async def prune(self) -> int:
         """Delete everything due, one small batch per statement; returns rows deleted."""

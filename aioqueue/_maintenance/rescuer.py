@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 
 import anyio
 from anyio.abc import TaskStatus
 
+from .._db.connect import replace_connections
 from .._db.queries import Executor, Queries
 from .._service import run_every
 
@@ -39,7 +41,13 @@ class Rescuer:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        await run_every(self._interval, self.rescue, name=self.name, transient=self._transient)
+        await run_every(
+            self._interval,
+            self.rescue,
+            name=self.name,
+            transient=self._transient,
+            on_error=partial(replace_connections, self._db),
+        )
 
     async def rescue(self) -> int:
         total = 0

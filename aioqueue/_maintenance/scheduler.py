@@ -18,6 +18,7 @@ import msgspec
 from anyio.abc import TaskStatus
 
 from .. import _cron
+from .._db.connect import replace_connections
 from .._db.queries import Executor, Queries
 from ..tasks import CronSpec
 
@@ -118,4 +119,5 @@ class Scheduler:
                 await self.tick()
             except self._transient as exc:
                 _log.warning("scheduler: tick failed (%s); will retry", type(exc).__name__)
+                await replace_connections(self._db)
             await anyio.sleep(self._sleep_for())
