@@ -19,6 +19,7 @@ from ._db.queries import Queries
 from ._notifier import dedicated, from_pool
 from ._spec import as_spec, encode_one, encode_spec, encode_specs
 from ._waiter import Waiter
+from ._waker import Waker
 from .errors import ConfigurationError, JobNotFound, JobStateError, WaitTimeout
 from .events import Event, Hooks, Subscriber
 from .types import (
@@ -57,6 +58,10 @@ class Queue:
         self._owns_pool = _owns_pool
         self._waiter: Waiter | None = None
         self.hooks = Hooks(list(hooks))  # "enqueued" events (with tx=: before the commit)
+        self._waker = Waker(lambda: self.queries.notify_wake(self.pool))
+        self._inserting = 0  # keyless enqueues in flight (outside a caller's transaction)
+        # only in a pool of our own, big enough to lend one: a user's pool keeps them all
+        self._hot = _connect.HotConnection(pool, enabled=_owns_pool and pool.get_max_size() >= 3)
 
     @classmethod
     async def connect(
@@ -101,6 +106,8 @@ class Queue:
             return await _migrate.migrate(conn, self.config.schema)
 
     async def close(self) -> None:
+        await self._waker.close()
+        await self._hot.close()
         if self._waiter is not None:
             await self._waiter.close()
             self._waiter = None
@@ -154,8 +161,20 @@ class Queue:
         if unique_key is None and max_delay is None:
             # nothing to dedupe: a plain INSERT statement instead of the add_jobs function
             one = encode_spec(spec, max_payload_bytes=self.config.max_payload_bytes)
-            db = self.pool if tx is None else await _connect.unwrap_tx(tx)
-            rows = await self.queries.job_insert(db, one)
+            if tx is None:
+                # Alone, notify within the insert (one round trip); with other enqueues in
+                # flight, wake after the commit so the commits are not serialised (_waker.py).
+                alone = self._inserting == 0
+                self._inserting += 1
+                try:
+                    async with self._hot.use() as db:
+                        rows = await self.queries.job_insert(db, one, notify_due=alone)
+                finally:
+                    self._inserting -= 1
+                if rows[0]["wake_after_commit"]:
+                    self._waker.request()
+            else:  # the notification must commit with the caller's transaction
+                rows = await self.queries.job_insert(await _connect.unwrap_tx(tx), one)
         else:
             specs = encode_one(spec, max_payload_bytes=self.config.max_payload_bytes)
             rows = await self._add(specs, tx)

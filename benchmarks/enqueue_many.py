@@ -23,7 +23,7 @@ BATCH = 1000
 
 async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
     server = dsn()
-    q = await fresh_queue(server, "many", pool_max_size=2)
+    q = await fresh_queue(server, "many")  # default settings, as users run it
     conn = await asyncpg.connect(server)
 
     async def setup() -> None:

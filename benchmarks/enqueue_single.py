@@ -22,7 +22,7 @@ TARGET = 0.95
 
 async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
     server = dsn()
-    q = await fresh_queue(server, "single", pool_max_size=2)
+    q = await fresh_queue(server, "single")  # default settings, as users run it
     conn = await asyncpg.connect(server)
 
     async def raw() -> None:

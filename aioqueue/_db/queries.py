@@ -49,8 +49,11 @@ class Queries:
     ) -> list[asyncpg.Record]:
         return await db.fetch(self.sql["jobs_add"], specs, now)
 
-    async def job_insert(self, db: Executor, spec: dict[str, Any]) -> list[asyncpg.Record]:
-        """One keyless job (``spec`` as built by ``_spec.encode_spec``)."""
+    async def job_insert(
+        self, db: Executor, spec: dict[str, Any], *, notify_due: bool = True
+    ) -> list[asyncpg.Record]:
+        """One keyless job (``spec`` as built by ``_spec.encode_spec``). ``notify_due=False``
+        leaves waking workers for a due job to the caller, after the commit."""
         return await db.fetch(
             self.sql["job_insert"],
             spec["kind"],
@@ -62,6 +65,7 @@ class Queries:
             spec.get("queue_name"),
             spec.get("flags"),
             None,
+            notify_due,
         )
 
     async def job_get(self, db: Executor, job_id: int) -> asyncpg.Record | None:
