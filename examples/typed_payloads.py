@@ -5,8 +5,8 @@
 Annotate a handler's payload with a msgspec Struct (or any type msgspec handles: unions of tagged
 Structs, list[Struct], `Annotated` constraints...). The worker decodes the job's JSON into that
 type; a payload that does not match fails the job for good (no retries: it would never match),
-with msgspec's message naming the JSON path (for a Literal, enum or tag that does not match,
-msgspec also quotes the value it got).
+with msgspec's message naming the JSON path (never the value: for a Literal, enum or tag that
+does not match, aioqueue cuts out the value msgspec quotes).
 
 Producers can enqueue the Struct itself. Jobs enqueued by other means (another service, the
 CLI, SQL's add_job) are plain JSON: that is what the annotation protects the handler from.

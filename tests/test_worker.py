@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import enum
+import logging
+from typing import Any, Literal
 
 import anyio
 import msgspec
@@ -150,6 +152,37 @@ async def test_struct_validation_failure_is_permanent(q: aioqueue.Queue) -> None
     assert "SENTINEL-XYZ" not in job.error.message
     assert "SENTINEL-XYZ" not in job.error.traceback
     assert (await q.get_job(good.id)).result == "a@b.com"
+
+
+class Level(enum.Enum):
+    LOW = "low"
+
+
+class Contact(msgspec.Struct):
+    channel: Literal["email", "sms"]
+    level: Level
+
+
+async def test_enum_and_literal_mismatches_never_store_the_value(
+    q: aioqueue.Queue, caplog: pytest.LogCaptureFixture
+) -> None:
+    tasks = aioqueue.Tasks()
+
+    @tasks.task("contact")
+    async def contact(ctx: aioqueue.JobContext, payload: Contact) -> None:
+        return None
+
+    bad_literal = await q.enqueue("contact", {"channel": "SENTINEL-LIT", "level": "low"})
+    bad_enum = await q.enqueue("contact", {"channel": "sms", "level": "SENTINEL-ENUM"})
+    with caplog.at_level(logging.DEBUG):
+        async with running_worker(q, tasks) as (_, rec):
+            await rec.wait_for("failed", bad_literal.id)
+            await rec.wait_for("failed", bad_enum.id)
+    for out, path in ((bad_literal, "$.channel"), (bad_enum, "$.level")):
+        error = (await q.get_job(out.id)).error
+        assert error is not None and path in error.message
+        assert "SENTINEL" not in error.message + error.traceback
+    assert "SENTINEL" not in caplog.text
 
 
 async def test_timeout_cancels_handler_and_fails_attempt(q: aioqueue.Queue) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -38,12 +39,24 @@ _encoder = msgspec.json.Encoder()
 _plain = msgspec.json.Decoder()
 
 
-def _error_json(exc: BaseException, attempt: int, *, message: str | None = None) -> str:
+_SHOWN_VALUE = re.compile(r"^(Invalid (?:enum )?value) .*?((?: - at `[^`]*`)?)$", re.S)
+
+
+def validation_message(exc: msgspec.ValidationError) -> str:
+    """msgspec's message names the JSON path and, for enum/Literal/tag mismatches, the value
+    itself ("Invalid enum value 'hunter2' - at `$.e`"): payload data that must not reach errors
+    and logs. The value is cut out; the path stays."""
+    return _SHOWN_VALUE.sub(r"\1\2", str(exc))
+
+
+def _error_json(
+    exc: BaseException, attempt: int, *, message: str | None = None, trace: bool = True
+) -> str:
     return _encoder.encode(
         {
             "message": message if message is not None else (str(exc) or type(exc).__name__),
             "type": type(exc).__qualname__,
-            "traceback": "".join(traceback.format_exception(exc)),
+            "traceback": "".join(traceback.format_exception(exc)) if trace else "",
             "attempt": attempt,
             "at": dt.datetime.now(dt.UTC),
         }
@@ -143,8 +156,9 @@ class Executor:
         try:
             payload = task.decoder.decode(payload_text)
         except msgspec.ValidationError as exc:
-            # Permanent: retrying cannot make the payload match. msgspec names the path only.
-            return self._outcome(info, job, "failed", error=_error_json(exc, info.attempts))
+            # Permanent: retrying cannot make the payload match. Stored without the value.
+            error = _error_json(exc, info.attempts, message=validation_message(exc), trace=False)
+            return self._outcome(info, job, "failed", error=error)
         ctx = JobContext(info, state=self._state, worker_id=self._worker_id)
         try:
             if task.timeout is not None:
