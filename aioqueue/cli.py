@@ -79,9 +79,10 @@ pass_options = click.make_pass_decorator(Options)
 )
 @click.option(
     "--schema",
+    envvar="AIOQUEUE_SCHEMA",
     default=config.DEFAULT_SCHEMA,
     show_default=True,
-    help="Schema holding aioqueue's tables.",
+    help="Schema holding aioqueue's tables (default: $AIOQUEUE_SCHEMA, else aioqueue).",
 )
 @click.option(
     "--data-dir",

@@ -55,21 +55,27 @@ def validate_schema(schema: object) -> str:
     return schema
 
 
+def resolve_schema(schema: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """An explicit schema, else $AIOQUEUE_SCHEMA, else "aioqueue"; validated."""
+    environ = os.environ if env is None else env
+    return validate_schema(schema or environ.get("AIOQUEUE_SCHEMA") or DEFAULT_SCHEMA)
+
+
 def channel_for(schema: str) -> str:
     """The fixed notification channel of a schema (short: never derived from kinds or names)."""
     return f"aioqueue_{validate_schema(schema)}"
 
 
+_DRIVER_SUFFIX = re.compile(r"^(postgres(?:ql)?)\+\w+://")
+
+
 def resolve_dsn(dsn: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
-    """An explicit DSN, else $AIOQUEUE_DSN, else $DATABASE_URL, else None (embedded server)."""
-    if dsn:
-        return dsn
+    """An explicit DSN, else $AIOQUEUE_DSN, else $DATABASE_URL, else None (embedded server).
+    An SQLAlchemy-style URL (``postgresql+asyncpg://``, as apps often keep in DATABASE_URL)
+    is accepted: the driver part is dropped."""
     environ = os.environ if env is None else env
-    for name in DSN_ENV_VARS:
-        value = environ.get(name)
-        if value:
-            return value
-    return None
+    value = dsn or next((environ[n] for n in DSN_ENV_VARS if environ.get(n)), None)
+    return _DRIVER_SUFFIX.sub(r"\1://", value) if value else None
 
 
 def data_dir_from_env(env: Mapping[str, str] | None = None) -> Path:

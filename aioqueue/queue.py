@@ -45,13 +45,15 @@ class Queue:
         self,
         pool: asyncpg.Pool,
         *,
-        schema: str = config.DEFAULT_SCHEMA,
+        schema: str | None = None,
         max_payload_bytes: int = config.DEFAULT_MAX_PAYLOAD_BYTES,
         dsn: str | None = None,
         hooks: Sequence[Subscriber] = (),
         _owns_pool: bool = False,
     ) -> None:
-        self.config = config.QueueConfig(schema=schema, max_payload_bytes=max_payload_bytes)
+        self.config = config.QueueConfig(
+            schema=config.resolve_schema(schema), max_payload_bytes=max_payload_bytes
+        )
         self.pool = pool
         self.dsn = dsn
         self.queries = Queries(self.config.schema)
@@ -68,7 +70,7 @@ class Queue:
         cls,
         dsn: str | None = None,
         *,
-        schema: str = config.DEFAULT_SCHEMA,
+        schema: str | None = None,
         migrate: bool | None = True,
         data_dir: str | Path | None = None,
         pool_min_size: int = 1,
@@ -79,7 +81,7 @@ class Queue:
         """Connect to ``dsn`` (else $AIOQUEUE_DSN, $DATABASE_URL, else the embedded server).
         ``migrate=True`` applies pending migrations; ``False`` requires the schema to be
         installed at this version already; ``None`` does neither (for ``aioqueue migrate``)."""
-        config.validate_schema(schema)
+        schema = config.resolve_schema(schema)
         resolved = await resolve_or_start(dsn, data_dir)
         pool = await _connect.create_pool(resolved, min_size=pool_min_size, max_size=pool_max_size)
         queue = cls(

@@ -63,14 +63,14 @@ class Dashboard:
         queue: Queue | None,
         *,
         dsn: str | None,
-        schema: str,
+        schema: str | None,
         allow_actions: bool,
         title: str,
     ) -> None:
         self._queue = queue
         self._owns_queue = False
         self._dsn = dsn
-        self._schema = config.validate_schema(schema)
+        self._schema = config.resolve_schema(schema)
         self._lock = asyncio.Lock()
         self.allow_actions = allow_actions
         self.title = title
@@ -236,7 +236,7 @@ def create_app(
     queue: Queue | None = None,
     *,
     dsn: str | None = None,
-    schema: str = config.DEFAULT_SCHEMA,
+    schema: str | None = None,
     allow_actions: bool = False,
     title: str = "aioqueue",
 ) -> Starlette:
