@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import os
 import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .errors import ConfigurationError
 from .queue import Queue
 from .tasks import Tasks
 from .worker import Worker
+
+
+def load_tasks(spec: str) -> Tasks:
+    """Import ``module:attribute`` (from the current directory too) and check it is a Tasks."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigurationError(f"expected module:attribute (e.g. myapp.jobs:tasks), got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from None
+    tasks = getattr(module, attr, None)
+    if not isinstance(tasks, Tasks):
+        raise ConfigurationError(f"{spec} is not an aioqueue.Tasks registry")
+    return tasks
 
 
 async def run_worker(

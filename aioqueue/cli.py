@@ -6,10 +6,8 @@ Every error is one clear line on stderr and a non-zero exit code, never a traceb
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -20,10 +18,9 @@ import click
 import msgspec
 
 from . import config
-from ._cli_worker import run_worker, supervise
-from .errors import AioqueueError
+from ._cli_worker import load_tasks, run_worker, supervise
+from .errors import AioqueueError, ConfigurationError
 from .queue import Queue
-from .tasks import Tasks
 from .types import JobState
 
 T = TypeVar("T")
@@ -225,23 +222,6 @@ def enqueue(
 # -- worker --------------------------------------------------------------------------------------
 
 
-def load_tasks(spec: str) -> Tasks:
-    """Import ``module:attribute`` and check it is a Tasks registry."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        _fail(f"expected module:attribute (e.g. myapp.jobs:tasks), got {spec!r}", EXIT_USAGE)
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        _fail(f"cannot import {module_name!r}: {exc}", EXIT_USAGE)
-    tasks = getattr(module, attr, None)
-    if not isinstance(tasks, Tasks):
-        _fail(f"{spec} is not an aioqueue.Tasks registry", EXIT_USAGE)
-    return tasks
-
-
 @cli.command()
 @click.argument("tasks_spec", metavar="MODULE:TASKS")
 @click.option(
@@ -303,7 +283,10 @@ def worker(
     """Run a worker pool for the tasks in MODULE:TASKS. SIGTERM/SIGINT stop it gracefully;
     a second signal stops it at once (running jobs go back to pending)."""
     opts: Options = ctx.obj
-    tasks = load_tasks(tasks_spec)
+    try:
+        tasks = load_tasks(tasks_spec)
+    except ConfigurationError as exc:
+        _fail(str(exc), EXIT_USAGE)
     if processes > 1:
         sys.exit(supervise(processes))
     settings = {
