@@ -5,12 +5,16 @@ hours off (libfaketime) taking every time from the database."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
+import os
 import re
 import secrets
+import signal
 import subprocess
+import sys
 import traceback
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -28,7 +32,7 @@ from aioqueue.config import channel_for
 from .test_cli import aq
 from .test_plans import BATCH, _assert_no_seq_scan_on_jobs, _nodes, _rows_read
 from .test_sql_api import Listener, Roles, wrapper_sql
-from .test_worker_chaos import ROOT, until
+from .test_worker_chaos import ROOT, SHORT, until
 from .worker_helpers import running_worker
 
 pytestmark = pytest.mark.anyio
@@ -708,3 +712,151 @@ async def test_100k_distinct_queue_names_do_not_slow_claims(
     finally:
         await base.pool.execute(f'DROP SCHEMA "{base.config.schema}" CASCADE')
         await base.close()
+
+
+# -- A8 clock skew ----------------------------------------------------------------------------
+
+# Run by `aioqueue worker tests.test_security_more:skew_tasks` under libfaketime.
+skew_tasks = aioqueue.Tasks()
+
+
+@skew_tasks.task("skew.sleep")
+async def skew_sleep(ctx: aioqueue.JobContext, payload: dict[str, float]) -> None:
+    await anyio.sleep(payload.get("seconds", 0))
+
+
+@skew_tasks.task("skew.fail", max_attempts=1)
+async def skew_fail(ctx: aioqueue.JobContext, payload: Any) -> None:
+    raise RuntimeError("expected failure")
+
+
+@skew_tasks.task("skew.tick")
+async def skew_tick(ctx: aioqueue.JobContext, payload: Any) -> None:
+    return None
+
+
+skew_tasks.cron("* * * * * *", "skew.tick", name="skew-every-second")
+
+
+def _faketime_env(skew: str) -> dict[str, str]:
+    return {**os.environ, "LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": skew}
+
+
+async def start_skewed_worker(
+    dsn: str, schema: str, skew: str, stderr: Any
+) -> asyncio.subprocess.Process:
+    """The real CLI worker as test_worker_chaos.start_worker starts it (same short lease and
+    intervals), for skew_tasks, with its clock moved by ``skew``; polling every 30 s, so a job
+    started on time was woken by its timer, not found by a poll."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aioqueue",
+        "--dsn",
+        dsn,
+        "--schema",
+        schema,
+        "worker",
+        "tests.test_security_more:skew_tasks",
+        *SHORT,
+        "--poll-interval",
+        "30",
+        cwd=ROOT,
+        stderr=stderr,
+        env={**_faketime_env(skew), "PYTHONPATH": str(ROOT)},
+    )
+
+
+@pytest.mark.skipif(not LIBFAKETIME.exists(), reason="needs libfaketime (apt-get install faketime)")
+@pytest.mark.parametrize("skew", ["+2h", "-2h"])
+async def test_worker_with_a_skewed_clock_takes_time_from_the_database(
+    q: aioqueue.Queue, dsn: str, skew: str, tmp_path: Path
+) -> None:
+    s = q.config.schema
+    epoch = "SELECT extract(epoch FROM clock_timestamp())::float8"
+    probe = await anyio.run_process(
+        [sys.executable, "-c", "import time; print(time.time())"], env=_faketime_env(skew)
+    )
+    moved = float(probe.stdout) - await q.pool.fetchval(epoch)
+    assert abs(moved - (7200 if skew.startswith("+") else -7200)) < 60  # the skew is real
+
+    async def job(job_id: int) -> aioqueue.Job:
+        return await q.get_job(job_id)
+
+    # another worker's job (alive: lease 60 s ahead) and a dead worker's (lease expired)
+    alive, dead = [(await q.enqueue("skew.other")).id for _ in range(2)]
+    for job_id, lease in ((alive, "60 seconds"), (dead, "-1 second")):
+        await q.pool.execute(
+            f"""UPDATE "{s}".jobs SET state = 'running', attempts = 1, lease_token = 1,
+                       locked_by = 'other-worker', started_at = now(),
+                       lease_expires_at = now() + interval '{lease}' WHERE id = $1""",
+            job_id,
+        )
+    long = (await q.enqueue("skew.sleep", {"seconds": 5})).id  # 2.5x the 2 s lease
+    failing = (await q.enqueue("skew.fail")).id
+    log = (tmp_path / "worker.log").open("w+")
+    proc = await start_skewed_worker(dsn, s, skew, log)
+    try:
+        await until(lambda: _in_state(q, long, "running"), 20)
+        leases = await _sample_lease(q, long)
+        assert len(leases) >= 10 and all(0 < left <= 2 + 0.5 for left in leases), leases
+        delayed = (await q.enqueue("skew.sleep", {"seconds": 0}, delay=3)).id
+        await until(lambda: _in_state(q, delayed, "completed"), 20)
+        await until(lambda: _in_state(q, long, "completed"), 20)
+        await until(lambda: _in_state(q, failing, "failed"), 20)
+        await until(lambda: _in_state(q, dead, "scheduled"), 20)
+        await until(lambda: _count_kind(q, "skew.tick", "completed", 2), 20)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 30)
+        log.seek(0)
+        output = log.read()
+        log.close()
+    assert code == 0, output
+    assert "Traceback" not in output, output
+
+    started = await job(delayed)
+    assert started.started_at is not None
+    waited = (started.started_at - started.created_at).total_seconds()
+    assert 3 <= waited < 3 + 1.5, waited  # by its timer, in database time
+    done = await job(long)
+    assert (done.state, done.attempts, done.error) == (aioqueue.JobState.COMPLETED, 1, None)
+    other = await job(alive)
+    assert (other.state, other.locked_by) == (aioqueue.JobState.RUNNING, "other-worker")
+    rescued = await job(dead)
+    assert rescued.error is not None and rescued.error.type == "LeaseExpired"
+    failed = await job(failing)
+    assert failed.finished_at is not None and failed.error is not None
+    assert failed.error.at == failed.finished_at  # the error's time is the database's too
+    ticks = await q.pool.fetch(
+        f"""SELECT run_at, created_at FROM "{s}".jobs WHERE kind = 'skew.tick'
+            ORDER BY run_at"""
+    )
+    assert len(ticks) >= 2
+    for t in ticks:  # each slot enqueued as it came due, by the database's clock
+        assert 0 <= (t["created_at"] - t["run_at"]).total_seconds() < 2, dict(t)
+
+
+async def _in_state(q: aioqueue.Queue, job_id: int, state: str) -> bool:
+    return (await q.get_job(job_id)).state.value == state
+
+
+async def _count_kind(q: aioqueue.Queue, kind: str, state: str, n: int) -> bool:
+    return len(await q.list_jobs(kind=kind, state=state, limit=n)) >= n
+
+
+async def _sample_lease(q: aioqueue.Queue, job_id: int) -> list[float]:
+    """Seconds left on a running job's lease, in database time, every 0.2 s while it runs."""
+    seen = []
+    with anyio.fail_after(20):
+        while True:
+            left = await q.pool.fetchval(
+                f"""SELECT extract(epoch FROM lease_expires_at - now())::float8
+                    FROM "{q.config.schema}".jobs WHERE id = $1 AND state = 'running'""",
+                job_id,
+            )
+            if left is None:
+                return seen
+            seen.append(left)
+            await anyio.sleep(0.2)  # a subprocess: only the database shows it

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +56,15 @@ class Scheduler:
         self._transient = transient
         self._on_enqueued = on_enqueued
         self._checked: dict[str, dt.datetime] = {}
+        self._offset = dt.timedelta()  # the database's clock minus this host's
+
+    async def _now(self) -> dt.datetime:
+        """The injected clock (tests), else the database's: this host's clock may be off."""
+        if self._injected:
+            return self._clock()
+        epoch = float(await self._db.fetchval(self._queries.sql["db_clock"]))
+        self._offset = dt.timedelta(seconds=epoch - time.time())
+        return dt.datetime.fromtimestamp(epoch, dt.UTC)
 
     def _spec(self, cron: CronSpec) -> str:
         spec: dict[str, Any] = {"kind": cron.kind, "payload": cron.payload or {}}
@@ -68,7 +78,7 @@ class Scheduler:
 
     async def start(self) -> None:
         """Decide where each cron resumes: its backfill window after the last slot, or now."""
-        now = self._clock()
+        now = await self._now()
         rows = await self._queries.cron_last_slots(self._db, [c.name for c in self._crons])
         last = {r["name"]: r["last_slot"] for r in rows}
         for cron in self._crons:
@@ -81,7 +91,7 @@ class Scheduler:
 
     async def tick(self) -> int:
         """Enqueue every slot that came due since the last tick; returns how many we won."""
-        now = self._clock()
+        now = await self._now()
         won = 0
         for cron in self._crons:
             checked = self._checked.get(cron.name, now)
@@ -101,7 +111,7 @@ class Scheduler:
         return won
 
     def _sleep_for(self) -> float:
-        now = self._clock()
+        now = self._clock() + self._offset
         nearest = min(
             _cron.next_slot(c.expr, self._zones[c.name], self._checked.get(c.name, now))
             for c in self._crons

@@ -14,7 +14,8 @@ WITH now AS (
 UPDATE /*schema*/.jobs AS j
 SET state = u.state::/*schema*/.job_state,
     result = CASE WHEN u.state = 'completed' THEN u.result::jsonb ELSE j.result END,
-    error = coalesce(u.error::jsonb, j.error),
+    -- the error's time is the database's (the worker's clock may be off)
+    error = coalesce(u.error::jsonb || jsonb_build_object('at', (SELECT ts FROM now)), j.error),
     payload = coalesce(u.payload::jsonb, j.payload),
     run_at = CASE WHEN u.delay IS NULL THEN j.run_at
                   ELSE (SELECT ts FROM now) + make_interval(secs => u.delay) END,
