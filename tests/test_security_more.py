@@ -599,6 +599,7 @@ async def test_notifications_are_opaque_hints_and_spoofs_change_nothing(
         run_at = (await q.get_job(later.id)).run_at.timestamp()
         epochs = [float(h[2:]) for h in heard if h.startswith("t:")]
         assert any(abs(e - run_at) < 1e-3 for e in epochs)  # when, not what
+        print(f"S5: {len(heard)} notifications heard: {sorted(set(heard))}")
 
         # spoofed hints from the stranger ('t:nan' first, while the worker has no timer yet)
         async with running_worker(q, tasks, poll_interval=30) as (_, rec):
@@ -820,6 +821,7 @@ async def test_worker_with_a_skewed_clock_takes_time_from_the_database(
     assert started.started_at is not None
     waited = (started.started_at - started.created_at).total_seconds()
     assert 3 <= waited < 3 + 1.5, waited  # by its timer, in database time
+    print(f"A8 {skew}: delay=3 job started after {waited:.3f} s, lease left {leases}")
     done = await job(long)
     assert (done.state, done.attempts, done.error) == (aioqueue.JobState.COMPLETED, 1, None)
     other = await job(alive)
