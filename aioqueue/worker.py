@@ -37,7 +37,7 @@ from ._maintenance.pruner import Pruner
 from ._maintenance.rescuer import Rescuer
 from ._maintenance.scheduler import Clock, Scheduler
 from ._notifier import Notifier, dedicated, from_pool
-from ._service import running
+from ._service import Service, running
 from .errors import ConfigurationError
 from .events import Event, Hooks, Subscriber, log_event
 from .queue import Queue
@@ -71,6 +71,9 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     cancelled_retention: float | None = config.DEFAULT_FAILED_RETENTION
     prune_interval: float = config.DEFAULT_PRUNE_INTERVAL
     stuck_grace: float = 5.0  # how long a cancelled handler may ignore it before it is abandoned
+    # False: no LISTEN connection (e.g. behind PgBouncer in transaction pooling); jobs are found
+    # by polling every poll_interval, cancellations of running jobs at the next heartbeat
+    listen: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
@@ -228,16 +231,21 @@ class Worker:
             lease=cfg.lease,
             on_lost=self._on_lease_lost,
         )
-        connection = dedicated(q.dsn, f"aioqueue-listener:{self.id}") if q.dsn else from_pool(pool)
-        notifier = self._notifier = Notifier(
-            connection,
-            q.queries,
-            q.config.channel,
-            on_notify=self._on_notify,
-            on_reconnect=producer.wake,
-            backoff_start=min(0.1, cfg.poll_interval),
-            backoff_max=min(2.0, cfg.lease / 2),
-        )
+        services: list[Service] = []
+        if cfg.listen:
+            connection = (
+                dedicated(q.dsn, f"aioqueue-listener:{self.id}") if q.dsn else from_pool(pool)
+            )
+            notifier = self._notifier = Notifier(
+                connection,
+                q.queries,
+                q.config.channel,
+                on_notify=self._on_notify,
+                on_reconnect=producer.wake,
+                backoff_start=min(0.1, cfg.poll_interval),
+                backoff_max=min(2.0, cfg.lease / 2),
+            )
+            services.append(notifier)
         rescuer = Rescuer(
             pool,
             q.queries,
@@ -275,7 +283,7 @@ class Worker:
         )
         async with AsyncExitStack() as stack:
             stack.push_async_callback(_shielded_close, claim_db)
-            for service in (notifier, completer, heartbeat, rescuer, scheduler, pruner):
+            for service in (*services, completer, heartbeat, rescuer, scheduler, pruner):
                 await stack.enter_async_context(running(service))
             self._emit(Event(type="worker_started", worker_id=self.id))
             _log.info(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+import resource
 import secrets
 import time
 from collections import Counter
@@ -19,11 +20,15 @@ import asyncpg
 import pytest
 
 import aioqueue
+from aioqueue._consumer.producer import WAKE_COOLDOWN
+from aioqueue.config import channel_for
 
 from .conftest import _with_database
 from .faultproxy import FaultProxy
 from .test_connection_faults import _tcp_target, proxy  # noqa: F401 - the proxy fixture
-from .worker_helpers import FAST, Recorder
+from .test_security_more import dsn_as
+from .test_sql_api import Roles, roles  # noqa: F401 - the roles fixture
+from .worker_helpers import FAST, Recorder, running_worker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.chaos]
 ROOT = Path(__file__).resolve().parent.parent
@@ -357,3 +362,310 @@ async def test_c8_read_only_database_worker_retries_then_resumes(
         await q.close()
         await db.close()
         await admin.close()
+
+
+# -- C9 poll-only mode (no LISTEN, as behind PgBouncer transaction pooling) ---------------------
+
+
+async def test_c9_poll_only_worker_never_listens_and_runs_jobs_within_the_poll(
+    q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    poll = 0.5
+    runs: Counter[int] = Counter()
+    rec, stamps = Recorder(), Stamps()
+    tasks = _tasks(runs)
+
+    @tasks.task("wait.forever")
+    async def wait_forever(ctx: aioqueue.JobContext, payload: Any) -> None:
+        await anyio.sleep_forever()
+
+    settings = {**FAST, "poll_interval": poll, "listen": False}
+    worker = aioqueue.Worker(q, tasks, concurrency=20, hooks=[rec, stamps], **settings)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run)
+        await rec.wait_for("worker_started")
+        assert worker._notifier is None
+        latencies = []
+        for i in range(8):  # one at a time: each is found by the next poll
+            t0 = time.monotonic()
+            out = await q.enqueue("work", i)
+            await rec.wait_for("completed", out.id, timeout=5)
+            latencies.append((stamps.first("started", out.id) or 0) - t0)
+        burst = await q.enqueue_many([{"kind": "work", "payload": i} for i in range(200)])
+        await rec.wait(lambda r: _done(r) >= {o.id for o in burst}, timeout=20)
+        # a running job's cancellation is seen by the heartbeat (no 'c:' notification)
+        stuck = await q.enqueue("wait.forever")
+        await rec.wait_for("started", stuck.id, timeout=5)
+        await q.cancel(stuck.id)
+        await rec.wait_for("cancelled", stuck.id, timeout=5)
+        listening = await conn.fetch(
+            "SELECT pid, application_name, query FROM pg_stat_activity "
+            "WHERE datname = current_database() "
+            "AND (query ILIKE 'LISTEN%' OR application_name LIKE 'aioqueue-listener:%')"
+        )
+        assert listening == []
+        await worker.stop(timeout=5)
+    # the poll is jittered by 10 %; the bound is generous
+    assert max(latencies) < poll * 1.1 + 0.3, latencies
+    print(
+        f"\nC9: poll {poll} s, enqueue->start max {max(latencies):.3f} s, "
+        f"mean {sum(latencies) / len(latencies):.3f} s; 200-job burst drained; no LISTEN"
+    )
+
+
+# -- C10 listener hygiene -----------------------------------------------------------------------
+
+
+async def test_c10_listen_backends_stay_idle_and_the_notify_queue_empty(
+    q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    runs: Counter[int] = Counter()
+    rec = Recorder()
+    worker = aioqueue.Worker(q, _tasks(runs), concurrency=10, hooks=[rec], **FAST)
+    states: Counter[str] = Counter()
+    usage_max = 0.0
+    in_xact = 0
+    ids: list[int] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run)
+        await rec.wait_for("worker_started")
+        first = await q.enqueue("work", 0)
+        await q.wait(first.id, timeout=5)  # opens the Queue's own LISTEN connection too
+        assert worker._notifier is not None and q._waiter is not None
+        pids = [worker._notifier.backend_pid, q._waiter._notifier.backend_pid]
+        assert None not in pids
+        end = time.monotonic() + 5
+        i = 0
+        while time.monotonic() < end:  # soak: jobs flow, waits are woken, we sample
+            i += 1
+            out = await q.enqueue("work", i)
+            ids.append(out.id)
+            if i % 10 == 0:
+                await q.wait(out.id, timeout=5)
+            rows = await conn.fetch(
+                "SELECT pid, state, extract(epoch FROM clock_timestamp() - xact_start) AS xact "
+                "FROM pg_stat_activity WHERE pid = ANY($1)",
+                pids,
+            )
+            assert len(rows) == 2, rows  # both still connected
+            for r in rows:
+                states[r["state"]] += 1
+                assert r["state"] != "idle in transaction", r
+                # xact_start may show on an idle listener: PostgreSQL reads incoming
+                # notifications in a short transaction of its own (dated from the last query)
+                in_xact += r["xact"] is not None
+            usage_max = max(usage_max, await conn.fetchval("SELECT pg_notification_queue_usage()"))
+            await anyio.sleep(0.02)  # sampling pace
+        await rec.wait(lambda r: _done(r) >= set(ids), timeout=10)
+        await worker.stop(timeout=5)
+    assert set(states) <= {"idle", "active"}, states  # active: the liveness probe, briefly
+    assert states["idle"] >= 0.9 * sum(states.values()), states
+    assert usage_max < 0.01
+    print(
+        f"\nC10: {sum(states.values())} samples of 2 LISTEN backends {dict(states)}, "
+        f"{len(ids)} jobs ({in_xact} samples caught PostgreSQL reading notifications), "
+        f"max notification queue usage {usage_max:.6f}"
+    )
+
+
+# -- D1 lost notification -----------------------------------------------------------------------
+
+
+async def test_d1_jobs_inserted_without_notify_run_within_a_poll(
+    q: aioqueue.Queue, conn: asyncpg.Connection, schema: str
+) -> None:
+    poll = 0.5
+    heard: list[str] = []
+    await conn.add_listener(q.config.channel, lambda *args: heard.append(str(args[3])))
+    runs: Counter[int] = Counter()
+    rec, stamps = Recorder(), Stamps()
+    worker = aioqueue.Worker(
+        q, _tasks(runs), hooks=[rec, stamps], **{**FAST, "poll_interval": poll}
+    )
+    latencies = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run)
+        await rec.wait_for("worker_started")
+        for i in range(8):  # raw INSERTs: no add_job, no NOTIFY; the worker is idle each time
+            t0 = time.monotonic()
+            job_id = await conn.fetchval(
+                f'INSERT INTO "{schema}".jobs (kind, payload) VALUES ($1, $2::jsonb) RETURNING id',
+                "work",
+                str(i),
+            )
+            await rec.wait_for("completed", job_id, timeout=5)
+            latencies.append((stamps.first("started", job_id) or 0) - t0)
+        await worker.stop(timeout=5)
+    await conn.fetchval("SELECT 1")  # notifications sent so far have been delivered to us
+    assert [h for h in heard if h != "f"] == []  # no wake-up was sent ('f': jobs finished)
+    assert max(latencies) < poll * 1.1 + 0.3, latencies
+    print(
+        f"\nD1: 8 jobs without NOTIFY, poll {poll} s: insert->start max {max(latencies):.3f} s, "
+        f"mean {sum(latencies) / len(latencies):.3f} s"
+    )
+
+
+# -- D3 spoofed NOTIFY flood from a role with no privileges -------------------------------------
+
+
+def _spoofs(batch: int, size: int) -> list[str]:
+    """Garbage and look-alike hints (the exact look-alikes once per batch)."""
+    out = ["", "released", "t:nan", "t:inf", "t:-inf", "t:", "c:", "f"]
+    for i in range(size - len(out)):
+        n = batch * size + i
+        out.append(
+            (
+                f"garbage {n}",
+                f"t:{n}",  # an epoch in 1970: "due now", a wake-up
+                f"t:{9e9 + n}",  # far in the future
+                f"t:{n}x",
+                f"c:{n}",  # a cancellation hint: the heartbeat asks the database
+                f"c:{n},x",
+                f"\u202e\U0001f600 {n}",
+                f'{{"id": {n}, "kind": "work"}}',
+                ("x" * 7000 if n % 50 == 0 else "y") + str(n),
+                f"released {n}",
+            )[i % 10]
+        )
+    return out
+
+
+async def test_d3_spoofed_notify_flood_is_harmless(
+    q: aioqueue.Queue,
+    dsn: str,
+    schema: str,
+    roles: Roles,  # noqa: F811
+) -> None:
+    stranger = await roles.create("aq_spoof")
+    low = await asyncpg.connect(dsn_as(dsn, stranger, roles.password))
+    counter = await asyncpg.connect(dsn)  # counts what was delivered on the channel
+    channel = channel_for(schema)
+    delivered = 0
+
+    def count(*_: object) -> None:
+        nonlocal delivered
+        delivered += 1
+
+    await counter.add_listener(channel, count)
+    runs: Counter[int] = Counter()
+    rec = Recorder()
+    # a 30 s poll: real jobs are found through their own notifications, among the garbage
+    worker = aioqueue.Worker(
+        q, _tasks(runs), concurrency=20, hooks=[rec], **{**FAST, "poll_interval": 30}
+    )
+    exited = anyio.Event()
+    ids: list[int] = []
+    batches, size = 50, 400
+
+    async def run_worker() -> None:
+        await worker.run()
+        exited.set()
+
+    async def flood(first: int, last: int) -> None:
+        for b in range(first, last):  # each NOTIFY its own transaction
+            for payload in _spoofs(b, size):
+                await low.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+    async def real_jobs() -> None:
+        for b in range(20):  # 1,000 real jobs meanwhile
+            outs = await q.enqueue_many(
+                [{"kind": "work", "payload": b * 50 + i} for i in range(50)]
+            )
+            ids.extend(o.id for o in outs)
+            await anyio.sleep(0.1)
+
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):  # it can read nothing
+            await low.fetch(f'SELECT * FROM "{schema}".jobs')
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_worker)
+            await rec.wait_for("worker_started")
+            assert worker._producer is not None
+            # 1. the flood alone (10,000): every claim it causes finds nothing
+            claims_before = worker._producer.claims
+            t0 = time.monotonic()
+            await flood(0, batches // 2)
+            alone_seconds = time.monotonic() - t0
+            alone_claims = worker._producer.claims - claims_before
+            # 2. the flood (10,000 more) while 1,000 real jobs flow
+            t1 = time.monotonic()
+            async with anyio.create_task_group() as load:
+                load.start_soon(flood, batches // 2, batches)
+                load.start_soon(real_jobs)
+            await rec.wait(lambda r: _done(r) >= set(ids), timeout=30)
+            mixed_seconds = time.monotonic() - t1
+            # still woken by a real notification (not the 30 s poll) once the flood is over
+            probe = await q.enqueue("work", "probe")
+            await rec.wait_for("completed", probe.id, timeout=5)
+            assert not exited.is_set()
+            await worker.stop(timeout=5)
+        rss_growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+        await counter.fetchval("SELECT 1")
+        usage = await counter.fetchval("SELECT pg_notification_queue_usage()")
+    finally:
+        await low.close()
+        await counter.close()
+    await _assert_invariants(q.pool, schema, [*ids, probe.id], rec)
+    assert set(runs.values()) == {1}  # no job ran twice
+    assert not rec.of("lease_lost") and not rec.of("cancelled")
+    assert delivered >= batches * (size - 8)  # the flood did reach the channel
+    # the flood costs about one claim per WAKE_COOLDOWN (50 ms), not one per notification
+    assert alone_claims / alone_seconds <= 1.5 / WAKE_COOLDOWN, (alone_claims, alone_seconds)
+    assert rss_growth_mb < 100
+    assert usage < 0.01
+    print(
+        f"\nD3: {batches * size} spoofed NOTIFYs ({delivered} delivered incl. real hints); "
+        f"flood alone {alone_seconds:.1f} s: {alone_claims} claims "
+        f"({alone_claims / alone_seconds:.0f}/s); with 1,000 real jobs: all done in "
+        f"{mixed_seconds:.1f} s, each once; peak RSS +{rss_growth_mb:.1f} MB, "
+        f"queue usage {usage:.6f}"
+    )
+
+
+# -- D5 long and multi-byte kinds and queue names -----------------------------------------------
+
+LONG_NAMES = {
+    "63 bytes": "k" * 63,  # PostgreSQL's identifier limit: never used as a channel name
+    "64 bytes": "k" * 64,
+    "128 bytes": "k" * 128,  # the documented maximum
+    "2-byte UTF-8, 128 bytes": "é" * 64,
+    "4-byte UTF-8, 128 bytes": "\U0001f600" * 32,
+    "mixed UTF-8, RTL mark": "ж" * 20 + "€" * 20 + "\u202e" + "\U0001f44d" * 6,
+}
+
+
+async def test_d5_long_and_multibyte_kinds_and_queue_names_run_end_to_end(
+    q: aioqueue.Queue,
+) -> None:
+    """Enqueue-side limits are tested in test_input_limits.py; here such names go through a
+    worker, woken by notifications (the channel never depends on them)."""
+    names = list(LONG_NAMES.values())
+    assert all(len(n.encode()) <= 128 for n in names)
+    runs: Counter[int] = Counter()
+    tasks = _tasks(runs, *names)
+    with pytest.raises(aioqueue.ConfigurationError, match="1-128 bytes"):
+        tasks.task("k" * 200)(lambda ctx, payload: None)
+    with pytest.raises(aioqueue.InvalidJobError, match="kind"):
+        await q.enqueue("k" * 200)
+    with pytest.raises(aioqueue.InvalidJobError, match="queue_name"):
+        await q.enqueue(names[0], queue_name="q" * 200)
+    outs: dict[int, tuple[str, str]] = {}
+    # a 30 s poll: every job below is found through its notification
+    async with running_worker(q, tasks, poll_interval=30) as (_, rec):
+        for name in names:
+            for queue_name in (name, name[::-1]):  # the same name as a serial queue
+                for n in (1, 2):  # one at a time: a queue's next job waits for the poll
+                    out = await q.enqueue(name, {"n": n}, queue_name=queue_name, unique_key=name)
+                    outs[out.id] = (name, queue_name)
+                    await rec.wait_for("completed", out.id, timeout=5)
+        many = await q.enqueue_many(
+            [{"kind": n, "payload": i, "queue_name": n} for i, n in enumerate(names)]
+        )
+        outs.update({o.id: (n, n) for o, n in zip(many, names, strict=True)})
+        await rec.wait(lambda r: _done(r) >= set(outs), timeout=5)
+    for job_id, (name, queue_name) in outs.items():
+        job = await q.get_job(job_id)
+        assert (job.kind, job.queue_name, job.state) == (name, queue_name, "completed")
+    assert set(runs.values()) == {1}
+    print(f"\nD5: {len(outs)} jobs over {len(names)} kinds of 63-128 bytes, woken by NOTIFY")

@@ -34,6 +34,10 @@ _log = logging.getLogger("aioqueue.worker")
 
 ForbiddenFlags = Sequence[str] | Callable[[], Sequence[str] | Awaitable[Sequence[str]]] | None
 FETCH_COOLDOWN = 0.002
+# Anyone who can connect may NOTIFY on the channel: after this many notifications in a row led
+# to empty claims, a notification costs at most one claim per WAKE_COOLDOWN (a spoofed flood).
+EMPTY_WAKES = 3
+WAKE_COOLDOWN = 0.05
 
 
 class Producer:
@@ -68,6 +72,8 @@ class Producer:
         self._slot_freed = asyncio.Event()  # hot path: plain asyncio, no backend lookup
         self._stop = anyio.Event()
         self._timer_at: float | None = None
+        self._empty_wakes = 0  # claims in a row woken by a notification that found nothing
+        self._claimed_at = 0.0
         self.active = 0  # handlers running (slots in use)
         self.claims = 0
 
@@ -111,10 +117,11 @@ class Producer:
         """Claim until stopped (or, with ``until_empty``, until nothing is due and all is done)."""
         backlog = True  # the first claim happens at once
         while not self._stop.is_set():
+            woken = False
             if backlog:
                 await self._wait_for_slots()
             else:
-                await self._wait_for_wake()
+                woken = await self._wait_for_wake()
             if self._stop.is_set():
                 return
             free = self._concurrency - self.active
@@ -131,6 +138,7 @@ class Producer:
                 backlog = False
                 continue
             backlog = got == free
+            self._empty_wakes = self._empty_wakes + 1 if woken and not got else 0
             if until_empty and got == 0:
                 if self.active == 0:
                     # Outcomes still being written may make jobs due again (retries, releases).
@@ -162,6 +170,7 @@ class Producer:
             self._db.invalidate()  # whatever broke, the next claim starts on a fresh connection
             raise
         self.claims += 1
+        self._claimed_at = anyio.current_time()
         for row in rows:
             job = RunningJob(row["id"], row["kind"], row["lease_token"], row["attempts"])
             self._jobs[job.id] = job
@@ -180,15 +189,21 @@ class Producer:
             return list(result or [])
         return list(value)
 
-    async def _wait_for_wake(self) -> None:
+    async def _wait_for_wake(self) -> bool:
+        """Until a wake-up, the poll or a timer; True if woken (by a notification, mostly)."""
         now = anyio.current_time()
         deadline = now + jittered(self._poll_interval)
         if self._timer_at is not None:
             deadline = min(deadline, self._timer_at)
-        with anyio.move_on_at(deadline):
+        with anyio.move_on_at(deadline) as scope:
             await self._wake.wait()
+        woken = not scope.cancelled_caught
+        if woken and self._empty_wakes >= EMPTY_WAKES:
+            with anyio.move_on_at(min(self._claimed_at + WAKE_COOLDOWN, deadline)):
+                await self._stop.wait()
         if self._timer_at is not None and anyio.current_time() >= self._timer_at:
             self._timer_at = None
+        return woken
 
     async def _wait_for_slots(self) -> None:
         """After a full batch: claim once half the slots are free, or shortly after the first."""
