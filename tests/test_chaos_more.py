@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -34,6 +37,8 @@ from .test_worker_chaos import (
 
 pytestmark = [pytest.mark.anyio, pytest.mark.chaos]
 LEASE = 2.0  # test_worker_chaos.SHORT
+PRIVATE_SERVERS = Path(__file__).resolve().parent.parent / ".aioqueue" / "private"
+LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")  # the CLI's format
 
 
 # -- harness -------------------------------------------------------------------------------------
@@ -102,13 +107,16 @@ class Stderr:
         return sum(needle in line for line in self.lines)
 
     def crashes(self) -> list[str]:
-        """Tracebacks other than asyncpg's own warning when it cannot refill a pool (logged,
-        with its traceback, at a backoff doubling up to 60 s while the server is down)."""
-        return [
-            after
-            for before, after in zip(["", *self.lines], self.lines, strict=False)
-            if after.startswith("Traceback") and "asyncpg.pool: Failed to restore" not in before
-        ]
+        """Tracebacks (with what surrounds them), except asyncpg's own warning when it cannot
+        refill a pool (logged with its traceback, at a backoff doubling up to 60 s, while the
+        server is down). A crash would print one after no log line, or after another one."""
+        out, record = [], ""
+        for i, line in enumerate(self.lines):
+            if LOG_RECORD.match(line):
+                record = line
+            elif line.startswith("Traceback") and "asyncpg.pool: Failed to restore" not in record:
+                out.append("".join([record, "...\n", *self.lines[max(0, i - 3) : i + 20]]))
+        return out
 
     async def wait_for(self, needle: str, timeout: float) -> None:
         with anyio.fail_after(timeout):
@@ -155,17 +163,24 @@ async def chaos(q: aioqueue.Queue) -> aioqueue.Queue:
 
 
 @contextlib.asynccontextmanager
-async def private_server(tmp_path: Path, schema: str) -> AsyncIterator[tuple[Path, str]]:
+async def private_server(schema: str) -> AsyncIterator[tuple[Path, str]]:
     """A server of this test's own (data dir, DSN), to stop, crash and restart; never the
-    shared test server."""
+    shared test server. Its folder is under the repository's .aioqueue/, not pytest's
+    tmp_path: as root the server runs as its own user, and every pytest session (others run
+    concurrently) resets /tmp/pytest-of-root to 0700, locking that user out of its data."""
     if os.environ.get("AIOQUEUE_TEST_DSN"):
         pytest.skip("needs the embedded server to stop and restart it")
-    data = tmp_path / "pg"
-    server = await anyio.to_thread.run_sync(embedded.ensure_server, data)
+    PRIVATE_SERVERS.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{schema}-", dir=PRIVATE_SERVERS))
+    data = folder / "pg"
     try:
-        yield data, server
+        server = await anyio.to_thread.run_sync(embedded.ensure_server, data)
+        try:
+            yield data, server
+        finally:
+            await anyio.to_thread.run_sync(embedded.stop_server, data)
     finally:
-        await anyio.to_thread.run_sync(embedded.stop_server, data)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _payload_seconds(schema: str, seconds: float) -> str:
@@ -335,12 +350,12 @@ async def test_b3_sigterm_leaves_unstarted_jobs_unclaimed(chaos: aioqueue.Queue,
     assert len(await ledger(q, "started")) == 5
 
 
-async def test_b7_sigterm_while_the_database_is_down(tmp_path: Path) -> None:
+async def test_b7_sigterm_while_the_database_is_down() -> None:
     """B7: PostgreSQL stops while jobs run; SIGTERM: the worker gives up the release writes
     after the completer's final timeout, logs it, and exits cleanly; after PostgreSQL is back
     the jobs are rescued by lease expiry and a new worker completes them (I1)."""
     stop_timeout, final_flush = 1.0, 5.0  # --stop-timeout; Completer.final_timeout
-    async with private_server(tmp_path, "b7") as (data, server):
+    async with private_server("b7") as (data, server):
         q = await aioqueue.Queue.connect(server, schema="b7")
         try:
             await create_ledger(q.pool, "b7")
@@ -387,13 +402,13 @@ async def test_b7_sigterm_while_the_database_is_down(tmp_path: Path) -> None:
 # -- C: PostgreSQL crash -------------------------------------------------------------------------
 
 
-async def test_c2_crash_restart_during_a_drain_loses_nothing(tmp_path: Path) -> None:
+async def test_c2_crash_restart_during_a_drain_loses_nothing() -> None:
     """C2: ``pg_ctl stop -m immediate`` (a crash) during a drain, down a few seconds (longer than
     the lease), then started again: enqueues during the outage fail fast with a connection error
     and write nothing; every job completes once (I1, I2); re-runs are bounded by the jobs in
     flight."""
     n, outage = 2000, 1.5 * LEASE
-    async with private_server(tmp_path, "c2") as (data, server):
+    async with private_server("c2") as (data, server):
         q = await aioqueue.Queue.connect(server, schema="c2")
         try:
             await create_ledger(q.pool, "c2")
