@@ -155,6 +155,8 @@ async def test_c4_backends_terminated_every_1_to_2_s_under_load(
             await rec.wait(lambda r: _done(r) >= set(ids), timeout=30)
             drained = time.monotonic()
             assert not exited.is_set()  # no kill made the worker exit
+            assert worker._notifier is not None
+            await worker._notifier.wait_reconnected(len(kills), timeout=10)  # LISTEN is back
             await worker.stop(timeout=5)
     finally:
         await producer_pool.close()
@@ -168,12 +170,13 @@ async def test_c4_backends_terminated_every_1_to_2_s_under_load(
     reruns = sum(runs.values()) - len(ids)
     print(
         f"\nC4: {len(ids)} jobs, {len(kills)} kills ({sum(n for _, n in kills)} backends), "
+        f"LISTEN re-established {worker._notifier.reconnects}x, "
         f"max gap to next completion {max(gaps):.2f} s, drained {drained - load_end:.2f} s after "
         f"the load, {reruns} re-runs, {len(rec.of('rescued'))} rescued, "
         f"{len(rec.of('completion_rejected'))} rejected, {len(warnings)} warnings "
         f"({len(warnings) / len(kills):.1f}/kill)"
     )
-    assert len(warnings) <= 10 * len(kills)  # a few lines per kill, not a flood
+    assert len(warnings) <= 3 * len(kills)  # a line or so per kill, not a flood
 
 
 # -- C7 ambiguous COMMIT on enqueue -------------------------------------------------------------
