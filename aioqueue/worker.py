@@ -219,6 +219,7 @@ class Worker:
             poll_interval=cfg.poll_interval,
             forbidden_flags=self._forbidden,
             start_job=self._start_job,
+            release_job=self._release_unstarted,
             wait_for_space=completer.wait_for_space,
         )
         if self._stop_requested.is_set():
@@ -348,9 +349,16 @@ class Worker:
         if not task.cancelled() and task.exception() is not None:
             _log.error("worker %s: executor failed", self.id, exc_info=task.exception())
 
-    def _job_finished(self) -> None:
+    def _job_finished(self, duration: float) -> None:
         assert self._producer is not None
-        self._producer.slot_freed()
+        self._producer.slot_freed(duration)
+
+    def _release_unstarted(self, row: asyncpg.Record, job: RunningJob) -> None:
+        assert self._executor is not None
+        assert self._completer is not None
+        outcome = self._executor.unstarted(row, job)
+        if outcome is not None:
+            self._completer.put(outcome)
 
     def _request_stop(self) -> None:
         self._stop_requested.set()

@@ -85,7 +85,9 @@ class Executor:
         self._put = put
         self._request_stop = request_stop
 
-    async def run(self, row: asyncpg.Record, job: RunningJob, on_done: Callable[[], None]) -> None:
+    async def run(
+        self, row: asyncpg.Record, job: RunningJob, on_done: Callable[[float], None]
+    ) -> None:
         """Run ``row``'s handler; always leaves one outcome (or none if the lease was lost)."""
         task = self._tasks[row["kind"]]
         info = JobInfo(
@@ -130,7 +132,29 @@ class Executor:
             if outcome is not None:
                 outcome.duration = time.monotonic() - started
                 self._put(outcome)
-            on_done()
+            on_done(time.monotonic() - started)
+
+    def unstarted(self, row: asyncpg.Record, job: RunningJob) -> Outcome | None:
+        """The outcome of a job claimed ahead that never started: given back (attempt not
+        counted), cancelled if that was asked, nothing if its lease was lost already."""
+        if job.reason == "lease_lost":
+            return None
+        out = Outcome(
+            id=job.id,
+            lease_token=job.lease_token,
+            kind=job.kind,
+            attempt=job.attempt,
+            state="pending",
+            delay=0.0,
+            give_back=True,
+        )
+        if job.reason == "cancel_requested":
+            message = "cancelled before it started (Queue.cancel or on_conflict='supersede')"
+            out.state = "cancelled"
+            out.give_back = False
+            out.delay = None
+            out.error = _error_json(asyncio.CancelledError(), job.attempt, message=message)
+        return out
 
     def _abandon(self, task: Task, info: JobInfo, job: RunningJob) -> None:
         """The handler outlived its timeout by ``stuck_grace`` (it ignores cancellation or blocks):

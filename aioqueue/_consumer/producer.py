@@ -1,4 +1,10 @@
-"""Producer: decides when to claim, claims a batch of at most the free slots, starts executors.
+"""Producer: decides when to claim, claims a batch for the free slots, starts executors.
+
+Jobs that finish faster than a claim takes are claimed ahead: up to one extra batch waits in
+``ready`` (claimed, leased, not started) and starts the moment a slot frees, so a claim's round
+trip overlaps running jobs. How many is Little's law: the jobs that finish during one claim
+(concurrency × claim time / job time, at most concurrency). Jobs that run long get none, so a
+busy worker never sits on jobs an idle one could run; on a stop the ready ones are given back.
 
 States::
 
@@ -14,6 +20,7 @@ Wake-ups are debounced: many notifications while a claim runs lead to one more c
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import logging
 import time
@@ -38,6 +45,7 @@ FETCH_COOLDOWN = 0.002
 # to empty claims, a notification costs at most one claim per WAKE_COOLDOWN (a spoofed flood).
 EMPTY_WAKES = 3
 WAKE_COOLDOWN = 0.05
+EWMA = 0.2  # weight of the newest sample in the claim and job time averages
 
 
 class Producer:
@@ -54,6 +62,7 @@ class Producer:
         poll_interval: float,
         forbidden_flags: ForbiddenFlags,
         start_job: Callable[[asyncpg.Record, RunningJob], None],
+        release_job: Callable[[asyncpg.Record, RunningJob], None],
         wait_for_space: Callable[[], Awaitable[None]],
     ) -> None:
         self._db = db
@@ -67,7 +76,11 @@ class Producer:
         self._poll_interval = poll_interval
         self._forbidden = forbidden_flags
         self._start_job = start_job
+        self._release_job = release_job
         self._wait_for_space = wait_for_space
+        self._ready: collections.deque[tuple[asyncpg.Record, RunningJob]] = collections.deque()
+        self._claim_time = 0.0  # moving averages (seconds), for the prefetch
+        self._job_time: float | None = None
         self._wake = anyio.Event()
         self._slot_freed = asyncio.Event()  # hot path: plain asyncio, no backend lookup
         self._stop = anyio.Event()
@@ -93,14 +106,40 @@ class Producer:
             self._timer_at = when
             self._wake.set()  # re-evaluate the sleep deadline
 
-    def slot_freed(self) -> None:
+    def slot_freed(self, duration: float) -> None:
         self.active -= 1
+        t = self._job_time
+        self._job_time = duration if t is None else t + (duration - t) * EWMA
+        while self._ready and not self._stop.is_set():
+            row, job = self._ready.popleft()
+            if job.reason is not None:  # lease lost or cancel requested while it waited
+                self._release_job(row, job)
+                continue
+            self.active += 1
+            self._start_job(row, job)
+            break
         self._slot_freed.set()  # the producer is the only waiter; it clears before waiting
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
         self._slot_freed.set()
+        self._release_ready()
+
+    def _release_ready(self) -> None:
+        """Give back the jobs claimed ahead and not started (attempt not counted)."""
+        while self._ready:
+            self._release_job(*self._ready.popleft())
+
+    def _prefetch(self) -> int:
+        if self._job_time is None:
+            return 0
+        ahead = self._concurrency * self._claim_time / max(self._job_time, 1e-6)
+        return min(self._concurrency, int(ahead))
+
+    def _free(self) -> int:
+        """Jobs to claim now: the free slots plus the prefetch, minus those already waiting."""
+        return self._concurrency + self._prefetch() - self.active - len(self._ready)
 
     @property
     def stopping(self) -> bool:
@@ -115,6 +154,12 @@ class Producer:
         wait_idle: Callable[[], Awaitable[None]],
     ) -> None:
         """Claim until stopped (or, with ``until_empty``, until nothing is due and all is done)."""
+        try:
+            await self._loop(until_empty, wait_idle)
+        finally:
+            self._release_ready()  # stopped, failed or cancelled: nothing stays claimed here
+
+    async def _loop(self, until_empty: bool, wait_idle: Callable[[], Awaitable[None]]) -> None:
         backlog = True  # the first claim happens at once
         while not self._stop.is_set():
             woken = False
@@ -124,7 +169,7 @@ class Producer:
                 woken = await self._wait_for_wake()
             if self._stop.is_set():
                 return
-            free = self._concurrency - self.active
+            free = self._free()
             if free <= 0:
                 backlog = True
                 continue
@@ -137,7 +182,8 @@ class Producer:
                 )
                 backlog = False
                 continue
-            backlog = got == free
+            # draining: a short batch may just be the last one; the next claim says so
+            backlog = got == free or (until_empty and got > 0)
             self._empty_wakes = self._empty_wakes + 1 if woken and not got else 0
             if until_empty and got == 0:
                 if self.active == 0:
@@ -155,6 +201,7 @@ class Producer:
 
     async def _claim(self, free: int) -> int:
         self._wake = anyio.Event()  # notifications from now on trigger another claim
+        started = time.monotonic()
         try:
             conn = await self._db.get()
             rows = await self._queries.job_claim(
@@ -171,11 +218,15 @@ class Producer:
             raise
         self.claims += 1
         self._claimed_at = anyio.current_time()
+        self._claim_time += (self._claimed_at - started - self._claim_time) * EWMA
         for row in rows:
             job = RunningJob(row["id"], row["kind"], row["lease_token"], row["attempts"])
             self._jobs[job.id] = job
-            self.active += 1
-            self._start_job(row, job)
+            if self.active < self._concurrency:
+                self.active += 1
+                self._start_job(row, job)
+            else:
+                self._ready.append((row, job))
         return len(rows)
 
     async def _forbidden_flags(self) -> list[str]:
@@ -206,14 +257,14 @@ class Producer:
         return woken
 
     async def _wait_for_slots(self) -> None:
-        """After a full batch: claim once half the slots are free, or shortly after the first."""
-        half = max(1, self._concurrency // 2)
-        if self._concurrency - self.active >= half:
+        """After a full batch: claim once half the room is free, or shortly after the first."""
+        half = max(1, (self._concurrency + self._prefetch()) // 2)
+        if self._free() >= half:
             return
-        while self._concurrency - self.active <= 0 and not self._stop.is_set():
+        while self._free() <= 0 and not self._stop.is_set():
             self._slot_freed.clear()
             await self._slot_freed.wait()
         with anyio.move_on_after(FETCH_COOLDOWN):
-            while self._concurrency - self.active < half and not self._stop.is_set():
+            while self._free() < half and not self._stop.is_set():
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
