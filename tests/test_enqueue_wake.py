@@ -77,3 +77,22 @@ async def test_a_cancelled_enqueue_leaves_the_queue_usable_and_nothing_half_writ
     payloads = [j.payload for j in await q.list_jobs(kind="k")]
     assert {"after": True} in payloads and (await q.get_job(again.id)).state == "pending"
     assert payloads.count({"cancelled": True}) <= 1  # committed whole or not at all
+
+
+async def test_a_serial_queue_runs_its_next_job_without_waiting_for_a_poll(
+    q: aioqueue.Queue,
+) -> None:
+    tasks = aioqueue.Tasks()
+    order: list[int] = []
+
+    @tasks.task("step")
+    async def step(ctx: aioqueue.JobContext, payload: Any) -> None:
+        order.append(payload["n"])
+
+    outs = await q.enqueue_many(
+        [{"kind": "step", "payload": {"n": n}, "queue_name": "user:1"} for n in range(10)]
+    )
+    async with running_worker(q, tasks, poll_interval=60):
+        with anyio.fail_after(10):  # ten jobs one after another: a poll each would take 600 s
+            await q.wait(outs[-1].id)
+    assert order == list(range(10))

@@ -1,7 +1,8 @@
 -- job_complete_many: the completer's fast path when every outcome of a flush is `completed`
 -- (the common case): three arrays instead of eight, fenced exactly like job_finish_many.
 -- $1 ids bigint[], $2 lease_tokens bigint[], $3 results text[] (JSON), $4 now timestamptz|NULL.
--- Returns the accepted ids; one notification 'f' wakes Queue.wait() callers.
+-- Returns the accepted ids; one notification 'f' wakes Queue.wait() callers, and one '' wakes
+-- workers when a finished job had a queue_name (its successor in the queue can run now).
 WITH done AS (
     UPDATE /*schema*/.jobs AS j
     SET state = 'completed',
@@ -14,10 +15,14 @@ WITH done AS (
     WHERE j.id = u.id
       AND j.state = 'running'
       AND j.lease_token = u.lease_token
-    RETURNING j.id
+    RETURNING j.id, j.queue_name
 ), notified AS (
     SELECT pg_notify(/*channel*/, 'f')
     WHERE EXISTS (SELECT 1 FROM done) AND pg_notification_queue_usage() <= 0.5
+    UNION ALL
+    SELECT pg_notify(/*channel*/, '')
+    WHERE EXISTS (SELECT 1 FROM done WHERE done.queue_name IS NOT NULL)
+      AND pg_notification_queue_usage() <= 0.5
 )
--- x.n is selected so the planner cannot remove the join (and with it the notification)
+-- x.n is selected so the planner cannot remove the join (and with it the notifications)
 SELECT d.id, x.n AS notified FROM done AS d LEFT JOIN (SELECT count(*) AS n FROM notified) AS x ON true

@@ -33,10 +33,16 @@ FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::
 WHERE j.id = u.id
   AND j.state = 'running'
   AND j.lease_token = u.lease_token
-RETURNING j.id, j.state
+RETURNING j.id, j.state, j.queue_name
 ), notified AS (
     SELECT pg_notify(/*channel*/, 'f')
     WHERE EXISTS (SELECT 1 FROM done WHERE done.state IN ('completed', 'failed', 'cancelled'))
+      AND pg_notification_queue_usage() <= 0.5
+    UNION ALL
+    -- a finished job of a serial queue lets its successor run: wake the workers
+    SELECT pg_notify(/*channel*/, '')
+    WHERE EXISTS (SELECT 1 FROM done WHERE done.state IN ('completed', 'failed', 'cancelled')
+                                         AND done.queue_name IS NOT NULL)
       AND pg_notification_queue_usage() <= 0.5
 )
 -- x.n is selected so the planner cannot remove the join (and with it the notification)
