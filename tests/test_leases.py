@@ -87,3 +87,27 @@ async def test_rescuer_and_completion_race_never_both_win(q: aioqueue.Queue, dsn
     finally:
         await c1.close()
         await c2.close()
+
+
+async def test_lease_tokens_carry_random_bits_above_the_transaction_id(
+    q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """Claims commit asynchronously: after a crash a lost claim's transaction id can be handed
+    out again. The token's random high bits keep the two claims apart."""
+    await q.enqueue_many([{"kind": "k"}] * 3)
+    tokens = []
+    for _ in range(3):
+        async with conn.transaction():
+            (row,) = await q.queries.job_claim(
+                conn,
+                kinds=["k"],
+                default_max_attempts=[25],
+                forbidden_flags=[],
+                batch=1,
+                worker_id="w",
+                lease=30.0,
+            )
+            xid = await conn.fetchval("SELECT pg_current_xact_id()::text::bigint")
+        tokens.append(row["lease_token"])
+        assert row["lease_token"] & 0xFFFFFFFF == xid & 0xFFFFFFFF
+    assert len({t >> 32 for t in tokens}) > 1  # random: three equal draws have odds 2^-62

@@ -6,8 +6,13 @@
 -- serial-queue head check: a job with a queue_name runs only when it is the lowest active id of
 -- its queue, so one job per queue runs at a time, in order.
 WITH now AS (
-    -- the lease token is this transaction's id: unique per claim, and cheap
-    SELECT coalesce($7::timestamptz, now()) AS ts, pg_current_xact_id()::text::bigint AS token
+    -- The lease token: this transaction's id (unique per claim, and cheap) in the low 32 bits,
+    -- 31 random bits above. Claims commit asynchronously, so after a crash a lost claim's
+    -- transaction id can be handed out again; the random bits keep a worker that ran the lost
+    -- claim from matching the new one.
+    SELECT coalesce($7::timestamptz, now()) AS ts,
+           (pg_current_xact_id()::text::bigint & 4294967295)
+           | (floor(random() * 2147483648)::bigint << 32) AS token
 ), candidates AS (
     SELECT j.id
     FROM /*schema*/.jobs AS j
