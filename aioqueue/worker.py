@@ -328,18 +328,18 @@ class Worker:
         for task in running:
             task.cancel()
         _, stuck = await asyncio.wait(running, timeout=self.config.stuck_grace)
-        for task in stuck:
-            _log.error(
-                "worker %s: %s ignored cancellation; abandoned (it will be rescued "
-                "when its lease expires)",
-                self.id,
-                task.get_name(),
-            )
+        for job in self._jobs.values():
+            if job.task in stuck:
+                _log.error(
+                    "worker %s: job %s (%s) ignored cancellation; abandoned (it will be "
+                    "rescued when its lease expires)",
+                    self.id,
+                    job.id,
+                    job.kind,
+                )
 
     def _start_job(self, row: asyncpg.Record, job: RunningJob) -> None:
-        task = asyncio.create_task(
-            self._executor.run(row, job, self._job_finished), name=f"aioqueue-job-{job.id}"
-        )
+        task = asyncio.create_task(self._executor.run(row, job, self._job_finished))
         job.task = task
         self._job_tasks.add(task)
         task.add_done_callback(self._job_task_done)

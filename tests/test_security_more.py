@@ -32,7 +32,7 @@ from aioqueue.config import channel_for
 from .test_cli import aq
 from .test_plans import BATCH, _assert_no_seq_scan_on_jobs, _nodes, _rows_read
 from .test_sql_api import Listener, Roles, wrapper_sql
-from .test_worker_chaos import ROOT, SHORT, until
+from .test_worker_chaos import ROOT, start_worker, until
 from .worker_helpers import running_worker
 
 pytestmark = pytest.mark.anyio
@@ -746,25 +746,16 @@ def _faketime_env(skew: str) -> dict[str, str]:
 async def start_skewed_worker(
     dsn: str, schema: str, skew: str, stderr: Any
 ) -> asyncio.subprocess.Process:
-    """The real CLI worker as test_worker_chaos.start_worker starts it (same short lease and
-    intervals), for skew_tasks, with its clock moved by ``skew``; polling every 30 s, so a job
-    started on time was woken by its timer, not found by a poll."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aioqueue",
-        "--dsn",
+    """The real CLI worker for skew_tasks with its clock moved by ``skew``; polling every 30 s,
+    so a job started on time was woken by its timer, not found by a poll."""
+    return await start_worker(
         dsn,
-        "--schema",
         schema,
-        "worker",
-        "tests.test_security_more:skew_tasks",
-        *SHORT,
         "--poll-interval",
         "30",
-        cwd=ROOT,
         stderr=stderr,
-        env={**_faketime_env(skew), "PYTHONPATH": str(ROOT)},
+        tasks="tests.test_security_more:skew_tasks",
+        env=_faketime_env(skew),
     )
 
 

@@ -22,6 +22,7 @@ import aioqueue
 from aioqueue._report import warnings_for
 
 from .conftest import ROOT
+from .soak_tasks import tasks
 
 pytestmark = [
     pytest.mark.skipif(not os.environ.get("AIOQUEUE_SOAK"), reason="T3 soak: AIOQUEUE_SOAK=1"),
@@ -30,17 +31,6 @@ pytestmark = [
 MINUTES = float(os.environ.get("AIOQUEUE_SOAK_MINUTES", "15"))
 RESULTS = ROOT / ".aioqueue" / "soak-results.json"
 BASELINE = ROOT / ".aioqueue" / "soak-baseline.json"
-tasks = aioqueue.Tasks()
-
-
-@tasks.task("noop")
-async def noop(ctx: aioqueue.JobContext, payload: Any) -> None:
-    return None
-
-
-@tasks.task("hold")
-async def hold(ctx: aioqueue.JobContext, payload: dict[str, Any]) -> None:
-    await asyncio.sleep(float(payload["seconds"]))
 
 
 def record(scenario: str, **figures: Any) -> None:

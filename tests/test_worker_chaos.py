@@ -37,8 +37,14 @@ async def chaos(q: aioqueue.Queue, dsn: str) -> aioqueue.Queue:
 
 
 async def start_worker(
-    dsn: str, schema: str, *extra: str, stderr: int | None = None
+    dsn: str,
+    schema: str,
+    *extra: str,
+    stderr: Any = None,
+    tasks: str = "tests.chaos_tasks:tasks",
+    env: dict[str, str] | None = None,
 ) -> asyncio.subprocess.Process:
+    """The real CLI worker (short lease and intervals; ``extra`` options override them)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -48,12 +54,17 @@ async def start_worker(
         "--schema",
         schema,
         "worker",
-        "tests.chaos_tasks:tasks",
+        tasks,
         *SHORT,
         *extra,
         cwd=ROOT,
         stderr=stderr,
-        env={**os.environ, "CHAOS_DSN": dsn, "CHAOS_SCHEMA": schema, "PYTHONPATH": str(ROOT)},
+        env={
+            **(os.environ if env is None else env),
+            "CHAOS_DSN": dsn,
+            "CHAOS_SCHEMA": schema,
+            "PYTHONPATH": str(ROOT),
+        },
     )
 
 

@@ -135,9 +135,9 @@ class Queries:
         """Fast path of ``job_finish_many`` when every outcome is ``completed``."""
         return await db.fetch(
             self.sql["job_complete_many"],
-            [o.id for o in outcomes],
-            [o.lease_token for o in outcomes],
-            [o.result for o in outcomes],
+            "{" + ",".join([str(o.id) for o in outcomes]) + "}",
+            "{" + ",".join([str(o.lease_token) for o in outcomes]) + "}",
+            "[" + ",".join([o.result or "null" for o in outcomes]) + "]",
             now,
         )
 
