@@ -58,7 +58,9 @@ def validate_schema(schema: object) -> str:
 def resolve_schema(schema: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """An explicit schema, else $AIOQUEUE_SCHEMA, else "aioqueue"; validated."""
     environ = os.environ if env is None else env
-    return validate_schema(schema or environ.get("AIOQUEUE_SCHEMA") or DEFAULT_SCHEMA)
+    if schema is None:
+        schema = environ.get("AIOQUEUE_SCHEMA") or DEFAULT_SCHEMA
+    return validate_schema(schema)
 
 
 def channel_for(schema: str) -> str:

@@ -360,7 +360,7 @@ async def test_the_unreachable_dsn_really_is_unreachable() -> None:
 
 
 async def test_schema_of_another_type_is_refused(q: aioqueue.Queue) -> None:
-    for bad in (None, 5, b"aq"):
+    for bad in (5, b"aq", ["aq"]):  # None means the default: $AIOQUEUE_SCHEMA, else aioqueue
         with pytest.raises(ConfigurationError, match="invalid schema name"):
             aioqueue.Queue(q.pool, schema=bad)  # type: ignore[arg-type]
 
