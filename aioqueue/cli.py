@@ -266,6 +266,11 @@ def enqueue(
     show_default=True,
     help="Seconds to keep failed and cancelled jobs (negative: keep forever).",
 )
+@click.option(
+    "--no-listen",
+    is_flag=True,
+    help="Poll only, no LISTEN connection (e.g. behind PgBouncer in transaction mode).",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -279,6 +284,7 @@ def worker(
     stop_timeout: float,
     retention: float,
     failed_retention: float,
+    no_listen: bool,
 ) -> None:
     """Run a worker pool for the tasks in MODULE:TASKS. SIGTERM/SIGINT stop it gracefully;
     a second signal stops it at once (running jobs go back to pending)."""
@@ -298,6 +304,7 @@ def worker(
         "retention": None if retention < 0 else retention,
         "failed_retention": None if failed_retention < 0 else failed_retention,
         "cancelled_retention": None if failed_retention < 0 else failed_retention,
+        "listen": not no_listen,
     }
     _run(lambda: run_worker(lambda: _connect(opts), tasks, concurrency, settings))
 

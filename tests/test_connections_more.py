@@ -672,3 +672,28 @@ async def test_d5_long_and_multibyte_kinds_and_queue_names_run_end_to_end(
         assert (job.kind, job.queue_name, job.state) == (name, queue_name, "completed")
     assert set(runs.values()) == {1}
     print(f"\nD5: {len(outs)} jobs over {len(names)} kinds of 63-128 bytes, woken by NOTIFY")
+
+
+async def test_c9_cli_worker_with_no_listen(q: aioqueue.Queue, dsn: str) -> None:
+    """`aioqueue worker --no-listen`: the real CLI worker opens no LISTEN connection and still
+    runs jobs, found by its polls."""
+    from .test_chaos_more import stop
+    from .test_worker_chaos import start_worker
+
+    s = q.config.schema
+    await q.pool.execute(
+        f'CREATE TABLE "{s}".chaos_ledger (job_id bigint, attempt int, '
+        "worker_pid int, outcome text, at timestamptz DEFAULT clock_timestamp())"
+    )
+    proc = await start_worker(dsn, s, "--no-listen", "--poll-interval", "0.2")
+    try:
+        out = await q.enqueue("sleep", {"seconds": 0})
+        assert (await q.wait(out.id, timeout=20)).state == "completed"
+        names = await q.pool.fetch(
+            "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE $1",
+            f"aioqueue-%:{proc.pid}:%",
+        )
+        kinds = sorted(r[0].split(":")[0] for r in names)
+        assert "aioqueue-claim" in kinds and "aioqueue-listener" not in kinds, kinds
+    finally:
+        assert await stop(proc) == 0
