@@ -356,7 +356,7 @@ class Worker:
     def _release_unstarted(self, row: asyncpg.Record, job: RunningJob) -> None:
         assert self._executor is not None
         assert self._completer is not None
-        outcome = self._executor.unstarted(row, job)
+        outcome = self._executor.unstarted(job)
         if outcome is not None:
             self._completer.put(outcome)
 

@@ -129,12 +129,13 @@ class Executor:
             if job.abandoned:
                 outcome = None  # the watchdog recorded the failure already
             job.done = True
+            duration = time.monotonic() - started
             if outcome is not None:
-                outcome.duration = time.monotonic() - started
+                outcome.duration = duration
                 self._put(outcome)
-            on_done(time.monotonic() - started)
+            on_done(duration)
 
-    def unstarted(self, row: asyncpg.Record, job: RunningJob) -> Outcome | None:
+    def unstarted(self, job: RunningJob) -> Outcome | None:
         """The outcome of a job claimed ahead that never started: given back (attempt not
         counted), cancelled if that was asked, nothing if its lease was lost already."""
         if job.reason == "lease_lost":
@@ -150,10 +151,10 @@ class Executor:
         )
         if job.reason == "cancel_requested":
             message = "cancelled before it started (Queue.cancel or on_conflict='supersede')"
-            out.state = "cancelled"
-            out.give_back = False
-            out.delay = None
-            out.error = _error_json(asyncio.CancelledError(), job.attempt, message=message)
+            error = _error_json(asyncio.CancelledError(), job.attempt, message=message)
+            out = msgspec.structs.replace(
+                out, state="cancelled", delay=None, give_back=False, error=error
+            )
         return out
 
     def _abandon(self, task: Task, info: JobInfo, job: RunningJob) -> None:
