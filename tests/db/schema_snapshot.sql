@@ -386,7 +386,7 @@ BEGIN
     RETURN v_id;
 END;
 $function$
-index CREATE INDEX jobs_claim ON aioqueue.jobs USING btree (priority DESC, run_at, id, kind) WHERE (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state]))
+index CREATE INDEX jobs_claim ON aioqueue.jobs USING btree (kind, priority DESC, run_at, id) WHERE (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state]))
 index CREATE INDEX jobs_finished ON aioqueue.jobs USING btree (finished_at) WHERE (state = ANY (ARRAY['completed'::aioqueue.job_state, 'cancelled'::aioqueue.job_state, 'failed'::aioqueue.job_state]))
 index CREATE INDEX jobs_queue_active ON aioqueue.jobs USING btree (queue_name, id) WHERE ((queue_name IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state, 'running'::aioqueue.job_state])))
 index CREATE INDEX jobs_rescheduled_from ON aioqueue.jobs USING btree (rescheduled_from) WHERE (rescheduled_from IS NOT NULL)

@@ -2,9 +2,13 @@
 -- $1 kinds text[], $2 default_max_attempts integer[] (aligned with $1), $3 forbidden_flags text[],
 -- $4 batch integer (the worker's free slots), $5 worker_id text, $6 lease_seconds float8,
 -- $7 now timestamptz (NULL: the database clock).
--- Relies on the partial index jobs_claim (stops after one batch) and jobs_queue_active for the
--- serial-queue head check: a job with a queue_name runs only when it is the lowest active id of
--- its queue, so one job per queue runs at a time, in order.
+-- Each kind is one range of the partial index jobs_claim (kind, priority DESC, run_at, id), so
+-- jobs of kinds this worker does not handle are never read (RELIABILITY E10). With several
+-- kinds, an unlocked peek at the first $4 due jobs over all kinds splits the batch between
+-- them, then each kind locks its share, skipping rows other workers hold; a lone kind locks $4
+-- directly. Nothing is locked that is not claimed.
+-- A job with a queue_name runs only when it is the lowest active id of its queue
+-- (jobs_queue_active), so one job per queue runs at a time, in order.
 WITH now AS (
     -- The lease token: this transaction's id (unique per claim, and cheap) in the low 32 bits,
     -- 31 random bits above. Claims commit asynchronously, so after a crash a lost claim's
@@ -13,21 +17,50 @@ WITH now AS (
     SELECT coalesce($7::timestamptz, now()) AS ts,
            (pg_current_xact_id()::text::bigint & 4294967295)
            | (floor(random() * 2147483648)::bigint << 32) AS token
-), candidates AS (
-    SELECT j.id
-    FROM /*schema*/.jobs AS j
-    WHERE j.state IN ('pending', 'scheduled')
-      AND j.run_at <= (SELECT ts FROM now)
-      AND j.kind = ANY($1::text[])
-      AND NOT (j.flags && $3::text[])
-      AND (j.queue_name IS NULL OR NOT EXISTS (
-            SELECT 1 FROM /*schema*/.jobs AS h
-            WHERE h.queue_name = j.queue_name
-              AND h.state IN ('pending', 'scheduled', 'running')
-              AND h.id < j.id))
-    ORDER BY j.priority DESC, j.run_at, j.id
+), peek AS (
+    SELECT p.kind
+    FROM unnest($1::text[]) AS k(kind)
+    CROSS JOIN LATERAL (
+        SELECT j.kind, j.priority, j.run_at, j.id
+        FROM /*schema*/.jobs AS j
+        WHERE j.kind = k.kind
+          AND j.state IN ('pending', 'scheduled')
+          AND j.run_at <= (SELECT ts FROM now)
+          AND NOT (j.flags && $3::text[])
+          AND (j.queue_name IS NULL OR NOT EXISTS (
+                SELECT 1 FROM /*schema*/.jobs AS h
+                WHERE h.queue_name = j.queue_name
+                  AND h.state IN ('pending', 'scheduled', 'running')
+                  AND h.id < j.id))
+        ORDER BY j.priority DESC, j.run_at, j.id
+        LIMIT $4::integer
+    ) AS p
+    WHERE cardinality($1::text[]) > 1
+    ORDER BY p.priority DESC, p.run_at, p.id
     LIMIT $4::integer
-    FOR UPDATE OF j SKIP LOCKED
+), share AS (
+    SELECT kind, count(*) AS n FROM peek GROUP BY kind
+    UNION ALL
+    SELECT $1[1], $4::integer WHERE cardinality($1::text[]) = 1
+), candidates AS (
+    SELECT c.id
+    FROM share AS s
+    CROSS JOIN LATERAL (
+        SELECT j.id
+        FROM /*schema*/.jobs AS j
+        WHERE j.kind = s.kind
+          AND j.state IN ('pending', 'scheduled')
+          AND j.run_at <= (SELECT ts FROM now)
+          AND NOT (j.flags && $3::text[])
+          AND (j.queue_name IS NULL OR NOT EXISTS (
+                SELECT 1 FROM /*schema*/.jobs AS h
+                WHERE h.queue_name = j.queue_name
+                  AND h.state IN ('pending', 'scheduled', 'running')
+                  AND h.id < j.id))
+        ORDER BY j.priority DESC, j.run_at, j.id
+        LIMIT s.n
+        FOR UPDATE OF j SKIP LOCKED
+    ) AS c
 )
 UPDATE /*schema*/.jobs AS j
 SET state = 'running',
@@ -39,7 +72,8 @@ SET state = 'running',
     lease_expires_at = (SELECT ts FROM now) + make_interval(secs => $6::float8),
     started_at = (SELECT ts FROM now)
     -- cancel_requested is already false: only running rows ever have it set
-FROM candidates AS c
-WHERE j.id = c.id
+-- an array, not a join: the planner cannot estimate the lateral LIMITs and would hash-join a
+-- seq scan of the table; ids from an array are primary-key lookups
+WHERE j.id = ANY (ARRAY(SELECT id FROM candidates))
 RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts, j.lease_token,
           j.priority, j.run_at, j.queue_name, j.flags, j.unique_key, j.created_at
