@@ -34,19 +34,21 @@ async def test_fast_jobs_are_claimed_ahead_and_given_back_on_stop(q: aioqueue.Qu
     async with running_worker(q, tasks, concurrency=5) as (worker, rec):
         await rec.wait_for("completed", count=len(warm))  # fast jobs: claims are the slow part
         producer = worker._producer
-        assert producer is not None and producer._prefetch() == 5
+        assert producer is not None
+        ahead = min(15, producer._prefetch())  # a fast job costs less than a claim: several
+        assert ahead >= 5, producer._prefetch()
         slow_ids = [o.id for o in await q.enqueue_many([{"kind": "slow"}] * 20)]
         await rec.wait_for("started", count=5, timeout=10)
         with anyio.fail_after(10):
-            while await _running(q) < 10:  # 5 running + 5 claimed ahead  # noqa: ASYNC110
+            while await _running(q) < 5 + ahead:  # 5 running, the rest claimed ahead  # noqa: ASYNC110
                 await anyio.sleep(0.01)
         assert len(rec.of("started")) == len(warm) + 5  # the ahead ones did not start
-        waiting = slow_ids[5:10]
+        waiting = slow_ids[5 : 5 + ahead]
         cancelled = (await q.cancel(waiting[2])).id  # cancel one while it waits in line
         with anyio.fail_after(10):
             while producer._ready and producer._ready[2][1].reason is None:  # noqa: ASYNC110
                 await anyio.sleep(0.01)
-    # stopped (stop timeout 2 s): the 5 running are cancelled and released, the 5 ahead released
+    # stopped (stop timeout 2 s): the 5 running are cancelled and released, the ahead released
     jobs = {j.id: j for j in await q.list_jobs(kind="slow", limit=100)}
     assert jobs[cancelled].state == "cancelled" and jobs[cancelled].started_at is not None
     for job_id in slow_ids:

@@ -1,10 +1,11 @@
 """Producer: decides when to claim, claims a batch for the free slots, starts executors.
 
-Jobs that finish faster than a claim takes are claimed ahead: up to one extra batch waits in
-``ready`` (claimed, leased, not started) and starts the moment a slot frees, so a claim's round
-trip overlaps running jobs. How many is Little's law: the jobs that finish during one claim
-(concurrency × claim time / job time, at most concurrency). Jobs that run long get none, so a
-busy worker never sits on jobs an idle one could run; on a stop the ready ones are given back.
+Jobs that finish faster than a claim takes are claimed ahead: they wait in ``ready`` (claimed,
+leased, not started) and start the moment a slot frees, so a claim's round trip overlaps running
+jobs. How many is Little's law: the jobs that finish during a claim, twice over (claim time over
+the time between two jobs finishing, which is job time / concurrency, or the worker's own CPU
+per job when that is longer; at most ``PREFETCH_CAP``). Jobs that run long get none, so a busy
+worker never sits on jobs an idle one could run; on a stop the ready ones are given back.
 
 States::
 
@@ -46,6 +47,9 @@ FETCH_COOLDOWN = 0.002
 EMPTY_WAKES = 3
 WAKE_COOLDOWN = 0.05
 EWMA = 0.2  # weight of the newest sample in the claim and job time averages
+# Jobs claimed ahead are at most this many (or the concurrency, if higher): only jobs that
+# take the worker far less than a claim get that many, and they all start within a claim time.
+PREFETCH_CAP = 200
 
 
 class Producer:
@@ -81,6 +85,9 @@ class Producer:
         self._ready: collections.deque[tuple[asyncpg.Record, RunningJob]] = collections.deque()
         self._claim_time = 0.0  # moving averages (seconds), for the prefetch
         self._job_time: float | None = None
+        self._cost = 0.0  # the worker's CPU seconds per finished job (all in: loop, completer)
+        self._cost_mark = (time.process_time(), 0)
+        self.finished = 0  # jobs whose slot was freed
         self._wake = anyio.Event()
         self._slot_freed = asyncio.Event()  # hot path: plain asyncio, no backend lookup
         self._stop = anyio.Event()
@@ -110,6 +117,7 @@ class Producer:
         self.active -= 1
         t = self._job_time
         self._job_time = duration if t is None else t + (duration - t) * EWMA
+        self.finished += 1
         while self._ready and not self._stop.is_set():
             row, job = self._ready.popleft()
             if job.reason is not None:  # lease lost or cancel requested while it waited
@@ -132,10 +140,22 @@ class Producer:
             self._release_job(*self._ready.popleft())
 
     def _prefetch(self) -> int:
+        """Jobs that finish while one claim runs (Little's law): a claim's time over the time
+        between two jobs finishing. That is the job time over the concurrency, or, for jobs
+        shorter than what running one costs the worker's CPU, that cost."""
         if self._job_time is None:
             return 0
-        ahead = self._concurrency * self._claim_time / max(self._job_time, 1e-6)
-        return min(self._concurrency, int(ahead))
+        spacing = max(self._job_time / self._concurrency, self._cost, 1e-6)
+        ahead = 2 * self._claim_time / spacing  # twice: a claim shares the CPU with the jobs
+        return min(max(self._concurrency, PREFETCH_CAP), int(ahead))
+
+    def _measure_cost(self) -> None:
+        cpu, finished = time.process_time(), self.finished
+        last_cpu, last_finished = self._cost_mark
+        if finished - last_finished >= 20:  # enough jobs for the process clock's resolution
+            cost = (cpu - last_cpu) / (finished - last_finished)
+            self._cost += (cost - self._cost) * EWMA
+            self._cost_mark = (cpu, finished)
 
     def _free(self) -> int:
         """Jobs to claim now: the free slots plus the prefetch, minus those already waiting."""
@@ -219,6 +239,7 @@ class Producer:
         self.claims += 1
         self._claimed_at = anyio.current_time()
         self._claim_time += (self._claimed_at - started - self._claim_time) * EWMA
+        self._measure_cost()
         for row in rows:
             job = RunningJob(row["id"], row["kind"], row["lease_token"], row["attempts"])
             self._jobs[job.id] = job

@@ -61,19 +61,22 @@ WITH now AS (
         LIMIT s.n
         FOR UPDATE OF j SKIP LOCKED
     ) AS c
+), claimed AS (
+    UPDATE /*schema*/.jobs AS j
+    SET state = 'running',
+        attempts = j.attempts + 1,
+        max_attempts = coalesce(
+            j.max_attempts, ($2::integer[])[array_position($1::text[], j.kind)], 25),
+        lease_token = (SELECT token FROM now),
+        locked_by = $5::text,
+        lease_expires_at = (SELECT ts FROM now) + make_interval(secs => $6::float8),
+        started_at = (SELECT ts FROM now)
+        -- cancel_requested is already false: only running rows ever have it set
+    -- an array, not a join: the planner cannot estimate the lateral LIMITs and would hash-join a
+    -- seq scan of the table; ids from an array are primary-key lookups
+    WHERE j.id = ANY (ARRAY(SELECT id FROM candidates))
+    RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts, j.lease_token,
+              j.priority, j.run_at, j.queue_name, j.flags, j.unique_key, j.created_at
 )
-UPDATE /*schema*/.jobs AS j
-SET state = 'running',
-    attempts = j.attempts + 1,
-    max_attempts = coalesce(
-        j.max_attempts, ($2::integer[])[array_position($1::text[], j.kind)], 25),
-    lease_token = (SELECT token FROM now),
-    locked_by = $5::text,
-    lease_expires_at = (SELECT ts FROM now) + make_interval(secs => $6::float8),
-    started_at = (SELECT ts FROM now)
-    -- cancel_requested is already false: only running rows ever have it set
--- an array, not a join: the planner cannot estimate the lateral LIMITs and would hash-join a
--- seq scan of the table; ids from an array are primary-key lookups
-WHERE j.id = ANY (ARRAY(SELECT id FROM candidates))
-RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts, j.lease_token,
-          j.priority, j.run_at, j.queue_name, j.flags, j.unique_key, j.created_at
+-- in claim order: the worker starts them (and queues those claimed ahead) in this order
+SELECT * FROM claimed ORDER BY priority DESC, run_at, id
