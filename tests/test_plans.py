@@ -187,3 +187,31 @@ async def test_heartbeat_finish_and_rescue_are_o_batch(
     _assert_no_seq_scan_on_jobs(nodes)
     assert _rows_read(nodes, "jobs_running") <= 2 * BATCH
     assert all(isinstance(t, int) for t in tokens)
+
+
+async def test_the_claim_connection_plans_the_claim_once(q: aioqueue.Queue) -> None:
+    """Left to the plan cache, every claim got a custom plan (about 1 ms of planning each):
+    the worker's claim session forces the generic plan, whose shape the tests above guard."""
+    from aioqueue._db.connect import Dedicated
+    from aioqueue.worker import CLAIM_SESSION
+
+    db = Dedicated(None, q.pool, application_name="t", settings=CLAIM_SESSION)
+    try:
+        conn = await db.get()
+        for _ in range(8):
+            await q.queries.job_claim(
+                conn,
+                kinds=["k"],
+                default_max_attempts=[25],
+                forbidden_flags=[],
+                batch=BATCH,
+                worker_id="w",
+                lease=30.0,
+            )
+        generic, custom = await conn.fetchrow(
+            """SELECT generic_plans, custom_plans FROM pg_prepared_statements
+            WHERE statement LIKE '-- job_claim:%'"""
+        )
+        assert (generic, custom) == (8, 0)
+    finally:
+        await db.close()
