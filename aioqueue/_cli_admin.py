@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -36,7 +37,7 @@ async def print_status(console: Console, q: Queue, *, as_json: bool) -> None:
     for state in JobState:
         table.add_column(state.value, justify="right")
     for kind in stats.kinds:
-        table.add_row(kind.kind, *(str(kind.counts.get(s.value, 0)) for s in JobState))
+        table.add_row(escape(kind.kind), *(str(kind.counts.get(s.value, 0)) for s in JobState))
     table.add_row("[bold]total[/]", *(f"[bold]{stats.totals[s.value]}[/]" for s in JobState))
     console.print(table)
     console.print(f"due jobs (queue depth): {stats.due}")
@@ -45,8 +46,14 @@ async def print_status(console: Console, q: Queue, *, as_json: bool) -> None:
     console.print(f"notification queue usage: {stats.notify_queue_usage:.1%}")
     oldest = stats.oldest_transaction_seconds
     console.print(f"oldest open transaction: {'-' if oldest is None else f'{oldest:.0f} s'}")
-    for warning in warnings:
-        console.print(f"[bold yellow]warning:[/] {warning}")
+    hosts = len({w.hostname for w in stats.workers})
+    handled = len({k for w in stats.workers for k in w.kinds})
+    console.print(
+        f"live workers: {len(stats.workers)} on {hosts} host{'s' if hosts != 1 else ''}, "
+        f"handling {handled} kind{'s' if handled != 1 else ''}"
+    )
+    for warning in warnings:  # kinds are user text: never read as markup
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}")
 
 
 def _summary(job: Job) -> dict[str, Any]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from .config import WORKER_LIVE_WINDOW
 from .types import Stats
 
 NOTIFY_WARN = 0.5
 XACT_WARN_SECONDS = 60.0
+UNHANDLED_SHOWN = 10  # kinds named in the warning; --json and the API have them all
 
 
 def age(when: dt.datetime | None, *, now: dt.datetime | None = None) -> str:
@@ -37,4 +39,27 @@ def warnings_for(stats: Stats) -> list[str]:
             f"a transaction has been open for {stats.oldest_transaction_seconds:.0f} s: it pins "
             "the vacuum horizon, so dead job rows pile up and claims slow down"
         )
+    unhandled = _unhandled(stats)
+    if unhandled:
+        out.append(unhandled)
     return out
+
+
+def _unhandled(stats: Stats) -> str | None:
+    """Due jobs that nothing will claim: no live worker has a handler for their kind."""
+    if not stats.unhandled_kinds:
+        return None
+    if not stats.workers:
+        due = sum(stats.unhandled_kinds.values())
+        return (
+            f"no live worker (none seen in the last {WORKER_LIVE_WINDOW:.0f} s): no registered "
+            f"handler for any kind; {due} due {'job waits' if due == 1 else 'jobs wait'}"
+        )
+    shown = [f"{k} ({n} due)" for k, n in list(stats.unhandled_kinds.items())[:UNHANDLED_SHOWN]]
+    more = len(stats.unhandled_kinds) - len(shown)
+    return (
+        "no registered handler on any live worker for "
+        + ", ".join(shown)
+        + (f" and {more} more kinds" if more else "")
+        + ": these jobs wait until a worker with their handler starts"
+    )

@@ -30,6 +30,14 @@ DEFAULT_RETENTION = 24 * 3600.0
 DEFAULT_FAILED_RETENTION = 7 * 24 * 3600.0
 DEFAULT_PRUNE_INTERVAL = 60.0
 
+# The workers table (RELIABILITY E1): a worker refreshes its row on its heartbeat, at least
+# every WORKER_TOUCH_INTERVAL; `status` counts a worker as live if it was seen within
+# WORKER_LIVE_WINDOW (three touches at the least, six default heartbeats); the pruner deletes
+# the row of a worker unseen for WORKER_FORGET_AFTER (it crashed without deleting it).
+WORKER_TOUCH_INTERVAL = 10.0
+WORKER_LIVE_WINDOW = 30.0
+WORKER_FORGET_AFTER = 3600.0
+
 KIND_MAX_BYTES = 128
 QUEUE_NAME_MAX_BYTES = 128
 UNIQUE_KEY_MAX_BYTES = 512

@@ -32,6 +32,7 @@ from .types import (
     KindStats,
     OnConflict,
     Stats,
+    WorkerInfo,
 )
 
 _MISSING: Any = object()
@@ -263,9 +264,13 @@ class Queue:
         return [job_from_row(r) for r in rows]
 
     async def stats(self, *, window: float = 60.0) -> Stats:
-        """Counts per kind and state, the oldest due job, throughput over ``window`` seconds."""
+        """Counts per kind and state, the oldest due job, throughput over ``window`` seconds,
+        the live workers and the due kinds that none of them has a handler for."""
         counts = await self.queries.fetch(self.pool, "stats_counts")
         (summary,) = await self.queries.fetch(self.pool, "stats_summary", window)
+        live = config.WORKER_LIVE_WINDOW
+        workers = await self.queries.fetch(self.pool, "stats_workers", live, None)
+        unhandled = await self.queries.fetch(self.pool, "stats_unhandled", live, None)
         kinds: dict[str, dict[str, int]] = {}
         totals: dict[str, int] = {s.value: 0 for s in JobState}
         for row in counts:
@@ -283,6 +288,8 @@ class Queue:
                 if summary["oldest_xact_seconds"] is None
                 else float(summary["oldest_xact_seconds"])
             ),
+            workers=[WorkerInfo(**dict(r)) for r in workers],
+            unhandled_kinds={r["kind"]: r["due"] for r in unhandled},
         )
 
     async def history(self, *, minutes: int = 60) -> list[HistoryPoint]:

@@ -22,7 +22,16 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["EnqueueResult", "HistoryPoint", "Job", "JobSpec", "JobState", "OnConflict", "Stats"]
+__all__ = [
+    "EnqueueResult",
+    "HistoryPoint",
+    "Job",
+    "JobSpec",
+    "JobState",
+    "OnConflict",
+    "Stats",
+    "WorkerInfo",
+]
 
 
 class JobState(enum.StrEnum):
@@ -110,6 +119,17 @@ class KindStats(msgspec.Struct, frozen=True, kw_only=True):
     counts: dict[str, int]  # state -> number of jobs
 
 
+class WorkerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A live worker, as registered in the workers table (times are the database's)."""
+
+    id: str  # as in Job.locked_by
+    hostname: str
+    pid: int
+    kinds: list[str]  # the kinds it has handlers for
+    started_at: dt.datetime
+    last_seen_at: dt.datetime
+
+
 class Stats(msgspec.Struct, frozen=True, kw_only=True):
     """``Queue.stats()``: a snapshot for dashboards and ``aioqueue status``."""
 
@@ -120,6 +140,10 @@ class Stats(msgspec.Struct, frozen=True, kw_only=True):
     throughput: float  # completions per second over the last minute
     notify_queue_usage: float  # pg_notification_queue_usage(), 0..1
     oldest_transaction_seconds: float | None  # in this database (pins vacuum when high)
+    # workers seen within config.WORKER_LIVE_WINDOW
+    workers: list[WorkerInfo] = msgspec.field(default_factory=list)
+    # kind -> due jobs (pending, or scheduled and due) that no live worker has a handler for
+    unhandled_kinds: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class HistoryPoint(msgspec.Struct, frozen=True, kw_only=True):

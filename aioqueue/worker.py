@@ -4,7 +4,8 @@ Start order: notifier → completer → heartbeat → rescuer → scheduler → 
 producer, which starts one asyncio task per claimed job. Stop is two-phase: stop claiming,
 wait for running jobs up to the timeout, then cancel them (they go back to ``pending`` with
 the attempt given back); services then stop in reverse order, so the completer's final,
-shielded flush records every outcome.
+shielded flush records every outcome. The worker's row in the workers table (its kinds, for
+``aioqueue status``) is written before the services start and deleted after they stop.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ._consumer.executor import Executor
 from ._consumer.heartbeat import Heartbeat
 from ._consumer.outcome import Outcome
 from ._consumer.producer import ForbiddenFlags, Producer
+from ._consumer.registration import Registration
 from ._consumer.running import RunningJob
 from ._db.connect import Dedicated
 from ._db.migrate import check_schema
@@ -64,7 +66,8 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     concurrency: int = config.DEFAULT_CONCURRENCY
     poll_interval: float = config.DEFAULT_POLL_INTERVAL
     lease: float = config.DEFAULT_LEASE
-    heartbeat_interval: float | None = None  # default: lease / 3, at most 5 s
+    # default: lease / 3, at most 5 s; capped at config.WORKER_TOUCH_INTERVAL (the workers row)
+    heartbeat_interval: float | None = None
     rescue_interval: float = config.DEFAULT_RESCUE_INTERVAL
     stop_timeout: float = config.DEFAULT_STOP_TIMEOUT
     flush_interval: float = config.DEFAULT_FLUSH_INTERVAL
@@ -228,13 +231,15 @@ class Worker:
         )
         if self._stop_requested.is_set():
             producer.stop()
+        registration = Registration(pool, q.queries, worker_id=self.id, kinds=self.tasks.kinds)
         heartbeat = self._heartbeat = Heartbeat(
             pool,
             q.queries,
             self._jobs,
-            interval=cfg.heartbeat,
+            interval=min(cfg.heartbeat, config.WORKER_TOUCH_INTERVAL),  # keeps the row live
             lease=cfg.lease,
             on_lost=self._on_lease_lost,
+            touch=registration.touch,
         )
         services: list[Service] = []
         if cfg.listen:
@@ -275,6 +280,7 @@ class Worker:
                 "failed": cfg.failed_retention,
                 "cancelled": cfg.cancelled_retention,
             },
+            forget_workers_after=config.WORKER_FORGET_AFTER,
         )
         self._executor = Executor(
             self.tasks,
@@ -288,6 +294,8 @@ class Worker:
         )
         async with AsyncExitStack() as stack:
             stack.push_async_callback(_shielded_close, claim_db)
+            await registration.register()  # for `aioqueue status`: the kinds this worker runs
+            stack.push_async_callback(registration.deregister)  # after the heartbeat stops
             for service in (*services, completer, heartbeat, rescuer, scheduler, pruner):
                 await stack.enter_async_context(running(service))
             self._emit(Event(type="worker_started", worker_id=self.id))

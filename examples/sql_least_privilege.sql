@@ -2,8 +2,9 @@
 -- applied the migrations; only it may run DDL), after the migrations.
 --
 --   aq_worker    runs `aioqueue worker` / aioqueue.Worker: claims, heartbeats, outcomes,
---                retries, rescue of expired leases, pruning, cron slots, and enqueues
---                (handlers enqueue follow-up jobs). No DDL: it owns nothing.
+--                retries, rescue of expired leases, pruning, cron slots, enqueues
+--                (handlers enqueue follow-up jobs), and its own row in the workers table
+--                (for `aioqueue status`). No DDL: it owns nothing.
 --   aq_producer  only enqueues, through the SECURITY DEFINER wrapper of
 --                examples/sql_security_definer.sql (run that file with app_user = aq_producer).
 --                It gets nothing here: no table access, no EXECUTE on add_job/add_jobs.
@@ -26,6 +27,9 @@ GRANT SELECT ON aioqueue.migrations TO aq_worker;
 GRANT SELECT, INSERT, UPDATE, DELETE ON aioqueue.jobs TO aq_worker;
 -- exactly-once cron slots: one row per cron name
 GRANT SELECT, INSERT, UPDATE ON aioqueue.crons TO aq_worker;
+-- its own row (registered at start, refreshed by the heartbeat, deleted at a stop) and the
+-- deletion of crashed workers' stale rows by the pruner
+GRANT SELECT, INSERT, UPDATE, DELETE ON aioqueue.workers TO aq_worker;
 -- add_jobs draws job ids with nextval() on the identity sequence
 GRANT USAGE ON SEQUENCE aioqueue.jobs_id_seq TO aq_worker;
 -- enqueueing (add_jobs also re-runs failed jobs) and cron slots; all three are
@@ -39,6 +43,7 @@ GRANT EXECUTE ON FUNCTION aioqueue.cron_enqueue(text, timestamptz, jsonb, timest
 -- Row-level security is on with no policy: without these the worker would see no row.
 CREATE POLICY aq_worker_all ON aioqueue.jobs FOR ALL TO aq_worker USING (true) WITH CHECK (true);
 CREATE POLICY aq_worker_all ON aioqueue.crons FOR ALL TO aq_worker USING (true) WITH CHECK (true);
+CREATE POLICY aq_worker_all ON aioqueue.workers FOR ALL TO aq_worker USING (true) WITH CHECK (true);
 
 -- aq_producer and app_lowpriv: nothing (see above). Spelled out for the reader, a no-op on a
 -- freshly migrated schema:

@@ -192,7 +192,9 @@ async def test_least_privilege_worker_runs_every_service(
             heartbeat_interval=0.2,
             retention=3600,
             prune_interval=0.2,
-        ) as (_, rec):
+        ) as (w, rec):
+            registered = await conn.fetchrow(f'SELECT id, kinds FROM "{s}".workers')
+            assert registered is not None and tuple(registered) == (w.id, tasks.kinds)
             await rec.wait_for("completed", ids["public.long"])
             await rec.wait_for("completed", ids["public.flaky"])
             await rec.wait_for("failed", ids["public.doomed"])
@@ -212,6 +214,7 @@ async def test_least_privilege_worker_runs_every_service(
         await wq.close()
 
     assert not rec.of("lease_lost") and not rec.of("completion_rejected")
+    assert await conn.fetchval(f'SELECT count(*) FROM "{s}".workers') == 0  # deregistered
     long_job = await q.get_job(ids["public.long"])
     assert (long_job.state, long_job.attempts, long_job.result) == (
         aioqueue.JobState.COMPLETED,
@@ -285,6 +288,7 @@ async def test_least_privilege_producer_only_executes_the_wrapper(
             f'SELECT * FROM "{s}".jobs',
             f'SELECT count(*) FROM "{s}".crons',
             f'SELECT * FROM "{s}".migrations',
+            f'SELECT * FROM "{s}".workers',
             f'UPDATE "{s}".jobs SET priority = 1',
             f'DELETE FROM "{s}".jobs WHERE id = {secret.id}',
             f"""INSERT INTO "{s}".jobs (kind) VALUES ('public.direct')""",
@@ -311,6 +315,7 @@ async def test_least_privilege_lowpriv_reads_and_calls_nothing(
             f'SELECT * FROM "{s}".jobs',
             f'SELECT * FROM "{s}".crons',
             f'SELECT * FROM "{s}".migrations',
+            f'SELECT * FROM "{s}".workers',
             f"""SELECT "{s}".add_job('public.x')""",
             f"""SELECT * FROM "{s}".add_jobs('[]')""",
             f"""SELECT "{s}".cron_enqueue('c', now(), '{{"kind": "x"}}')""",

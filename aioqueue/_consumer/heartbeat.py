@@ -2,13 +2,15 @@
 
 A job missing from the answer lost its lease (rescued elsewhere, cancelled, or completed by an
 admin): its handler is cancelled at once, since its outcome could not be recorded anyway.
-A job whose cancellation was requested (``supersede``) is cancelled too.
+A job whose cancellation was requested (``supersede``) is cancelled too. Each tick also runs
+``touch`` (the worker's row in the workers table: one small statement, whether jobs run or not).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Awaitable, Callable
 
 import anyio
 from anyio.abc import TaskStatus
@@ -35,6 +37,7 @@ class Heartbeat:
         interval: float,
         lease: float,
         on_lost: Callable[[RunningJob], None],
+        touch: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._db = db
         self._queries = queries
@@ -42,6 +45,8 @@ class Heartbeat:
         self._interval = interval
         self._lease = lease
         self._on_lost = on_lost
+        self._touch = touch
+        self._next_touch = -math.inf
         self._poke = anyio.Event()
         self.beats = 0
 
@@ -62,6 +67,11 @@ class Heartbeat:
                 _log.warning("heartbeat: event loop was blocked for %.1f s", lag)
             try:
                 await self.beat()
+                if self._touch is not None and anyio.current_time() >= self._next_touch:
+                    # at most every half interval: a burst of pokes (supersedes) adds none
+                    self._next_touch = anyio.current_time() + self._interval / 2
+                    with anyio.fail_after(max(self._lease / 2, 1.0)):
+                        await self._touch()
             except TRANSIENT as exc:
                 _log.warning("heartbeat: failed (%s); will retry", type(exc).__name__)
                 await replace_connections(self._db)

@@ -177,6 +177,37 @@ class Queries:
     ) -> int:
         return int(await db.fetchval(self.sql["job_prune"], state, retention, limit, now))
 
+    async def worker_register(
+        self,
+        db: Executor,
+        worker_id: str,
+        *,
+        hostname: str,
+        pid: int,
+        kinds: list[str],
+        started_at: dt.datetime | None = None,
+        now: dt.datetime | None = None,
+    ) -> dt.datetime:
+        """Upsert the worker's row; returns its started_at (database time)."""
+        started: dt.datetime = await db.fetchval(
+            self.sql["worker_register"], worker_id, hostname, pid, kinds, started_at, now
+        )
+        return started
+
+    async def worker_touch(
+        self, db: Executor, worker_id: str, *, now: dt.datetime | None = None
+    ) -> bool:
+        """Refresh last_seen_at; False when the worker has no row (it must register again)."""
+        return await db.fetchval(self.sql["worker_touch"], worker_id, now) is not None
+
+    async def worker_deregister(self, db: Executor, worker_id: str) -> None:
+        await db.execute(self.sql["worker_deregister"], worker_id)
+
+    async def worker_prune(
+        self, db: Executor, *, older_than: float, now: dt.datetime | None = None
+    ) -> int:
+        return int(await db.fetchval(self.sql["worker_prune"], older_than, now))
+
     async def notify_wake(self, db: Executor, payload: str = "") -> None:
         await db.execute(self.sql["notify_wake"], payload)
 

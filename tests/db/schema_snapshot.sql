@@ -27,6 +27,12 @@ column migrations.applied_at timestamp with time zone not null default now()
 column migrations.breaking boolean not null default false
 column migrations.name text not null
 column migrations.version integer not null
+column workers.hostname text not null
+column workers.id text not null
+column workers.kinds text[] not null
+column workers.last_seen_at timestamp with time zone not null default now()
+column workers.pid integer not null
+column workers.started_at timestamp with time zone not null default now()
 constraint crons.crons_last_slot_not_null NOT NULL last_slot
 constraint crons.crons_name_length CHECK (((octet_length(name) >= 1) AND (octet_length(name) <= 128)))
 constraint crons.crons_name_not_null NOT NULL name
@@ -54,6 +60,13 @@ constraint migrations.migrations_breaking_not_null NOT NULL breaking
 constraint migrations.migrations_name_not_null NOT NULL name
 constraint migrations.migrations_pkey PRIMARY KEY (version)
 constraint migrations.migrations_version_not_null NOT NULL version
+constraint workers.workers_hostname_not_null NOT NULL hostname
+constraint workers.workers_id_not_null NOT NULL id
+constraint workers.workers_kinds_not_null NOT NULL kinds
+constraint workers.workers_last_seen_at_not_null NOT NULL last_seen_at
+constraint workers.workers_pid_not_null NOT NULL pid
+constraint workers.workers_pkey PRIMARY KEY (id)
+constraint workers.workers_started_at_not_null NOT NULL started_at
 function aioqueue.add_job(text,jsonb,text,timestamp with time zone,integer,text,integer,text[],text,double precision,double precision) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.add_job(kind text, payload jsonb DEFAULT '{}'::jsonb, queue_name text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, priority integer DEFAULT 0, flags text[] DEFAULT NULL::text[], on_conflict text DEFAULT 'ignore'::text, delay double precision DEFAULT NULL::double precision, max_delay double precision DEFAULT NULL::double precision)
  RETURNS bigint
@@ -396,8 +409,10 @@ index CREATE UNIQUE INDEX crons_pkey ON aioqueue.crons USING btree (name)
 index CREATE UNIQUE INDEX jobs_pkey ON aioqueue.jobs USING btree (id)
 index CREATE UNIQUE INDEX jobs_unique_active ON aioqueue.jobs USING btree (kind, unique_key) WHERE ((unique_key IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state, 'running'::aioqueue.job_state])))
 index CREATE UNIQUE INDEX migrations_pkey ON aioqueue.migrations USING btree (version)
+index CREATE UNIQUE INDEX workers_pkey ON aioqueue.workers USING btree (id)
 sequence jobs_id_seq
 table crons options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:MAINTAIN owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table jobs options=fillfactor=70 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:MAINTAIN owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table migrations options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:MAINTAIN owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table workers options=fillfactor=50 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:MAINTAIN owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 type job_state pending,scheduled,running,completed,cancelled,failed
