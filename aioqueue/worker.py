@@ -10,14 +10,13 @@ shielded flush records every outcome. The worker's row in the workers table (its
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -32,6 +31,7 @@ from ._consumer.heartbeat import Heartbeat
 from ._consumer.outcome import Outcome
 from ._consumer.producer import ForbiddenFlags, Producer
 from ._consumer.registration import Registration
+from ._consumer.runners import Runners
 from ._consumer.running import RunningJob
 from ._db.connect import Dedicated
 from ._db.migrate import check_schema
@@ -160,7 +160,7 @@ class Worker:
         self._stopped = anyio.Event()
         self._running = False
         self._released = 0
-        self._job_tasks: set[asyncio.Task[None]] = set()
+        self._runners: Runners | None = None
 
     # -- public ------------------------------------------------------------------------------
 
@@ -292,6 +292,9 @@ class Worker:
             request_stop=self._request_stop,
             stuck_grace=cfg.stuck_grace,
         )
+        self._runners = Runners(
+            execute=self._execute, take_next=producer.take_next, worker_id=self.id
+        )
         async with AsyncExitStack() as stack:
             stack.push_async_callback(_shielded_close, claim_db)
             await registration.register()  # for `aioqueue status`: the kinds this worker runs
@@ -325,21 +328,18 @@ class Worker:
 
     async def _drain(self) -> None:
         """Phase two of a stop: wait up to the timeout for running jobs, then cancel them."""
+        assert self._runners is not None
         timeout = self.config.stop_timeout if self._stop_timeout is None else self._stop_timeout
-        running = [t for t in self._job_tasks if not t.done()]
-        if running:
-            await asyncio.wait(running, timeout=timeout)
+        await self._runners.drain(timeout)
         await self._cancel_jobs()
 
     async def _cancel_jobs(self) -> None:
-        """Cancel every job task; a handler that swallows cancellation is abandoned after
-        ``stuck_grace`` (its outcome is never recorded; its lease expires and it is rescued)."""
-        running = [t for t in self._job_tasks if not t.done()]
-        if not running:
+        """Cancel every job still running; a handler that swallows cancellation is abandoned
+        after ``stuck_grace`` (its outcome is never recorded; its lease expires and it is
+        rescued)."""
+        if self._runners is None:
             return
-        for task in running:
-            task.cancel()
-        _, stuck = await asyncio.wait(running, timeout=self.config.stuck_grace)
+        stuck = await self._runners.cancel_all(self.config.stuck_grace)
         for job in self._jobs.values():
             if job.task in stuck:
                 _log.error(
@@ -351,15 +351,12 @@ class Worker:
                 )
 
     def _start_job(self, row: asyncpg.Record, job: RunningJob) -> None:
-        task = asyncio.create_task(self._executor.run(row, job, self._job_finished))
-        job.task = task
-        self._job_tasks.add(task)
-        task.add_done_callback(self._job_task_done)
+        assert self._runners is not None
+        self._runners.start(row, job)
 
-    def _job_task_done(self, task: asyncio.Task[None]) -> None:
-        self._job_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("worker %s: executor failed", self.id, exc_info=task.exception())
+    def _execute(self, row: asyncpg.Record, job: RunningJob) -> Coroutine[Any, Any, None]:
+        assert self._executor is not None
+        return self._executor.run(row, job, self._job_finished)
 
     def _job_finished(self, duration: float) -> None:
         assert self._producer is not None

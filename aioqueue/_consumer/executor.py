@@ -32,6 +32,7 @@ from ..errors import PayloadError
 from ..events import Event, Hooks
 from ..tasks import Task, Tasks
 from .outcome import Outcome
+from .runners import in_own_context
 from .running import RunningJob
 
 _log = logging.getLogger("aioqueue.job")
@@ -188,9 +189,9 @@ class Executor:
         try:
             if task.timeout is not None:
                 async with asyncio.timeout(task.timeout):
-                    result = await task.fn(ctx, payload)
+                    result = await in_own_context(task.fn(ctx, payload))
             else:
-                result = await task.fn(ctx, payload)
+                result = await in_own_context(task.fn(ctx, payload))
         except (KeyboardInterrupt, SystemExit) as exc:
             _log.warning("job %s raised %s: stopping the worker", info.id, type(exc).__name__)
             self._request_stop()

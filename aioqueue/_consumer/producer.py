@@ -118,15 +118,19 @@ class Producer:
         t = self._job_time
         self._job_time = duration if t is None else t + (duration - t) * EWMA
         self.finished += 1
+        self._slot_freed.set()  # the producer is the only waiter; it clears before waiting
+
+    def take_next(self) -> tuple[asyncpg.Record, RunningJob] | None:
+        """The next job claimed ahead, for the runner whose job just ended (its slot is taken
+        again at once); None if none waits."""
         while self._ready and not self._stop.is_set():
             row, job = self._ready.popleft()
             if job.reason is not None:  # lease lost or cancel requested while it waited
                 self._release_job(row, job)
                 continue
             self.active += 1
-            self._start_job(row, job)
-            break
-        self._slot_freed.set()  # the producer is the only waiter; it clears before waiting
+            return row, job
+        return None
 
     def stop(self) -> None:
         self._stop.set()
