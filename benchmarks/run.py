@@ -21,6 +21,7 @@ from benchmarks import (
     latency,
     mixed,
     multiprocess,
+    poison_backlog,
 )
 from benchmarks._common import Reporter, parser
 
@@ -32,6 +33,7 @@ SUITE = [
     "latency",
     "multiprocess",
     "mixed",
+    "poison_backlog",
 ]
 
 
@@ -45,6 +47,7 @@ async def run_all(quick: bool, only: list[str], repeat: int | None, reporter: Re
         "latency": lambda: latency.run(200 if quick else 1000, 1, reporter),
         "multiprocess": lambda: multiprocess.run(20000 if quick else 200000, 1, reporter),
         "mixed": lambda: mixed.run(5 if quick else 30, 2000.0, reporter),
+        "poison_backlog": lambda: poison_backlog.run(2000 if quick else 10000, r, reporter),
     }
     for name in only:
         await plan[name]()
