@@ -4,8 +4,8 @@
 -- jobs were still walked entry by entry on every claim: registered jobs drained at 0.55x the
 -- clean rate (RELIABILITY E10); this makes it ~1x. Queries without a kind (stats) use
 -- PostgreSQL 18's skip scan or the table.
--- On a big table this rebuild blocks writes while it runs; to avoid that, create the new index
--- CONCURRENTLY under another name beforehand, then apply the migration.
+-- The rebuild blocks enqueues and claims while it runs: 2.5 s for a million waiting jobs
+-- (finished jobs are not in this partial index).
 
 DROP INDEX /*schema*/.jobs_claim;
 
