@@ -149,13 +149,17 @@ def encode_flags(flags: Iterable[str], index: int | None = None) -> list[str]:
     return [_text(f"flags[{i}]", f, config.FLAG_MAX_BYTES, index) for i, f in enumerate(items)]
 
 
-def encode_specs(items: Iterable[JobSpec | Mapping[str, Any]], *, max_payload_bytes: int) -> str:
-    """Validate all specs (the first invalid one raises, naming its index) and encode the array."""
+def encode_specs(
+    items: Iterable[JobSpec | Mapping[str, Any]], *, max_payload_bytes: int
+) -> tuple[str, bool]:
+    """Validate all specs (the first invalid one raises, naming its index) and encode the array;
+    also whether none has a unique_key or max_delay (nothing to dedupe: a plain INSERT does)."""
     objects = [
         encode_spec(as_spec(item, i), max_payload_bytes=max_payload_bytes, index=i)
         for i, item in enumerate(items)
     ]
-    return _encoder.encode(objects).decode()
+    plain = not any("unique_key" in o or "max_delay" in o for o in objects)
+    return _encoder.encode(objects).decode(), plain
 
 
 def encode_one(spec: JobSpec, *, max_payload_bytes: int) -> str:

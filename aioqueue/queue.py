@@ -181,9 +181,10 @@ class Queue:
         else:
             specs = encode_one(spec, max_payload_bytes=self.config.max_payload_bytes)
             rows = await self._add(specs, tx)
+        result = EnqueueResult(rows[0]["id"], rows[0]["deduped"])
         if self.hooks:
-            self._emit_enqueued([spec.kind], rows)
-        return EnqueueResult(rows[0]["id"], rows[0]["deduped"])
+            self._emit_enqueued([spec.kind], [result])
+        return result
 
     async def enqueue_many(
         self, specs: Iterable[JobSpec | Mapping[str, Any]], *, tx: Any = None
@@ -191,18 +192,24 @@ class Queue:
         """Enqueue many jobs in ONE round trip; outcomes come back in input order.
         An invalid spec rejects the whole call (naming its index) and nothing is written."""
         items = list(specs)
-        encoded = encode_specs(items, max_payload_bytes=self.config.max_payload_bytes)
+        encoded, plain = encode_specs(items, max_payload_bytes=self.config.max_payload_bytes)
         if encoded == "[]":
             return []
-        rows = await self._add(encoded, tx)
+        if plain:  # nothing to dedupe: one INSERT instead of the add_jobs function
+            db = self.pool if tx is None else await _connect.unwrap_tx(tx)
+            ids = sorted(r["id"] for r in await self.queries.jobs_insert_many(db, encoded))
+            results = [EnqueueResult(job_id, False) for job_id in ids]
+        else:
+            rows = await self._add(encoded, tx)
+            results = [EnqueueResult(r["id"], r["deduped"]) for r in rows]
         if self.hooks:
-            self._emit_enqueued([as_spec(item).kind for item in items], rows)
-        return [EnqueueResult(r["id"], r["deduped"]) for r in rows]
+            self._emit_enqueued([as_spec(item).kind for item in items], results)
+        return results
 
-    def _emit_enqueued(self, kinds: list[str], rows: list[asyncpg.Record]) -> None:
-        for kind, row in zip(kinds, rows, strict=True):
-            if not row["deduped"]:
-                self.hooks.emit(Event(type="enqueued", job_id=row["id"], kind=kind))
+    def _emit_enqueued(self, kinds: list[str], results: list[EnqueueResult]) -> None:
+        for kind, res in zip(kinds, results, strict=True):
+            if not res.deduped:
+                self.hooks.emit(Event(type="enqueued", job_id=res.id, kind=kind))
 
     async def _add(self, specs: str, tx: Any) -> list[asyncpg.Record]:
         if tx is None:

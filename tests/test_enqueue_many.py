@@ -21,7 +21,7 @@ class Counted:
     """A queue on a one-connection pool whose every statement is logged, plus spies on the
     pool's ``fetch`` and on the statement methods of ``Queries`` that enqueue."""
 
-    METHODS = ("jobs_add", "job_insert_many", "job_insert")
+    METHODS = ("jobs_add", "jobs_insert_many", "job_insert")
 
     def __init__(
         self, q: aioqueue.Queue, statements: list[str], monkeypatch: pytest.MonkeyPatch
@@ -231,11 +231,13 @@ async def test_one_wake_up_per_call(q: aioqueue.Queue, conn: asyncpg.Connection)
         await q.enqueue_many(
             [{"kind": "later", "delay": 120}, {"kind": "later", "delay": 60, "unique_key": "u"}]
         )
+        await q.enqueue_many([{"kind": "keyless", "delay": 90}, {"kind": "keyless", "delay": 30}])
         await conn.execute("SELECT pg_notify($1, 'probe')", q.config.channel)
         await wait_for(lambda: "probe" in got)
         assert got[0] == ""  # due work: one plain wake-up for 50 jobs
-        assert len(got) == 3 and got[1].startswith("t:")  # only future jobs: their earliest
-        earliest = min(j.run_at for j in await q.list_jobs(kind="later"))
-        assert float(got[1][2:]) == pytest.approx(earliest.timestamp(), abs=1e-3)
+        assert len(got) == 4 and got[1].startswith("t:")  # only future jobs: their earliest
+        for hint, kind in ((got[1], "later"), (got[2], "keyless")):  # add_jobs, plain INSERT
+            earliest = min(j.run_at for j in await q.list_jobs(kind=kind))
+            assert float(hint[2:]) == pytest.approx(earliest.timestamp(), abs=1e-3)
     finally:
         await listener.close()

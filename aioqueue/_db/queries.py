@@ -49,6 +49,13 @@ class Queries:
     ) -> list[asyncpg.Record]:
         return await db.fetch(self.sql["jobs_add"], specs, now)
 
+    async def jobs_insert_many(
+        self, db: Executor, specs: str, *, now: dt.datetime | None = None
+    ) -> list[asyncpg.Record]:
+        """Keyless specs (no unique_key, no max_delay): ids, not necessarily in input order
+        (they rise in it: sort them)."""
+        return await db.fetch(self.sql["jobs_insert_many"], specs, now)
+
     async def job_insert(
         self, db: Executor, spec: dict[str, Any], *, notify_due: bool = True
     ) -> list[asyncpg.Record]:
