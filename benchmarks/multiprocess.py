@@ -1,5 +1,7 @@
 """4 worker processes (the real CLI, concurrency 50 each) drain a large backlog, vs the raw
-claim k=100 + batched completion loop on 8 connections (target ≥ 0.8×, and no deadlocks)."""
+claim k=100 + batched completion loop on 8 connections (target ≥ 0.8×, and no deadlocks).
+The rate counts from the start of the processes (their interpreter start-up included); the rate
+from the moment all four have registered is reported beside it."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ PROCESSES = 4
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def our_drain(server: str, schema: str, n: int, q: Any) -> tuple[float, int]:
+async def our_drain(server: str, schema: str, n: int, q: Any) -> tuple[float, float, int]:
+    """(jobs/s once all processes run, jobs/s including their start-up, jobs not completed)."""
     await q.pool.execute(f'TRUNCATE "{schema}".jobs')
     for start in range(0, n, 5000):
         await q.enqueue_many(
@@ -47,11 +50,22 @@ async def our_drain(server: str, schema: str, n: int, q: Any) -> tuple[float, in
         )
         for _ in range(PROCESSES)
     ]
-    count_sql = f"SELECT count(*) FROM \"{schema}\".jobs WHERE state = 'completed'"
+    # Watch through the partial indexes only: a count(*) over the whole table ten times a
+    # second took a quarter of a core from the workers being measured.
+    jobs = f'"{schema}".jobs'
+    workers_sql = f'SELECT count(*) FROM "{schema}".workers'
+    left_sql = f"""SELECT (SELECT count(*) FROM {jobs} WHERE state IN ('pending', 'scheduled'))
+                        + (SELECT count(*) FROM {jobs} WHERE state = 'running')"""
+    busy_sql = f"""SELECT EXISTS (SELECT 1 FROM {jobs} WHERE state IN ('pending', 'scheduled'))
+                       OR EXISTS (SELECT 1 FROM {jobs} WHERE state = 'running')"""
     try:
-        while await q.pool.fetchval(count_sql) < n:
-            await asyncio.sleep(0.1)  # watching subprocesses: poll the database
-        elapsed = time.perf_counter() - t0
+        while await q.pool.fetchval(workers_sql) < PROCESSES:  # registered: about to claim
+            await asyncio.sleep(0.01)
+        ready = time.perf_counter()
+        left = await q.pool.fetchval(left_sql)
+        while await q.pool.fetchval(busy_sql):
+            await asyncio.sleep(0.02)  # watching subprocesses: poll the database
+        end = time.perf_counter()
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -60,7 +74,7 @@ async def our_drain(server: str, schema: str, n: int, q: Any) -> tuple[float, in
         f"SELECT count(*) FROM \"{schema}\".jobs WHERE state <> 'completed'"
     )
     assert all(c == 0 for c in codes), codes
-    return n / elapsed, int(failed)
+    return left / (end - ready), n / (end - t0), int(failed)
 
 
 async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
@@ -72,11 +86,13 @@ async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
     try:
         raw: list[float] = []
         ours: list[float] = []
+        steady: list[float] = []
         not_completed = 0
         for _ in range(repeat):
             raw.append(await raw_drain(server, n, 8))
-            rate, bad = await our_drain(server, q.config.schema, n, q)
-            ours.append(rate)
+            rate, from_start, bad = await our_drain(server, q.config.schema, n, q)
+            steady.append(rate)
+            ours.append(from_start)
             not_completed += bad
         return reporter.add(
             "multiprocess_drain",
@@ -90,6 +106,8 @@ async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
             processes=PROCESSES,
             concurrency=50,
             not_completed=not_completed,
+            measured="from the start of the 4 processes (interpreter start-up included)",
+            jobs_per_s_once_all_claim=round(median(steady)),
         )
     finally:
         await q.close()
