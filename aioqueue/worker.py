@@ -1,11 +1,12 @@
 """Worker: the consumer pool's composition root. Wires the services and owns their lifetimes.
 
 Start order: notifier → completer → heartbeat → rescuer → scheduler → pruner, then the
-producer, which starts one asyncio task per claimed job. Stop is two-phase: stop claiming,
-wait for running jobs up to the timeout, then cancel them (they go back to ``pending`` with
-the attempt given back); services then stop in reverse order, so the completer's final,
-shielded flush records every outcome. The worker's row in the workers table (its kinds, for
-``aioqueue status``) is written before the services start and deleted after they stop.
+producer, which hands claimed jobs to the runners (a task per busy slot, job after job). Stop
+is two-phase: stop claiming, wait for running jobs up to the timeout, then cancel them (they go
+back to ``pending`` with the attempt given back); services then stop in reverse order, so the
+completer's final, shielded flush records every outcome. The worker's row in the workers
+table (its kinds, for ``aioqueue status``) is written before the services start and deleted
+after they stop.
 """
 
 from __future__ import annotations
