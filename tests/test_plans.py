@@ -1,13 +1,16 @@
 """Plan guards (EXPLAIN, not timings): hot-path statements stay O(batch) on a big table.
 
-The table holds 100k completed and 100k future (scheduled) rows plus a small due backlog;
-a statement that seq-scans or walks the finished/future rows fails here.
+The table holds a million completed and a million future (scheduled) rows plus a small due
+backlog, built once for the module; every statement runs in a rolled-back transaction. A
+statement that seq-scans or walks the finished/future rows fails here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -17,26 +20,57 @@ import aioqueue
 from aioqueue._consumer.outcome import Outcome
 
 BATCH = 50
+MILLION = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def big_schema(dsn: str) -> Iterator[str]:
+    """A schema with the million-row table, made once (its own event loop: module scope)."""
+    schema = f"plans_{secrets.token_hex(4)}"
+
+    async def build() -> None:
+        q = await aioqueue.Queue.connect(dsn, schema=schema)
+        try:
+            await q.pool.execute(
+                f"""
+                INSERT INTO "{schema}".jobs
+                    (kind, payload, state, run_at, attempts, max_attempts, finished_at)
+                SELECT 'k', '{{}}', 'completed', now() - interval '1 day', 1, 25,
+                       now() - interval '1 h' + g * interval '1 ms'
+                FROM generate_series(1, {MILLION}) AS g;
+                INSERT INTO "{schema}".jobs (kind, payload, state, run_at)
+                SELECT 'k', '{{}}', 'scheduled', now() + interval '1 day' + g * interval '1 ms'
+                FROM generate_series(1, {MILLION}) AS g;
+                INSERT INTO "{schema}".jobs (kind, payload, state, run_at)
+                SELECT 'k', '{{}}', 'pending', now() - interval '1 minute'
+                FROM generate_series(1, 500);
+                """
+            )
+            await q.pool.execute(f'VACUUM ANALYZE "{schema}".jobs')  # no transaction block
+        finally:
+            await q.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(build())
+    try:
+        yield schema
+    finally:
+        asyncio.run(drop())
 
 
 @pytest.fixture
-async def big(q: aioqueue.Queue, conn: asyncpg.Connection) -> AsyncIterator[aioqueue.Queue]:
-    s = q.config.schema
-    await conn.execute(
-        f"""
-        INSERT INTO "{s}".jobs (kind, payload, state, run_at, attempts, max_attempts, finished_at)
-        SELECT 'k', '{{}}', 'completed', now() - interval '1 day', 1, 25, now() - interval '1 h'
-        FROM generate_series(1, 100000);
-        INSERT INTO "{s}".jobs (kind, payload, state, run_at)
-        SELECT 'k', '{{}}', 'scheduled', now() + interval '1 day' + g * interval '1 ms'
-        FROM generate_series(1, 100000) AS g;
-        INSERT INTO "{s}".jobs (kind, payload, state, run_at)
-        SELECT 'k', '{{}}', 'pending', now() - interval '1 minute'
-        FROM generate_series(1, 500);
-        ANALYZE "{s}".jobs;
-        """
-    )
-    return q
+async def big(dsn: str, big_schema: str) -> AsyncIterator[aioqueue.Queue]:
+    q = await aioqueue.Queue.connect(dsn, schema=big_schema)
+    try:
+        yield q
+    finally:
+        await q.close()
 
 
 def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -148,6 +182,15 @@ async def test_heartbeat_finish_and_rescue_are_o_batch(
     big: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
     q = big
+    tr = conn.transaction()  # the table is shared by the module: leave it as it was
+    await tr.start()
+    try:
+        await _heartbeat_finish_and_rescue(q, conn)
+    finally:
+        await tr.rollback()
+
+
+async def _heartbeat_finish_and_rescue(q: aioqueue.Queue, conn: asyncpg.Connection) -> None:
     rows = await q.queries.job_claim(
         conn,
         kinds=["k"],
@@ -159,7 +202,7 @@ async def test_heartbeat_finish_and_rescue_are_o_batch(
     )
     ids = [r["id"] for r in rows]
     tokens = [r["lease_token"] for r in rows]
-    await conn.execute(f'ANALYZE "{q.config.schema}".jobs')
+    await conn.execute(f'ANALYZE "{q.config.schema}".jobs')  # rolled back with the rest
 
     nodes = await _explain(conn, q.queries.sql["job_heartbeat_many"], ids, tokens, 30.0, None)
     _assert_no_seq_scan_on_jobs(nodes)
@@ -183,10 +226,34 @@ async def test_heartbeat_finish_and_rescue_are_o_batch(
     nodes = await _explain(conn, sql, *args)
     _assert_no_seq_scan_on_jobs(nodes)
 
+    nodes = await _explain(
+        conn,
+        q.queries.sql["job_complete_many"],
+        "{" + ",".join(map(str, ids)) + "}",
+        "{" + ",".join(map(str, tokens)) + "}",
+        json.dumps([1] * len(ids)),
+        None,
+    )
+    _assert_no_seq_scan_on_jobs(nodes)
+    (update,) = [n for n in nodes if n["Node Type"] == "ModifyTable"]
+    assert int(update["Actual Rows"]) == BATCH
+
     nodes = await _explain(conn, q.queries.sql["job_rescue_expired"], 1000, None)
     _assert_no_seq_scan_on_jobs(nodes)
     assert _rows_read(nodes, "jobs_running") <= 2 * BATCH
     assert all(isinstance(t, int) for t in tokens)
+
+
+async def test_prune_reads_one_batch_of_the_oldest_finished(
+    big: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """A million completed rows past retention: one prune batch reads that batch, in the
+    finished_at order of the partial index jobs_finished."""
+    nodes = await _explain(conn, big.queries.sql["job_prune"], "completed", 60.0, 1000, None)
+    _assert_no_seq_scan_on_jobs(nodes)
+    assert _rows_read(nodes, "jobs_finished") <= 2 * 1000
+    (delete,) = [n for n in nodes if n["Node Type"] == "ModifyTable"]
+    assert int(delete["Actual Rows"]) == 1000
 
 
 async def test_the_claim_connection_plans_the_claim_once(q: aioqueue.Queue) -> None:
