@@ -154,12 +154,39 @@ def encode_specs(
 ) -> tuple[str, bool]:
     """Validate all specs (the first invalid one raises, naming its index) and encode the array;
     also whether none has a unique_key or max_delay (nothing to dedupe: a plain INSERT does)."""
-    objects = [
-        encode_spec(as_spec(item, i), max_payload_bytes=max_payload_bytes, index=i)
-        for i, item in enumerate(items)
-    ]
+    objects = []
+    for i, item in enumerate(items):
+        obj = _plain_dict_spec(item, max_payload_bytes)
+        if obj is None:
+            obj = encode_spec(as_spec(item, i), max_payload_bytes=max_payload_bytes, index=i)
+            if len(_KNOWN_KINDS) < KNOWN_KINDS_MAX and obj.keys() == _PLAIN_KEYS:
+                _KNOWN_KINDS[obj["kind"]] = None  # validated: the next ones skip the checks
+        objects.append(obj)
     plain = not any("unique_key" in o or "max_delay" in o for o in objects)
     return _encoder.encode(objects).decode(), plain
+
+
+# Kinds already validated, so that the common spec ({"kind": ..., "payload": ...} of a known
+# kind) skips building a JobSpec (5.7 -> 2.8 us per spec). Bounded: kinds made up per call
+# only fill it once.
+KNOWN_KINDS_MAX = 1024
+_KNOWN_KINDS: dict[str, None] = {}
+_PLAIN_KEYS = frozenset({"kind", "payload"})
+
+
+def _plain_dict_spec(item: object, max_payload_bytes: int) -> dict[str, Any] | None:
+    """The encoded form of a ``{"kind", "payload"}`` dict of a known kind, or None to take the
+    full path (which also makes every error message)."""
+    if type(item) is not dict or not item.keys() <= _PLAIN_KEYS:
+        return None
+    kind = item.get("kind")
+    if type(kind) is not str or kind not in _KNOWN_KINDS:
+        return None
+    try:
+        payload = encode_json(item.get("payload", {}), field="payload", limit=max_payload_bytes)
+    except PayloadError:
+        return None
+    return {"kind": kind, "payload": msgspec.Raw(payload)}
 
 
 def encode_one(spec: JobSpec, *, max_payload_bytes: int) -> str:

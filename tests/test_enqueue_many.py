@@ -241,3 +241,21 @@ async def test_one_wake_up_per_call(q: aioqueue.Queue, conn: asyncpg.Connection)
             assert float(hint[2:]) == pytest.approx(earliest.timestamp(), abs=1e-3)
     finally:
         await listener.close()
+
+
+async def test_specs_of_a_known_kind_are_still_checked_in_full(
+    q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """Plain {"kind", "payload"} dicts of an already validated kind take a shorter path; every
+    other spec, and every error, goes through the full checks, naming the spec's index."""
+    await q.enqueue_many([{"kind": "known", "payload": 1}])  # validated once
+    with pytest.raises(aioqueue.PayloadError, match=r"^job spec 1: payload at \$ is nan"):
+        await q.enqueue_many([{"kind": "known"}, {"kind": "known", "payload": float("nan")}])
+    with pytest.raises(aioqueue.InvalidJobError, match=r"^job spec 2: colour: unknown"):
+        await q.enqueue_many([{"kind": "known"}, {"kind": "known"}, {"kind": "known", "colour": 1}])
+    with pytest.raises(aioqueue.InvalidJobError, match=r"^job spec 1: priority: must be between"):
+        await q.enqueue_many([{"kind": "known"}, {"kind": "known", "priority": 1 << 20}])
+    count = f'SELECT count(*) FROM "{q.config.schema}".jobs'
+    assert await conn.fetchval(count) == 1  # nothing of the failed calls was written
+    outs = await q.enqueue_many([{"kind": "known"}, {"kind": "known", "payload": None}])
+    assert [(await q.get_job(o.id)).payload for o in outs] == [{}, None]
