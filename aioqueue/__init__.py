@@ -4,6 +4,7 @@ from .context import JobContext, JobInfo
 from .errors import (
     AioqueueError,
     ConfigurationError,
+    DatabaseUnavailable,
     InvalidJobError,
     JobNotFound,
     JobStateError,
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AioqueueError",
     "ConfigurationError",
+    "DatabaseUnavailable",
     "EnqueueResult",
     "Event",
     "Hooks",

@@ -17,8 +17,10 @@ import anyio
 import asyncpg
 from anyio.abc import TaskStatus
 
+from ._db.connect import open_connection
 from ._db.queries import Queries
 from ._service import jittered
+from .config import mask_dsn
 
 _log = logging.getLogger("aioqueue.worker")
 
@@ -129,7 +131,9 @@ def dedicated(dsn: str, application_name: str) -> ConnectionFactory:
 
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[asyncpg.Connection]:
-        conn = await asyncpg.connect(dsn, server_settings={"application_name": application_name})
+        conn = await open_connection(
+            dsn, where=mask_dsn(dsn), server_settings={"application_name": application_name}
+        )
         try:
             yield conn
         finally:

@@ -14,7 +14,8 @@
     ├── UnknownTaskError (LookupError)
     ├── JobNotFound (LookupError)
     ├── JobStateError                        admin call on a job in the wrong state
-    └── WaitTimeout (TimeoutError)           Queue.wait(...) ran out of time
+    ├── WaitTimeout (TimeoutError)           Queue.wait(...) ran out of time
+    └── DatabaseUnavailable (ConnectionError) PostgreSQL cannot be reached; nothing was sent
 
 Errors raised by the database driver (``asyncpg.PostgresError`` subclasses) pass through
 unchanged where aioqueue adds nothing to them.
@@ -107,3 +108,9 @@ class JobStateError(AioqueueError):
 
 class WaitTimeout(AioqueueError, TimeoutError):
     """The job did not reach a final state in time."""
+
+
+class DatabaseUnavailable(AioqueueError, ConnectionError):
+    """PostgreSQL cannot be reached (connection refused, no socket, server starting or shutting
+    down): the call sent nothing, so it is safe to retry. A ``ConnectionError`` (an ``OSError``),
+    so code catching those keeps working."""

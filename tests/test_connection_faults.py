@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 import aioqueue
+from aioqueue._db.connect import is_open
 
 from .faultproxy import FaultProxy, fault_proxy
 from .worker_helpers import FAST, Recorder
@@ -138,3 +139,26 @@ async def test_blackholed_network_then_recovery_loses_nothing(
         await rec.wait_for("completed", count=len(outs), timeout=60)
         await worker.stop(timeout=5)
     await _assert_all_completed_once(q, [o.id for o in outs])
+
+
+async def test_an_unreachable_server_raises_database_unavailable(
+    q: aioqueue.Queue, proxy: FaultProxy
+) -> None:
+    """The server goes away (the proxy stops accepting): enqueue and the admin API raise
+    DatabaseUnavailable, naming the server, instead of the socket's bare OSError; it is still
+    an OSError (ConnectionError), as the worker's retry logic expects; nothing was sent."""
+    await q.enqueue("work", 1)  # the kept-aside connection is open and used
+    hot = q._hot._conn
+    await proxy.close()  # every connection reset; new ones refused
+    # until the driver has read the reset (a query already in flight would be ambiguous: C7)
+    with anyio.fail_after(5):
+        while hot is not None and is_open(hot):  # noqa: ASYNC110 (only the driver knows)
+            await anyio.sleep(0.01)
+    for call in (lambda: q.enqueue("work", 2), lambda: q.get_job(1), q.stats):
+        with anyio.fail_after(10), pytest.raises(aioqueue.DatabaseUnavailable) as caught:
+            await call()
+        message = str(caught.value)
+        assert message.startswith("cannot reach PostgreSQL at postgresql://postgres@127.0.0.1:")
+        assert "ConnectionRefusedError" in message
+        assert isinstance(caught.value, ConnectionError)
+        assert isinstance(caught.value.__cause__, ConnectionRefusedError)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 
 from ..config import mask_dsn
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, DatabaseUnavailable
 from .queries import Executor, statement_texts
 
 APPLICATION_NAME = "aioqueue"
@@ -26,6 +27,7 @@ async def create_pool(
             max_size=max_size,
             server_settings={"application_name": application_name},
             reset=_no_reset,
+            connect=functools.partial(open_connection, where=mask_dsn(dsn)),
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise ConfigurationError(
@@ -35,10 +37,33 @@ async def create_pool(
     return pool
 
 
+# Failures to open a connection, before anything is sent: the call can simply be retried.
+UNREACHABLE = (FileNotFoundError, ConnectionRefusedError, asyncpg.CannotConnectNowError)
+
+
+async def open_connection(*args: Any, where: str, **kwargs: Any) -> asyncpg.Connection:
+    """The pool's way to open a connection: an unreachable server raises DatabaseUnavailable,
+    naming the server (never the password) instead of the socket's bare OSError."""
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except UNREACHABLE as exc:
+        raise DatabaseUnavailable(
+            f"cannot reach PostgreSQL at {where}: {type(exc).__name__}: {mask_dsn(str(exc))}"
+        ) from exc
+
+
 async def _no_reset(conn: asyncpg.Connection) -> None:
     """aioqueue's own pool never leaves session state behind (no LISTEN, session advisory
     locks or SET on pooled connections), so skip asyncpg's reset: one round trip per release,
     which doubled the cost of a single enqueue."""
+
+
+def is_open(conn: Any) -> bool:
+    """False once the connection is lost (asyncpg then also detaches a pool's proxy of it)."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 class HotConnection:
@@ -59,6 +84,11 @@ class HotConnection:
             return
         self._busy = True
         try:
+            if self._conn is not None and not is_open(self._conn):
+                # lost while idle (server restart, network): nothing was sent on it yet
+                with contextlib.suppress(Exception):
+                    await self._pool.release(self._conn)
+                self._conn = None
             if self._conn is None:
                 self._conn = await self._pool.acquire()
             conn = self._conn
@@ -180,8 +210,9 @@ class Dedicated:
             return conn
         self._conn = None
         if self._dsn is not None:
-            conn = await asyncpg.connect(
+            conn = await open_connection(
                 self._dsn,
+                where=mask_dsn(self._dsn),
                 server_settings={"application_name": self._application_name, **self._settings},
             )
         else:
