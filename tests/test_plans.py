@@ -73,6 +73,18 @@ async def big(dsn: str, big_schema: str) -> AsyncIterator[aioqueue.Queue]:
         await q.close()
 
 
+async def _claim(q: aioqueue.Queue, conn: Any, kinds: list[str], batch: int) -> list[Any]:
+    return await q.queries.job_claim(
+        conn,
+        kinds=kinds,
+        default_max_attempts=[25] * len(kinds),
+        forbidden_flags=[],
+        batch=batch,
+        worker_id="w",
+        lease=30.0,
+    )
+
+
 def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     out = [plan]
     for child in plan.get("Plans", []):
@@ -165,15 +177,7 @@ async def test_a_claim_over_several_kinds_takes_the_first_jobs_of_all_of_them(
         f"""SELECT id FROM "{s}".jobs WHERE kind IN ('a', 'b')
             ORDER BY priority DESC, run_at, id LIMIT 40"""
     )
-    rows = await q.queries.job_claim(
-        conn,
-        kinds=["a", "b"],
-        default_max_attempts=[25, 25],
-        forbidden_flags=[],
-        batch=40,
-        worker_id="w",
-        lease=30.0,
-    )
+    rows = await _claim(q, conn, ["a", "b"], 40)
     assert [r["id"] for r in rows] == [r["id"] for r in expected]  # returned in that order
     assert {r["kind"] for r in rows} == {"a", "b"}
 
@@ -191,15 +195,7 @@ async def test_heartbeat_finish_and_rescue_are_o_batch(
 
 
 async def _heartbeat_finish_and_rescue(q: aioqueue.Queue, conn: asyncpg.Connection) -> None:
-    rows = await q.queries.job_claim(
-        conn,
-        kinds=["k"],
-        default_max_attempts=[25],
-        forbidden_flags=[],
-        batch=BATCH,
-        worker_id="w",
-        lease=30.0,
-    )
+    rows = await _claim(q, conn, ["k"], BATCH)
     ids = [r["id"] for r in rows]
     tokens = [r["lease_token"] for r in rows]
     await conn.execute(f'ANALYZE "{q.config.schema}".jobs')  # rolled back with the rest
@@ -266,15 +262,7 @@ async def test_the_claim_connection_plans_the_claim_once(q: aioqueue.Queue) -> N
     try:
         conn = await db.get()
         for _ in range(8):
-            await q.queries.job_claim(
-                conn,
-                kinds=["k"],
-                default_max_attempts=[25],
-                forbidden_flags=[],
-                batch=BATCH,
-                worker_id="w",
-                lease=30.0,
-            )
+            await _claim(q, conn, ["k"], BATCH)
         generic, custom = await conn.fetchrow(
             """SELECT generic_plans, custom_plans FROM pg_prepared_statements
             WHERE statement LIKE '-- job_claim:%'"""
