@@ -196,8 +196,8 @@ class Queue:
         if encoded == "[]":
             return []
         if plain:  # nothing to dedupe: one INSERT instead of the add_jobs function
-            db = self.pool if tx is None else await _connect.unwrap_tx(tx)
-            ids = sorted(r["id"] for r in await self.queries.jobs_insert_many(db, encoded))
+            rows = await self.queries.jobs_insert_many(await self._db(tx), encoded)
+            ids = sorted(r["id"] for r in rows)
             results = [EnqueueResult(job_id, False) for job_id in ids]
         else:
             rows = await self._add(encoded, tx)
@@ -212,10 +212,11 @@ class Queue:
                 self.hooks.emit(Event(type="enqueued", job_id=res.id, kind=kind))
 
     async def _add(self, specs: str, tx: Any) -> list[asyncpg.Record]:
-        if tx is None:
-            return await self.queries.jobs_add(self.pool, specs)
-        conn = await _connect.unwrap_tx(tx)
-        return await self.queries.jobs_add(conn, specs)
+        return await self.queries.jobs_add(await self._db(tx), specs)
+
+    async def _db(self, tx: Any) -> Any:
+        """Where an enqueue runs: the pool, or the caller's transaction (``tx=``)."""
+        return self.pool if tx is None else await _connect.unwrap_tx(tx)
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -81,6 +81,15 @@ async def fresh_queue(server_dsn: str, name: str, **kwargs: Any) -> aioqueue.Que
     return q
 
 
+async def load_backlog(q: aioqueue.Queue, n: int) -> None:
+    """Enqueue ``n`` no-op ``bench`` jobs in batches, then VACUUM ANALYZE, ready to drain."""
+    for start in range(0, n, 5000):
+        await q.enqueue_many(
+            [{"kind": "bench", "payload": {"i": i}} for i in range(start, min(n, start + 5000))]
+        )
+    await q.pool.execute(f'VACUUM ANALYZE "{q.config.schema}".jobs')
+
+
 async def fresh_raw(conn: asyncpg.Connection) -> None:
     await conn.execute(RAW_TABLE)
 

@@ -19,6 +19,7 @@ from benchmarks._common import (
     dsn,
     fresh_queue,
     fresh_raw,
+    load_backlog,
     median,
     pg_version,
     timed,
@@ -53,11 +54,7 @@ async def raw_drain(server: str, n: int, connections: int, k: int = 100) -> floa
 
 async def our_drain(q: aioqueue.Queue, n: int, concurrency: int) -> float:
     await q.pool.execute(f'TRUNCATE "{q.config.schema}".jobs')
-    for start in range(0, n, 5000):
-        await q.enqueue_many(
-            [{"kind": "bench", "payload": {"i": i}} for i in range(start, min(n, start + 5000))]
-        )
-    await q.pool.execute(f'VACUUM ANALYZE "{q.config.schema}".jobs')
+    await load_backlog(q, n)
     worker = aioqueue.Worker(q, tasks, concurrency=concurrency)
     return n / await timed(lambda: worker.run(until_empty=True))
 

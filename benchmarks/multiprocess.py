@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks._common import Reporter, dsn, fresh_queue, median, parser, pg_version
+from benchmarks._common import Reporter, dsn, fresh_queue, load_backlog, median, parser, pg_version
 from benchmarks.drain import raw_drain
 
 TARGET = 0.8
@@ -26,11 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 async def our_drain(server: str, schema: str, n: int, q: Any) -> tuple[float, float, int]:
     """(jobs/s once all processes run, jobs/s including their start-up, jobs not completed)."""
     await q.pool.execute(f'TRUNCATE "{schema}".jobs')
-    for start in range(0, n, 5000):
-        await q.enqueue_many(
-            [{"kind": "bench", "payload": {"i": i}} for i in range(start, min(n, start + 5000))]
-        )
-    await q.pool.execute(f'VACUUM ANALYZE "{schema}".jobs')
+    await load_backlog(q, n)
     t0 = time.perf_counter()
     procs = [
         await asyncio.create_subprocess_exec(

@@ -10,7 +10,16 @@ from typing import Any
 import asyncpg
 
 import aioqueue
-from benchmarks._common import Reporter, cli_main, dsn, fresh_queue, median, pg_version, timed
+from benchmarks._common import (
+    Reporter,
+    cli_main,
+    dsn,
+    fresh_queue,
+    load_backlog,
+    median,
+    pg_version,
+    timed,
+)
 from benchmarks.bench_tasks import tasks
 from benchmarks.drain import raw_drain
 
@@ -28,11 +37,7 @@ async def drain(q: aioqueue.Queue, n: int, *, poison: bool) -> float:
             FROM generate_series(1, $1::integer)""",
             POISON,
         )
-    for start in range(0, n, 5000):
-        await q.enqueue_many(
-            [{"kind": "bench", "payload": {"i": i}} for i in range(start, min(n, start + 5000))]
-        )
-    await q.pool.execute(f'VACUUM ANALYZE "{s}".jobs')
+    await load_backlog(q, n)
     worker = aioqueue.Worker(q, tasks)
     return n / await timed(lambda: worker.run(until_empty=True))
 
