@@ -40,6 +40,21 @@ _encoder = msgspec.json.Encoder()
 _plain = msgspec.json.Decoder()
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_INSTANTS: dict[int, dt.datetime] = {}
+
+
+def _instant(us: int) -> dt.datetime:
+    """A claimed job's time (microseconds since the epoch) as a datetime. Jobs enqueued
+    together share their times, so each distinct one is made once (bounded cache)."""
+    when = _INSTANTS.get(us)
+    if when is None:
+        if len(_INSTANTS) >= 4096:
+            _INSTANTS.clear()
+        when = _INSTANTS[us] = _EPOCH + dt.timedelta(microseconds=us)
+    return when
+
+
 _SHOWN_VALUE = re.compile(r"^(Invalid (?:enum )?value) .*?((?: - at `[^`]*`)?)$", re.S)
 
 
@@ -97,11 +112,11 @@ class Executor:
             attempts=row["attempts"],
             max_attempts=row["max_attempts"],
             priority=row["priority"],
-            run_at=row["run_at"],
-            created_at=row["created_at"],
+            run_at=_instant(row["run_at_us"]),
+            created_at=_instant(row["created_at_us"]),
             queue_name=row["queue_name"],
             unique_key=row["unique_key"],
-            flags=list(row["flags"]),
+            flags=list(row["flags"] or ()),
         )
         started = time.monotonic()
         outcome: Outcome | None = None
