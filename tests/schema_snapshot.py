@@ -1,9 +1,10 @@
 """A deterministic text description of the migrated schema, read from the catalog (no pg_dump).
 
 Tables (reloptions, row-level security, privileges), columns (type, nullability, default,
-identity), constraints, indexes, enum types, sequences, triggers, policies, and functions (full
-definition and privileges). The schema name is normalised to ``aioqueue`` and the owning role
-to ``owner``; entries are sorted in Python, so the server's collation does not matter.
+identity), constraints, domains, indexes, enum types, sequences, triggers, policies, and
+functions (full definition and privileges). The schema name is normalised to ``aioqueue``
+and the owning role to ``owner``; entries are sorted in Python, so the server's collation
+does not matter.
 
 Regenerate after changing a migration (uses $AIOQUEUE_TEST_DSN, else the embedded test server
 the suite uses):
@@ -54,6 +55,11 @@ UNION ALL
 SELECT 'constraint ' || c.relname || '.' || k.conname || ' ' || pg_get_constraintdef(k.oid)
 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
 WHERE c.relnamespace = $1::regnamespace
+UNION ALL
+SELECT 'domain ' || t.typname || ' ' || format_type(t.typbasetype, t.typtypmod)
+       || coalesce(' ' || k.conname || ' ' || pg_get_constraintdef(k.oid), '')
+FROM pg_type t LEFT JOIN pg_constraint k ON k.contypid = t.oid
+WHERE t.typnamespace = $1::regnamespace AND t.typtype = 'd'
 UNION ALL
 SELECT 'index ' || pg_get_indexdef(i.indexrelid)
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid

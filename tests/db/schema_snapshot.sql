@@ -2,27 +2,27 @@ column crons.last_job_id bigint
 column crons.last_slot timestamp with time zone not null
 column crons.name text not null
 column crons.updated_at timestamp with time zone not null default now()
-column jobs.attempts integer not null default 0
+column jobs.attempts aioqueue.job_attempts not null default 0
 column jobs.cancel_requested boolean not null default false
 column jobs.created_at timestamp with time zone not null default now()
 column jobs.error jsonb
 column jobs.finished_at timestamp with time zone
-column jobs.flags text[] not null default '{}'::text[]
+column jobs.flags aioqueue.job_flags not null default '{}'::text[]
 column jobs.id bigint not null identity always
-column jobs.kind text not null
+column jobs.kind aioqueue.job_kind not null
 column jobs.lease_expires_at timestamp with time zone
 column jobs.lease_token bigint
 column jobs.locked_by text
-column jobs.max_attempts integer
+column jobs.max_attempts aioqueue.job_max_attempts
 column jobs.payload jsonb not null default '{}'::jsonb
 column jobs.priority smallint not null default 0
-column jobs.queue_name text
+column jobs.queue_name aioqueue.job_queue_name
 column jobs.rescheduled_from bigint
 column jobs.result jsonb
 column jobs.run_at timestamp with time zone not null default now()
 column jobs.started_at timestamp with time zone
 column jobs.state aioqueue.job_state not null default 'pending'::aioqueue.job_state
-column jobs.unique_key text
+column jobs.unique_key aioqueue.job_unique_key
 column migrations.applied_at timestamp with time zone not null default now()
 column migrations.breaking boolean not null default false
 column migrations.name text not null
@@ -38,23 +38,17 @@ constraint crons.crons_name_length CHECK (((octet_length(name) >= 1) AND (octet_
 constraint crons.crons_name_not_null NOT NULL name
 constraint crons.crons_pkey PRIMARY KEY (name)
 constraint crons.crons_updated_at_not_null NOT NULL updated_at
-constraint jobs.jobs_attempts_non_negative CHECK ((attempts >= 0))
 constraint jobs.jobs_attempts_not_null NOT NULL attempts
 constraint jobs.jobs_cancel_requested_not_null NOT NULL cancel_requested
 constraint jobs.jobs_created_at_not_null NOT NULL created_at
-constraint jobs.jobs_flags_count CHECK ((cardinality(flags) <= 32))
 constraint jobs.jobs_flags_not_null NOT NULL flags
 constraint jobs.jobs_id_not_null NOT NULL id
-constraint jobs.jobs_kind_length CHECK (((octet_length(kind) >= 1) AND (octet_length(kind) <= 128)))
 constraint jobs.jobs_kind_not_null NOT NULL kind
-constraint jobs.jobs_max_attempts_positive CHECK ((max_attempts >= 1))
 constraint jobs.jobs_payload_not_null NOT NULL payload
 constraint jobs.jobs_pkey PRIMARY KEY (id)
 constraint jobs.jobs_priority_not_null NOT NULL priority
-constraint jobs.jobs_queue_name_length CHECK (((octet_length(queue_name) >= 1) AND (octet_length(queue_name) <= 128)))
 constraint jobs.jobs_run_at_not_null NOT NULL run_at
 constraint jobs.jobs_state_not_null NOT NULL state
-constraint jobs.jobs_unique_key_length CHECK (((octet_length(unique_key) >= 1) AND (octet_length(unique_key) <= 512)))
 constraint migrations.migrations_applied_at_not_null NOT NULL applied_at
 constraint migrations.migrations_breaking_not_null NOT NULL breaking
 constraint migrations.migrations_name_not_null NOT NULL name
@@ -67,6 +61,12 @@ constraint workers.workers_last_seen_at_not_null NOT NULL last_seen_at
 constraint workers.workers_pid_not_null NOT NULL pid
 constraint workers.workers_pkey PRIMARY KEY (id)
 constraint workers.workers_started_at_not_null NOT NULL started_at
+domain job_attempts integer jobs_attempts_non_negative CHECK ((VALUE >= 0))
+domain job_flags text[] jobs_flags_count CHECK ((cardinality(VALUE) <= 32))
+domain job_kind text jobs_kind_length CHECK (((octet_length(VALUE) >= 1) AND (octet_length(VALUE) <= 128)))
+domain job_max_attempts integer jobs_max_attempts_positive CHECK ((VALUE >= 1))
+domain job_queue_name text jobs_queue_name_length CHECK (((octet_length(VALUE) >= 1) AND (octet_length(VALUE) <= 128)))
+domain job_unique_key text jobs_unique_key_length CHECK (((octet_length(VALUE) >= 1) AND (octet_length(VALUE) <= 512)))
 function aioqueue.add_job(text,jsonb,text,timestamp with time zone,integer,text,integer,text[],text,double precision,double precision) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.add_job(kind text, payload jsonb DEFAULT '{}'::jsonb, queue_name text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, priority integer DEFAULT 0, flags text[] DEFAULT NULL::text[], on_conflict text DEFAULT 'ignore'::text, delay double precision DEFAULT NULL::double precision, max_delay double precision DEFAULT NULL::double precision)
  RETURNS bigint
