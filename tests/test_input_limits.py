@@ -281,6 +281,31 @@ async def test_payload_size_limit_is_exact(dsn: str, schema: str) -> None:
         await big.close()
 
 
+async def test_bulk_of_plain_specs_checks_each_payload(dsn: str, schema: str) -> None:
+    """``{"kind", "payload"}`` dicts of a known kind are encoded as one document; the checks
+    still apply to each payload: a bad one is named by its index, the limit is per payload
+    (not per batch), and a JSON null is stored as given."""
+    q = await aioqueue.Queue.connect(dsn, schema=schema, max_payload_bytes=100)
+    try:
+        await q.enqueue_many([{"kind": "k", "payload": {}}])  # "k" is a known kind now
+        ok = [{"kind": "k", "payload": {"i": i}} for i in range(2)]
+        with pytest.raises(PayloadValueError, match="job spec 2: payload at \\$.x is nan"):
+            await q.enqueue_many([*ok, {"kind": "k", "payload": {"x": float("nan")}}])
+        with pytest.raises(PayloadValueError, match="job spec 1: payload at \\$.s contains a NUL"):
+            await q.enqueue_many([ok[0], {"kind": "k", "payload": {"s": "a\x00"}}])
+        with pytest.raises(PayloadTooLarge, match="job spec 0: "):
+            await q.enqueue_many([{"kind": "k", "payload": "x" * 99}, *ok])
+        near = [{"kind": "k", "payload": "x" * 90} for _ in range(3)]  # 300 bytes together
+        nulls = {"kind": "k", "payload": {"x": None}}
+        out = await q.enqueue_many([*near, nulls])
+        assert len(out) == 4
+        assert (await q.get_job(out[3].id)).payload == {"x": None}
+        assert await q.pool.fetchval(f'SELECT count(*) FROM "{schema}".jobs') == 5
+    finally:
+        await q.pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await q.close()
+
+
 async def test_invalid_input_with_an_idle_tx_connection_is_a_validation_error(
     q: aioqueue.Queue,
 ) -> None:
