@@ -45,7 +45,7 @@ async def run_all(quick: bool, only: list[str], repeat: int | None, reporter: Re
         "enqueue_many": lambda: enqueue_many.run(20000 if quick else 100000, r, reporter),
         "drain": lambda: drain.run(10000 if quick else 50000, r, reporter),
         "latency": lambda: latency.run(200 if quick else 1000, 1, reporter),
-        "multiprocess": lambda: multiprocess.run(20000 if quick else 200000, 1, reporter),
+        "multiprocess": lambda: multiprocess.run(20000 if quick else 200000, r, reporter),
         "mixed": lambda: mixed.run(5 if quick else 30, 2000.0, reporter),
         "poison_backlog": lambda: poison_backlog.run(2000 if quick else 10000, r, reporter),
     }
