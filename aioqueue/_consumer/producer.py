@@ -11,8 +11,13 @@ States::
 
     idle ──(notification | poll tick | timer for a future job | reconnect)──► claim
     claim ── got fewer than asked ──► idle
-          └─ got a full batch ──► backlog: wait until half the slots are free (or a short
-                                  cooldown after the first one frees), then claim again
+          └─ got a full batch ──► backlog: wait until half the room (slots + claimed ahead) is
+                                  free (or a short cooldown after the first one frees), then
+                                  claim again
+
+With a backlog a claim asks for at most half the room, so the next one goes out as soon as it
+returns and runs while its jobs do: a worker whose jobs take less CPU than claiming them is
+never left without work for a claim's round trip (drain c50 22k -> 30k jobs/s).
     any ──(stop requested)──► stopped: never claims again
 
 Wake-ups are debounced: many notifications while a claim runs lead to one more claim.
@@ -48,8 +53,9 @@ EMPTY_WAKES = 3
 WAKE_COOLDOWN = 0.05
 EWMA = 0.2  # weight of the newest sample in the claim and job time averages
 # Jobs claimed ahead are at most this many (or the concurrency, if higher): only jobs that
-# take the worker far less than a claim get that many, and they all start within a claim time.
-PREFETCH_CAP = 200
+# take the worker far less than a claim get that many, and they all start within two claims'
+# time (~10 ms for no-op jobs).
+PREFETCH_CAP = 450
 
 
 class Producer:
@@ -161,6 +167,9 @@ class Producer:
             self._cost += (cost - self._cost) * EWMA
             self._cost_mark = (cpu, finished)
 
+    def _half_room(self) -> int:
+        return max(1, (self._concurrency + self._prefetch() + 1) // 2)
+
     def _free(self) -> int:
         """Jobs to claim now: the free slots plus the prefetch, minus those already waiting."""
         return self._concurrency + self._prefetch() - self.active - len(self._ready)
@@ -197,6 +206,8 @@ class Producer:
             if free <= 0:
                 backlog = True
                 continue
+            if backlog:  # half the room: the next claim goes out while these jobs run
+                free = min(free, self._half_room())
             await self._wait_for_space()
             try:
                 got = await self._claim(free)
@@ -283,7 +294,7 @@ class Producer:
 
     async def _wait_for_slots(self) -> None:
         """After a full batch: claim once half the room is free, or shortly after the first."""
-        half = max(1, (self._concurrency + self._prefetch()) // 2)
+        half = self._half_room()
         if self._free() >= half:
             return
         while self._free() <= 0 and not self._stop.is_set():
