@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -149,16 +149,22 @@ def encode_flags(flags: Iterable[str], index: int | None = None) -> list[str]:
     return [_text(f"flags[{i}]", f, config.FLAG_MAX_BYTES, index) for i, f in enumerate(items)]
 
 
+# How a batch of specs is written: "bare" when each is only {kind, payload} (every other
+# column takes its default), "plain" when none has a unique_key or max_delay (nothing to
+# dedupe: one INSERT), else "dedupe" (the add_jobs function, every on_conflict mode).
+Route = Literal["bare", "plain", "dedupe"]
+
+
 def encode_specs(
     items: Iterable[JobSpec | Mapping[str, Any]], *, max_payload_bytes: int
-) -> tuple[str, bool]:
+) -> tuple[str, Route]:
     """Validate all specs (the first invalid one raises, naming its index) and encode the array;
-    also whether none has a unique_key or max_delay (nothing to dedupe: a plain INSERT does)."""
+    also how to write them (``Route``)."""
     if not isinstance(items, list):
         items = list(items)
     batch = _plain_batch(items, max_payload_bytes)
     if batch is not None:
-        return batch, True
+        return batch, "bare"
     objects = []
     for i, item in enumerate(items):
         obj = _plain_dict_spec(item, max_payload_bytes)
@@ -167,8 +173,14 @@ def encode_specs(
             if len(_KNOWN_KINDS) < KNOWN_KINDS_MAX and obj.keys() == _PLAIN_KEYS:
                 _KNOWN_KINDS[obj["kind"]] = None  # validated: the next ones skip the checks
         objects.append(obj)
-    plain = not any("unique_key" in o or "max_delay" in o for o in objects)
-    return _encoder.encode(objects).decode(), plain
+    route: Route = "bare"
+    for o in objects:
+        if "unique_key" in o or "max_delay" in o:
+            route = "dedupe"
+            break
+        if o.keys() != _PLAIN_KEYS:
+            route = "plain"
+    return _encoder.encode(objects).decode(), route
 
 
 # Kinds already validated, so that the common spec ({"kind": ..., "payload": ...} of a known

@@ -192,11 +192,15 @@ class Queue:
         """Enqueue many jobs in ONE round trip; outcomes come back in input order.
         An invalid spec rejects the whole call (naming its index) and nothing is written."""
         items = list(specs)
-        encoded, plain = encode_specs(items, max_payload_bytes=self.config.max_payload_bytes)
+        encoded, route = encode_specs(items, max_payload_bytes=self.config.max_payload_bytes)
         if encoded == "[]":
             return []
-        if plain:  # nothing to dedupe: one INSERT instead of the add_jobs function
-            rows = await self.queries.jobs_insert_many(await self._db(tx), encoded)
+        if route != "dedupe":  # nothing to dedupe: one INSERT instead of the add_jobs function
+            db = await self._db(tx)
+            if route == "bare":
+                rows = await self.queries.jobs_insert_bare(db, encoded)
+            else:
+                rows = await self.queries.jobs_insert_many(db, encoded)
             ids = sorted(r["id"] for r in rows)
             results = [EnqueueResult(job_id, False) for job_id in ids]
         else:

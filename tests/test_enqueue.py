@@ -175,13 +175,13 @@ async def test_enqueue_many_dedupes_within_one_call_in_order(q: aioqueue.Queue) 
 
 async def test_enqueue_many_of_ten_thousand_is_one_statement(q: aioqueue.Queue) -> None:
     calls: list[str] = []
-    original = q.queries.jobs_insert_many  # keyless: the plain INSERT, not add_jobs
+    original = q.queries.jobs_insert_bare  # only {kind, payload}: the bare INSERT
 
     async def spy(db: Any, specs: str, **kw: Any) -> Any:
         calls.append(specs)
         return await original(db, specs, **kw)
 
-    q.queries.jobs_insert_many = spy  # type: ignore[method-assign]
+    q.queries.jobs_insert_bare = spy  # type: ignore[method-assign]
     outs = await q.enqueue_many([{"kind": "bulk", "payload": {"i": i}} for i in range(10_000)])
     assert len(calls) == 1
     assert len(outs) == 10_000

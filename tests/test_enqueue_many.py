@@ -21,7 +21,7 @@ class Counted:
     """A queue on a one-connection pool whose every statement is logged, plus spies on the
     pool's ``fetch`` and on the statement methods of ``Queries`` that enqueue."""
 
-    METHODS = ("jobs_add", "jobs_insert_many", "job_insert")
+    METHODS = ("jobs_add", "jobs_insert_bare", "jobs_insert_many", "job_insert")
 
     def __init__(
         self, q: aioqueue.Queue, statements: list[str], monkeypatch: pytest.MonkeyPatch
@@ -259,3 +259,40 @@ async def test_specs_of_a_known_kind_are_still_checked_in_full(
     assert await conn.fetchval(count) == 1  # nothing of the failed calls was written
     outs = await q.enqueue_many([{"kind": "known"}, {"kind": "known", "payload": None}])
     assert [(await q.get_job(o.id)).payload for o in outs] == [{}, None]
+
+
+async def test_bare_specs_take_every_default_and_notify_once(
+    q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """Specs that are only {kind, payload} go through the bare INSERT: each column but those two
+    takes its default (due now), ids follow input order, and one notification wakes workers."""
+    s = q.config.schema
+    heard: list[str] = []
+    notified = anyio.Event()
+
+    def listener(*args: Any) -> None:
+        heard.append(args[3])
+        notified.set()
+
+    await conn.add_listener(aioqueue.config.channel_for(s), listener)
+    first = await q.enqueue_many([{"kind": "bare", "payload": {"i": 0}}, {"kind": "bare"}])
+    with anyio.fail_after(5):
+        await notified.wait()
+    notified = anyio.Event()
+    more = await q.enqueue_many([{"kind": "bare", "payload": {"i": i}} for i in range(1, 4)])
+    with anyio.fail_after(5):
+        await notified.wait()
+    assert heard == ["", ""]  # one per call: due now
+    ids = [o.id for o in first + more]
+    assert ids == sorted(ids)
+    rows = await conn.fetch(
+        f"""SELECT id, state::text AS state, priority, run_at = created_at AS due_at_creation,
+                   max_attempts, attempts, flags, queue_name, unique_key, payload::text AS payload
+            FROM "{s}".jobs ORDER BY id"""
+    )
+    assert [r["id"] for r in rows] == ids
+    assert [r["payload"] for r in rows] == ['{"i": 0}', "{}", '{"i": 1}', '{"i": 2}', '{"i": 3}']
+    for r in rows:
+        assert (r["state"], r["priority"], r["due_at_creation"]) == ("pending", 0, True)
+        assert (r["max_attempts"], r["attempts"], r["flags"]) == (None, 0, [])
+        assert (r["queue_name"], r["unique_key"]) == (None, None)

@@ -289,9 +289,9 @@ async def test_bulk_of_plain_specs_checks_each_payload(dsn: str, schema: str) ->
     try:
         await q.enqueue_many([{"kind": "k", "payload": {}}])  # "k" is a known kind now
         ok = [{"kind": "k", "payload": {"i": i}} for i in range(2)]
-        with pytest.raises(PayloadValueError, match="job spec 2: payload at \\$.x is nan"):
+        with pytest.raises(PayloadValueError, match=r"job spec 2: payload at \$\.x is nan"):
             await q.enqueue_many([*ok, {"kind": "k", "payload": {"x": float("nan")}}])
-        with pytest.raises(PayloadValueError, match="job spec 1: payload at \\$.s contains a NUL"):
+        with pytest.raises(PayloadValueError, match=r"job spec 1: payload at \$\.s contains a NUL"):
             await q.enqueue_many([ok[0], {"kind": "k", "payload": {"s": "a\x00"}}])
         with pytest.raises(PayloadTooLarge, match="job spec 0: "):
             await q.enqueue_many([{"kind": "k", "payload": "x" * 99}, *ok])

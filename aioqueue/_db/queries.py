@@ -56,6 +56,10 @@ class Queries:
         (they rise in it: sort them)."""
         return await db.fetch(self.sql["jobs_insert_many"], specs, now)
 
+    async def jobs_insert_bare(self, db: Executor, specs: str) -> list[asyncpg.Record]:
+        """Specs that are only ``{kind, payload}``: ids, rising in input order (sort them)."""
+        return await db.fetch(self.sql["jobs_insert_bare"], specs)
+
     async def job_insert(
         self, db: Executor, spec: dict[str, Any], *, notify_due: bool = True
     ) -> list[asyncpg.Record]:
