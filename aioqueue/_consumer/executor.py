@@ -40,7 +40,7 @@ _encoder = msgspec.json.Encoder()
 _plain = msgspec.json.Decoder()
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _INSTANTS: dict[int, dt.datetime] = {}
 
 
