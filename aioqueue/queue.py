@@ -17,7 +17,7 @@ from ._db import connect as _connect
 from ._db import migrate as _migrate
 from ._db.queries import Queries
 from ._notifier import dedicated, from_pool
-from ._spec import as_spec, encode_one, encode_spec, encode_specs
+from ._spec import encode_one, encode_spec, encode_specs
 from ._waiter import Waiter
 from ._waker import Waker
 from .errors import ConfigurationError, JobNotFound, JobStateError, WaitTimeout
@@ -207,7 +207,9 @@ class Queue:
             rows = await self._add(encoded, tx)
             results = [EnqueueResult(r["id"], r["deduped"]) for r in rows]
         if self.hooks:
-            self._emit_enqueued([as_spec(item).kind for item in items], results)
+            # validated already: the kind is at hand without building the spec again
+            kinds = [i["kind"] if isinstance(i, Mapping) else i.kind for i in items]
+            self._emit_enqueued(kinds, results)
         return results
 
     def _emit_enqueued(self, kinds: list[str], results: list[EnqueueResult]) -> None:

@@ -71,6 +71,34 @@ async def test_subscriber_exceptions_are_logged_once_and_change_nothing(
     assert len(logged) == 1  # rate-limited: once per subscriber per minute
 
 
+async def test_enqueue_many_events_name_each_kind(dsn: str, schema: str) -> None:
+    """One "enqueued" event per job written (none for a deduped spec), with its own kind,
+    whatever form the spec came in."""
+    rec = Recorder()
+    q = await aioqueue.Queue.connect(dsn, schema=schema, hooks=[rec])
+    try:
+        outs = await q.enqueue_many(
+            [
+                {"kind": "a", "payload": {"i": 1}},
+                aioqueue.JobSpec(kind="b"),
+                {"kind": "c", "unique_key": "u"},
+                {"kind": "c", "unique_key": "u"},
+            ]
+        )
+        bare = await q.enqueue_many([{"kind": "a", "payload": {"i": 2}}] * 2)
+    finally:
+        await q.close()
+    assert outs[3].deduped
+    events = [(e.job_id, e.kind) for e in rec.of("enqueued")]
+    assert events == [
+        (outs[0].id, "a"),
+        (outs[1].id, "b"),
+        (outs[2].id, "c"),
+        (bare[0].id, "a"),
+        (bare[1].id, "a"),
+    ]
+
+
 async def test_logging_subscriber_structured_fields(
     q: aioqueue.Queue, caplog: pytest.LogCaptureFixture
 ) -> None:
