@@ -14,11 +14,11 @@ States::
           └─ got a full batch ──► backlog: wait until half the room (slots + claimed ahead) is
                                   free (or a short cooldown after the first one frees), then
                                   claim again
+    any ──(stop requested)──► stopped: never claims again
 
 With a backlog a claim asks for at most half the room, so the next one goes out as soon as it
 returns and runs while its jobs do: a worker whose jobs take less CPU than claiming them is
 never left without work for a claim's round trip (drain c50 22k -> 30k jobs/s).
-    any ──(stop requested)──► stopped: never claims again
 
 Wake-ups are debounced: many notifications while a claim runs lead to one more claim.
 """

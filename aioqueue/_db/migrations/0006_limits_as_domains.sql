@@ -3,8 +3,9 @@
 -- every INSERT and UPDATE statement (pg_strtok was a quarter of a single enqueue's server CPU);
 -- a domain's checks are read once per session (its type cache). Same limits, and the same
 -- constraint names in the errors (SQLSTATE 23514).
--- Each column first takes a domain without a constraint (binary compatible: no table rewrite,
--- the indexes are kept), then the domain gets its check, which scans the table once.
+-- Each column first takes a domain without a constraint (binary compatible: no table rewrite;
+-- the four indexes on kind, queue_name and unique_key are rebuilt), then each domain gets its
+-- check, which reads the table once. Writes wait meanwhile: 2.2 s for a million jobs.
 
 CREATE DOMAIN /*schema*/.job_kind AS text;
 CREATE DOMAIN /*schema*/.job_queue_name AS text;
