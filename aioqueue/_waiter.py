@@ -1,9 +1,10 @@
 """Waiter: lets ``Queue.wait`` sleep until a job reaches a final state, woken by NOTIFY.
 
-One LISTEN connection per Queue, opened on the first wait and shared by all waiters. Each 'f'
-notification (a batch of jobs reached a final state) re-checks the waited ids in one query, so
-the cost is per notification, not per job, and a lost notification only delays a waiter until
-its next re-check (every ``recheck`` seconds).
+One LISTEN connection per Queue, opened on the first wait and shared by all waiters. A waiter
+marks its job (``jobs.waited``, job_watch.sql) so that the statement finishing it sends an 'f'
+notification; jobs nobody waits for finish without one. Each 'f' wakes every waiter of the
+Queue to look again, and a lost notification only delays a waiter until its next re-check
+(every ``recheck`` seconds).
 """
 
 from __future__ import annotations
@@ -62,13 +63,18 @@ class Waiter:
         await self._ensure_started()
         while True:
             changed = self._changed  # take the event before looking, so no wake-up is missed
+            # Marked while not final: whatever finishes it from now on sends 'f'. The row lock
+            # orders this against a finishing statement, so one of the two sees the other.
+            if await self._queries.fetch(self._db, "job_watch", job_id):
+                with anyio.move_on_after(self._recheck):
+                    await changed.wait()
+                continue
             rows = await self._queries.fetch(self._db, "job_get_many", [job_id])
             if not rows:
                 return None
             if rows[0]["state"] in FINAL:
                 return str(rows[0]["state"])
-            with anyio.move_on_after(self._recheck):
-                await changed.wait()
+            # active again (retried since the mark was refused): mark it on the next pass
 
     async def close(self) -> None:
         if self._task is not None:

@@ -13,6 +13,8 @@ import pytest
 import aioqueue
 import aioqueue.testing
 from aioqueue._maintenance.pruner import Pruner
+from aioqueue._notifier import dedicated, from_pool
+from aioqueue._waiter import Waiter
 
 from .worker_helpers import FAST, running_worker
 
@@ -56,6 +58,60 @@ async def test_wait_returns_result_soon_after_completion(q: aioqueue.Queue) -> N
     assert job.result == "opened"
     # woken by the notification, not by the 5 s re-check
     assert finished_at[0] - flushed < 1.0
+
+
+async def test_only_finishing_a_waited_job_sends_the_finished_notification(
+    q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """'f' wakes Queue.wait() callers; jobs nobody waits for finish without a NOTIFY (which
+    would hold the database-wide notify lock through every completion's commit)."""
+    heard: list[str] = []
+    await conn.add_listener(q.config.channel, lambda *args: heard.append(str(args[3])))
+    marked = anyio.Event()
+    fetch = q.queries.fetch
+
+    async def spy(db: Any, name: str, *args: Any) -> Any:
+        rows = await fetch(db, name, *args)
+        if name == "job_watch" and rows:
+            marked.set()
+        return rows
+
+    q.queries.fetch = spy  # type: ignore[method-assign]
+    gate = anyio.Event()
+    plain = await q.enqueue("echo", 1)
+    waited = await q.enqueue("gate")
+    async with running_worker(q, _tasks(), state=gate) as (_, rec):
+        await rec.wait_for("completed", plain.id)
+        await rec.wait_for("started", waited.id)
+        await conn.fetchval("SELECT 1")  # the notifications sent so far have reached us
+        assert "f" not in heard
+        async with anyio.create_task_group() as tg:
+            done: list[aioqueue.Job] = []
+
+            async def waiter() -> None:
+                done.append(await q.wait(waited.id, timeout=10))
+
+            tg.start_soon(waiter)
+            await marked.wait()
+            gate.set()
+    assert done[0].result == "opened"
+    await conn.fetchval("SELECT 1")
+    assert heard.count("f") == 1
+
+
+async def test_waits_racing_the_completions_are_all_woken(q: aioqueue.Queue) -> None:
+    """Marking a job and finishing it race (the row lock orders them): whichever comes second
+    sees the first, so no wait is left for its re-check, here an hour away."""
+    listen = dedicated(q.dsn, "test-waiter") if q.dsn else from_pool(q.pool)
+    q._waiter = Waiter(q.pool, q.queries, q.config.channel, listen, recheck=3600)
+    outs = await q.enqueue_many([{"kind": "echo", "payload": i} for i in range(60)])
+    async with running_worker(q, _tasks(), concurrency=4):
+        with anyio.fail_after(30):  # a lost wake-up would wait an hour
+            async with anyio.create_task_group() as tg:
+                for out in outs:
+                    tg.start_soon(q.wait, out.id)
+    for out in outs:
+        assert (await q.get_job(out.id)).state == "completed"
 
 
 async def test_wait_times_out_with_typed_error(q: aioqueue.Queue) -> None:

@@ -23,6 +23,7 @@ column jobs.run_at timestamp with time zone not null default now()
 column jobs.started_at timestamp with time zone
 column jobs.state aioqueue.job_state not null default 'pending'::aioqueue.job_state
 column jobs.unique_key aioqueue.job_unique_key
+column jobs.waited boolean not null default false
 column migrations.applied_at timestamp with time zone not null default now()
 column migrations.breaking boolean not null default false
 column migrations.name text not null
@@ -49,6 +50,7 @@ constraint jobs.jobs_pkey PRIMARY KEY (id)
 constraint jobs.jobs_priority_not_null NOT NULL priority
 constraint jobs.jobs_run_at_not_null NOT NULL run_at
 constraint jobs.jobs_state_not_null NOT NULL state
+constraint jobs.jobs_waited_not_null NOT NULL waited
 constraint migrations.migrations_applied_at_not_null NOT NULL applied_at
 constraint migrations.migrations_breaking_not_null NOT NULL breaking
 constraint migrations.migrations_name_not_null NOT NULL name

@@ -4,8 +4,11 @@
 -- encoder costs about a microsecond of Python per element, more than the rest of the job.
 -- $1 ids text ('{...}' bigint[] literal), $2 lease_tokens text (same), $3 results text (a JSON
 -- array, one value per id), $4 now timestamptz|NULL.
--- Returns the accepted ids; one notification 'f' wakes Queue.wait() callers, and one '' wakes
--- workers when a finished job had a queue_name (its successor in the queue can run now).
+-- Returns the accepted ids; one notification 'f' wakes Queue.wait() callers when one of the jobs
+-- is waited for (job_watch.sql), and one '' wakes workers when a finished job had a queue_name
+-- (its successor in the queue can run now). No notification at all in the common case: a
+-- NOTIFY holds a database-wide lock through the commit, which would serialise all workers'
+-- completions.
 WITH done AS (
     UPDATE /*schema*/.jobs AS j
     SET state = 'completed',
@@ -21,10 +24,10 @@ WITH done AS (
     WHERE j.id = u.id
       AND j.state = 'running'
       AND j.lease_token = u.lease_token
-    RETURNING j.id, j.queue_name
+    RETURNING j.id, j.queue_name, j.waited
 ), notified AS (
     SELECT pg_notify(/*channel*/, 'f')
-    WHERE EXISTS (SELECT 1 FROM done) AND pg_notification_queue_usage() <= 0.5
+    WHERE EXISTS (SELECT 1 FROM done WHERE done.waited) AND pg_notification_queue_usage() <= 0.5
     UNION ALL
     SELECT pg_notify(/*channel*/, '')
     WHERE EXISTS (SELECT 1 FROM done WHERE done.queue_name IS NOT NULL)

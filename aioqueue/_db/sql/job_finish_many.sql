@@ -7,7 +7,8 @@
 -- $7 delays float8[] (seconds until run_at for scheduled/pending, else NULL),
 -- $8 give_back boolean[] (true: the attempt is not counted, e.g. a graceful-stop release),
 -- $9 now timestamptz (NULL: the database clock).
--- When a job reaches a final state, one notification 'f' wakes Queue.wait() callers.
+-- When a job a Queue.wait() caller marked (job_watch.sql) reaches a final state, one
+-- notification 'f' wakes the callers.
 WITH now AS (
     SELECT coalesce($9::timestamptz, now()) AS ts
 ), done AS (
@@ -33,10 +34,12 @@ FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::
 WHERE j.id = u.id
   AND j.state = 'running'
   AND j.lease_token = u.lease_token
-RETURNING j.id, j.state, j.queue_name
+RETURNING j.id, j.state, j.queue_name, j.waited
 ), notified AS (
     SELECT pg_notify(/*channel*/, 'f')
-    WHERE EXISTS (SELECT 1 FROM done WHERE done.state IN ('completed', 'failed', 'cancelled'))
+    -- only for a job a Queue.wait() caller marked (job_watch.sql)
+    WHERE EXISTS (SELECT 1 FROM done WHERE done.state IN ('completed', 'failed', 'cancelled')
+                                         AND done.waited)
       AND pg_notification_queue_usage() <= 0.5
     UNION ALL
     -- a finished job of a serial queue lets its successor run: wake the workers
