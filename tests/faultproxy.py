@@ -1,7 +1,8 @@
 """A loopback TCP fault proxy between clients and PostgreSQL (modelled on asyncpg's
 TCPFuzzingProxy): ``pass`` forwards, ``blackhole`` stops forwarding but keeps sockets open,
-``reset()`` closes every connection, ``cut_after(pattern)`` forwards the next client message that
-contains ``pattern`` and then cuts that connection before the server's reply gets back."""
+``refuse`` closes new connections at once (a server that is down), ``reset()`` closes every
+connection, ``cut_after(pattern)`` forwards the next client message that contains ``pattern``
+and then cuts that connection before the server's reply gets back."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Literal
 
-Mode = Literal["pass", "blackhole"]
+Mode = Literal["pass", "blackhole", "refuse"]
 
 
 class FaultProxy:
@@ -61,6 +62,9 @@ class FaultProxy:
             await self._server.wait_closed()
 
     async def _accept(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
+        if self.mode == "refuse":
+            c_writer.transport.abort()
+            return
         try:
             s_reader, s_writer = await asyncio.open_connection(*self.target)
         except OSError:

@@ -4,6 +4,7 @@ Invariants: every job completed (no loss), each accepted once, nothing left runn
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -13,6 +14,8 @@ import anyio
 import pytest
 
 import aioqueue
+from aioqueue._consumer.completer import Completer
+from aioqueue._consumer.outcome import Outcome
 from aioqueue._db.connect import is_open
 
 from .faultproxy import FaultProxy, fault_proxy
@@ -103,6 +106,55 @@ async def test_completion_flush_cut_before_reply_is_retried(
     await _assert_all_completed_once(q, [o.id for o in outs])
     assert set(runs.values()) == {1}  # the retried flush was fenced-idempotent: no re-runs
     assert not rec.of("completion_rejected")
+
+
+async def test_outcomes_of_a_flush_retrying_at_stop_go_to_the_final_flush(
+    q: aioqueue.Queue, proxy: FaultProxy
+) -> None:
+    """The server is unreachable while a flush retries, then the worker stops: the final flush
+    (which retries for ``final_timeout``) writes those outcomes once the server is back. They
+    used to be dropped with the cancelled flush: no last try, no 'gave up' in the log."""
+    out = await q.enqueue("work", 1)
+    [row] = await q.queries.job_claim(
+        q.pool, kinds=["work"], default_max_attempts=[3], forbidden_flags=[], batch=1,
+        worker_id="test", lease=60,
+    )  # fmt: skip
+    flushed: list[set[int]] = []
+    completer = Completer(
+        q.pool,
+        q.queries,
+        on_flushed=lambda batch, accepted: flushed.append(accepted),
+        flush_interval=0.01,
+        flush_size=1,
+        final_timeout=30,
+    )
+    failed = anyio.Event()  # the log is the only signal of a failed try
+
+    class OnFailure(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "flush failed" in record.getMessage():
+                failed.set()
+
+    handler, log = OnFailure(), logging.getLogger("aioqueue.worker")
+    log.addHandler(handler)
+    proxy.set_mode("refuse")
+    proxy.reset()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(completer.run)
+            completer.put(
+                Outcome(id=out.id, lease_token=row["lease_token"], kind="work", attempt=1,
+                        state="pending", give_back=True)
+            )  # fmt: skip
+            with anyio.fail_after(10):
+                await failed.wait()
+            tg.cancel_scope.cancel()  # the worker stops: run() ends with its final flush
+            proxy.set_mode("pass")
+    finally:
+        log.removeHandler(handler)
+    assert flushed == [{out.id}]
+    job = await q.get_job(out.id)
+    assert (job.state, job.attempts) == ("pending", 0)
 
 
 async def test_listener_reconnects_after_reset_and_wakes_by_notification(

@@ -112,10 +112,12 @@ class Completer:
         self.in_flight = len(batch)
         delay = 0.05
         deadline = None if retry_for is None else anyio.current_time() + retry_for
+        written = False
         try:
             while True:
                 try:
                     accepted = await self._write(batch, deadline)
+                    written = True
                     break
                 except TRANSIENT as exc:
                     if deadline is not None and anyio.current_time() >= deadline:
@@ -131,6 +133,10 @@ class Completer:
                     await anyio.sleep(delay)
                     delay = min(delay * 2, 2.0)
             self._on_flushed(batch, accepted)
+        except BaseException:
+            if not written:  # cancelled while retrying (stopping): the final flush takes them
+                self._buffer[:0] = batch
+            raise
         finally:
             self.in_flight = 0
             if not self._buffer:
