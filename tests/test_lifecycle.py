@@ -104,14 +104,22 @@ async def test_waits_racing_the_completions_are_all_woken(q: aioqueue.Queue) -> 
     sees the first, so no wait is left for its re-check, here an hour away."""
     listen = dedicated(q.dsn, "test-waiter") if q.dsn else from_pool(q.pool)
     q._waiter = Waiter(q.pool, q.queries, q.config.channel, listen, recheck=3600)
-    outs = await q.enqueue_many([{"kind": "echo", "payload": i} for i in range(60)])
-    async with running_worker(q, _tasks(), concurrency=4):
+    tasks = _tasks()
+
+    @tasks.task("fail", max_attempts=1)
+    async def fail(ctx: aioqueue.JobContext, payload: Any) -> None:
+        raise RuntimeError("no")  # a failed job is written by job_finish_many, not the fast path
+
+    outs = await q.enqueue_many(
+        [{"kind": "echo" if i % 3 else "fail", "payload": i} for i in range(60)]
+    )
+    async with running_worker(q, tasks, concurrency=4):
         with anyio.fail_after(30):  # a lost wake-up would wait an hour
             async with anyio.create_task_group() as tg:
                 for out in outs:
                     tg.start_soon(q.wait, out.id)
-    for out in outs:
-        assert (await q.get_job(out.id)).state == "completed"
+    states = [(await q.get_job(out.id)).state for out in outs]
+    assert states == ["failed" if i % 3 == 0 else "completed" for i in range(60)]
 
 
 async def test_wait_times_out_with_typed_error(q: aioqueue.Queue) -> None:
