@@ -198,10 +198,9 @@ class Queue:
         if route != "dedupe":  # nothing to dedupe: one INSERT instead of the add_jobs function
             db = await self._db(tx)
             if route == "bare":
-                rows = await self.queries.jobs_insert_bare(db, encoded)
+                ids = await self.queries.jobs_insert_bare(db, encoded)
             else:
-                rows = await self.queries.jobs_insert_many(db, encoded)
-            ids = sorted(r["id"] for r in rows)
+                ids = await self.queries.jobs_insert_many(db, encoded)
             results = [EnqueueResult(job_id, False) for job_id in ids]
         else:
             rows = await self._add(encoded, tx)

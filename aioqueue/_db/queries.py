@@ -51,14 +51,15 @@ class Queries:
 
     async def jobs_insert_many(
         self, db: Executor, specs: str, *, now: dt.datetime | None = None
-    ) -> list[asyncpg.Record]:
-        """Keyless specs (no unique_key, no max_delay): ids, not necessarily in input order
-        (they rise in it: sort them)."""
-        return await db.fetch(self.sql["jobs_insert_many"], specs, now)
+    ) -> list[int]:
+        """Keyless specs (no unique_key, no max_delay): the ids, in input order."""
+        rows = await db.fetch(self.sql["jobs_insert_many"], specs, now)
+        return _ids(rows[0]["ids"])
 
-    async def jobs_insert_bare(self, db: Executor, specs: str) -> list[asyncpg.Record]:
-        """Specs that are only ``{kind, payload}``: ids, rising in input order (sort them)."""
-        return await db.fetch(self.sql["jobs_insert_bare"], specs)
+    async def jobs_insert_bare(self, db: Executor, specs: str) -> list[int]:
+        """Specs that are only ``{kind, payload}``: the ids, in input order."""
+        rows = await db.fetch(self.sql["jobs_insert_bare"], specs)
+        return _ids(rows[0]["ids"])
 
     async def job_insert(
         self, db: Executor, spec: dict[str, Any], *, notify_due: bool = True
@@ -225,3 +226,8 @@ class Queries:
     async def fetch(self, db: Executor, name: str, *args: Any) -> list[asyncpg.Record]:
         """Run a named statement (for statements whose wrapper adds nothing)."""
         return await db.fetch(self.sql[name], *args)
+
+
+def _ids(text: str | None) -> list[int]:
+    """Ids sent as one comma-separated text (NULL when there are none)."""
+    return list(map(int, text.split(","))) if text else []

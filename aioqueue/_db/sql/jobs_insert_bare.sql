@@ -4,7 +4,10 @@
 -- (jobs_insert_many). One notification per call, skipped while the notification queue is over
 -- half full.
 -- $1 specs text: a JSON array of {"kind": ..., "payload": ...} objects.
--- Returns the ids; they rise in input order (rows are inserted in it), so the caller sorts them.
+-- Returns one row: the ids, sorted (which is input order: rows are inserted in it and ids come
+-- from the identity sequence as they are), as one comma-separated text. One value instead of a
+-- row per job saves the client ~0.5 us per job; a bigint[] would cost each pooled connection
+-- asyncpg's type introspection on its first use.
 WITH ins AS (
     INSERT INTO /*schema*/.jobs AS j (kind, payload)
     SELECT a.spec ->> 'kind', a.spec -> 'payload'
@@ -15,5 +18,6 @@ WITH ins AS (
     SELECT pg_notify(/*channel*/, '') AS sent
     WHERE EXISTS (SELECT 1 FROM ins) AND pg_notification_queue_usage() <= 0.5
 )
--- w.n is selected so the planner cannot remove the join (and with it the notification)
-SELECT ins.id, w.n AS notified FROM ins LEFT JOIN (SELECT count(*) AS n FROM wake) AS w ON true
+-- notified is selected so that the wake CTE runs (a CTE nobody reads is never run)
+SELECT string_agg(ins.id::text, ',' ORDER BY ins.id) AS ids, (SELECT count(*) FROM wake) AS notified
+FROM ins

@@ -4,8 +4,8 @@
 -- 't:<epoch>' of the earliest run_at; skipped while the notification queue is over half full.
 -- $1 specs text: a JSON array of specs as _spec.encode_specs makes them; $2 now timestamptz
 -- (NULL: the database clock).
--- Returns the ids in input order: rows are inserted in input order and ids come from the
--- identity sequence as they are, so the caller sorts them.
+-- Returns one row: the ids, sorted (which is input order: rows are inserted in it and ids come
+-- from the identity sequence as they are), as one comma-separated text (jobs_insert_bare.sql).
 WITH now AS (
     SELECT coalesce($2::timestamptz, now()) AS ts
 ), ins AS (
@@ -40,4 +40,6 @@ WITH now AS (
     FROM ins
     HAVING count(*) > 0
 )
-SELECT ins.id FROM ins LEFT JOIN wake ON true
+-- notified is selected so that the wake CTE runs (a CTE nobody reads is never run)
+SELECT string_agg(ins.id::text, ',' ORDER BY ins.id) AS ids, (SELECT count(*) FROM wake) AS notified
+FROM ins
