@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -77,35 +76,55 @@ class HotConnection:
         self._conn: Any = None
         self._busy = not enabled  # disabled: every call uses the pool
 
-    @contextlib.asynccontextmanager
-    async def use(self) -> AsyncIterator[Executor]:
-        if self._busy:
-            yield self._pool
-            return
-        self._busy = True
-        try:
-            if self._conn is not None and not is_open(self._conn):
-                # lost while idle (server restart, network): nothing was sent on it yet
-                with contextlib.suppress(Exception):
-                    await self._pool.release(self._conn)
-                self._conn = None
-            if self._conn is None:
-                self._conn = await self._pool.acquire()
-            conn = self._conn
-            try:
-                yield conn
-            except BaseException:
-                self._conn = None
-                await self._pool.release(conn)
-                raise
-        finally:
-            self._busy = False
+    def use(self) -> _HotUse:
+        """``async with hot.use() as db``: the kept-aside connection, or the pool while another
+        call has it. A class, not a generator context manager: this is on every single enqueue
+        (6.5 -> 2 us)."""
+        return _HotUse(self)
 
     async def close(self) -> None:
         self._busy = True
         conn, self._conn = self._conn, None
         if conn is not None:
             await self._pool.release(conn)
+
+
+class _HotUse:
+    __slots__ = ("_conn", "_hot")
+
+    def __init__(self, hot: HotConnection) -> None:
+        self._hot = hot
+        self._conn: Any = None
+
+    async def __aenter__(self) -> Executor:
+        hot = self._hot
+        if hot._busy:
+            return hot._pool
+        hot._busy = True
+        try:
+            if hot._conn is not None and not is_open(hot._conn):
+                # lost while idle (server restart, network): nothing was sent on it yet
+                with contextlib.suppress(Exception):
+                    await hot._pool.release(hot._conn)
+                hot._conn = None
+            if hot._conn is None:
+                hot._conn = await hot._pool.acquire()
+        except BaseException:
+            hot._busy = False
+            raise
+        self._conn = hot._conn
+        return self._conn  # type: ignore[no-any-return]
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        conn, hot = self._conn, self._hot
+        if conn is None:
+            return  # the pool was used
+        try:
+            if exc_type is not None:
+                hot._conn = None  # the pool resets or discards it
+                await hot._pool.release(conn)
+        finally:
+            hot._busy = False
 
 
 async def replace_connections(db: Executor) -> None:
