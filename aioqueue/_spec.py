@@ -228,5 +228,15 @@ def _plain_dict_spec(item: object, max_payload_bytes: int) -> dict[str, Any] | N
     return {"kind": kind, "payload": msgspec.Raw(payload)}
 
 
+def encode_plain(kind: object, payload: Any, *, max_payload_bytes: int) -> str:
+    """The payload text of a job with every option at its default, after the checks
+    ``encode_spec`` makes of its kind and payload (same errors, same order)."""
+    if type(kind) is not str or kind not in _KNOWN_KINDS:
+        _text("kind", kind, config.KIND_MAX_BYTES, None)
+        if len(_KNOWN_KINDS) < KNOWN_KINDS_MAX:
+            _KNOWN_KINDS[kind] = None  # type: ignore[index]
+    return encode_json(payload, field="payload", limit=max_payload_bytes).decode()
+
+
 def encode_one(spec: JobSpec, *, max_payload_bytes: int) -> str:
     return _encoder.encode([encode_spec(spec, max_payload_bytes=max_payload_bytes)]).decode()

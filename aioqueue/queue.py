@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn, Self
@@ -15,9 +15,9 @@ import msgspec
 from . import _codec, config
 from ._db import connect as _connect
 from ._db import migrate as _migrate
-from ._db.queries import Queries
+from ._db.queries import Executor, Queries
 from ._notifier import dedicated, from_pool
-from ._spec import encode_one, encode_spec, encode_specs
+from ._spec import encode_one, encode_plain, encode_spec, encode_specs
 from ._waiter import Waiter
 from ._waker import Waker
 from .errors import ConfigurationError, JobNotFound, JobStateError, WaitTimeout
@@ -148,6 +148,32 @@ class Queue:
         tx: Any = None,
     ) -> EnqueueResult:
         """Enqueue one job. With ``tx=`` it exists only if that transaction commits."""
+        if (
+            delay is None
+            and run_at is None
+            and unique_key is None
+            and max_delay is None
+            and max_attempts is None
+            and queue_name is None
+            and flags is None
+            and on_conflict == "ignore"
+            and type(priority) is int
+            and priority == 0
+        ):
+            # the most common call: no JobSpec, and every column at its default
+            body = encode_plain(
+                kind,
+                {} if payload is _MISSING else payload,
+                max_payload_bytes=self.config.max_payload_bytes,
+            )
+            row = await self._insert_one(
+                lambda db, notify: self.queries.job_insert_now(db, kind, body, notify_due=notify),
+                tx,
+            )
+            result = EnqueueResult(row["id"], False)
+            if self.hooks:
+                self._emit_enqueued([kind], [result])
+            return result
         spec = JobSpec(
             kind=kind,
             payload={} if payload is _MISSING else payload,
@@ -164,27 +190,36 @@ class Queue:
         if unique_key is None and max_delay is None:
             # nothing to dedupe: a plain INSERT statement instead of the add_jobs function
             one = encode_spec(spec, max_payload_bytes=self.config.max_payload_bytes)
-            if tx is None:
-                # Alone, notify within the insert (one round trip); with other enqueues in
-                # flight, wake after the commit so the commits are not serialised (_waker.py).
-                alone = self._inserting == 0
-                self._inserting += 1
-                try:
-                    async with self._hot.use() as db:
-                        rows = await self.queries.job_insert(db, one, notify_due=alone)
-                finally:
-                    self._inserting -= 1
-                if rows[0]["wake_after_commit"]:
-                    self._waker.request()
-            else:  # the notification must commit with the caller's transaction
-                rows = await self.queries.job_insert(await _connect.unwrap_tx(tx), one)
+            row = await self._insert_one(
+                lambda db, notify: self.queries.job_insert(db, one, notify_due=notify), tx
+            )
+            result = EnqueueResult(row["id"], False)
         else:
             specs = encode_one(spec, max_payload_bytes=self.config.max_payload_bytes)
             rows = await self._add(specs, tx)
-        result = EnqueueResult(rows[0]["id"], rows[0]["deduped"])
+            result = EnqueueResult(rows[0]["id"], rows[0]["deduped"])
         if self.hooks:
             self._emit_enqueued([spec.kind], [result])
         return result
+
+    async def _insert_one(
+        self, insert: Callable[[Executor, bool], Awaitable[asyncpg.Record]], tx: Any
+    ) -> asyncpg.Record:
+        """Run a keyless one-job INSERT (``insert(db, notify)``) and wake workers for it."""
+        if tx is not None:  # the notification must commit with the caller's transaction
+            return await insert(await _connect.unwrap_tx(tx), True)
+        # Alone, notify within the insert (one round trip); with other enqueues in flight,
+        # wake after the commit so the commits are not serialised (_waker.py).
+        alone = self._inserting == 0
+        self._inserting += 1
+        try:
+            async with self._hot.use() as db:
+                row = await insert(db, alone)
+        finally:
+            self._inserting -= 1
+        if row["wake_after_commit"]:
+            self._waker.request()
+        return row
 
     async def enqueue_many(
         self, specs: Iterable[JobSpec | Mapping[str, Any]], *, tx: Any = None

@@ -314,6 +314,31 @@ async def test_limits_are_inclusive(q: aioqueue.Queue) -> None:
     )
 
 
+async def test_default_call_writes_the_same_row_as_the_full_insert(
+    q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """enqueue(kind, payload) takes a shorter statement (job_insert_now.sql); options given at
+    their default values take job_insert.sql. Both rows must match column for column."""
+    short = await q.enqueue("same", {"a": [1, "x"]})
+    full = await q.enqueue("same", {"a": [1, "x"]}, priority=0, flags=[], delay=0)
+    bare = await q.enqueue("same")  # no payload: {}
+    rows = {
+        r["id"]: dict(r)
+        for r in await conn.fetch(
+            f'SELECT *, run_at - created_at AS due_in FROM "{q.config.schema}".jobs'
+        )
+    }
+    ignore = {"id", "run_at", "created_at"}
+    assert {k: v for k, v in rows[short.id].items() if k not in ignore} == {
+        k: v for k, v in rows[full.id].items() if k not in ignore
+    }
+    assert rows[short.id]["due_in"] == dt.timedelta(0)
+    assert rows[short.id]["state"] == "pending"
+    assert rows[bare.id]["payload"] == "{}"
+    with pytest.raises(aioqueue.InvalidJobError, match="kind"):
+        await q.enqueue("k" * 129)  # an unknown kind is checked on the short path too
+
+
 async def test_invalid_spec_in_enqueue_many_names_its_index(
     q: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:

@@ -63,10 +63,10 @@ class Queries:
 
     async def job_insert(
         self, db: Executor, spec: dict[str, Any], *, notify_due: bool = True
-    ) -> list[asyncpg.Record]:
+    ) -> asyncpg.Record:
         """One keyless job (``spec`` as built by ``_spec.encode_spec``). ``notify_due=False``
         leaves waking workers for a due job to the caller, after the commit."""
-        return await db.fetch(
+        rows = await db.fetch(
             self.sql["job_insert"],
             spec["kind"],
             bytes(spec["payload"]).decode(),
@@ -79,6 +79,14 @@ class Queries:
             None,
             notify_due,
         )
+        return rows[0]
+
+    async def job_insert_now(
+        self, db: Executor, kind: str, payload: str, *, notify_due: bool = True
+    ) -> asyncpg.Record:
+        """One job with every option at its default (validated by the caller)."""
+        rows = await db.fetch(self.sql["job_insert_now"], kind, payload, notify_due)
+        return rows[0]
 
     async def job_get(self, db: Executor, job_id: int) -> asyncpg.Record | None:
         return await db.fetchrow(self.sql["job_get"], job_id)
