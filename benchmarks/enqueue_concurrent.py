@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from benchmarks._common import (
+    CHUNKS,
     RAW_INSERT,
     Reporter,
     cli_main,
@@ -28,27 +29,31 @@ async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
     pool = await asyncpg.create_pool(server, min_size=10, max_size=10)
     assert pool is not None
     per_task = n // TASKS
+    step = max(1, per_task // CHUNKS)  # jobs per task per slice
 
     async def setup() -> None:
         async with pool.acquire() as conn:
             await fresh_raw(conn)
 
-    async def raw_worker(t: int) -> None:
-        for i in range(per_task):
-            await pool.fetchval(RAW_INSERT, "bench", f'{{"i": {t * per_task + i}}}')
+    async def raw_worker(first: int) -> None:
+        for i in range(first, first + step):
+            await pool.fetchval(RAW_INSERT, "bench", f'{{"i": {i}}}')
 
-    async def our_worker(t: int) -> None:
-        for i in range(per_task):
-            await q.enqueue("bench", {"i": t * per_task + i})
+    async def our_worker(first: int) -> None:
+        for i in range(first, first + step):
+            await q.enqueue("bench", {"i": i})
 
-    async def raw() -> None:
-        await asyncio.gather(*(raw_worker(t) for t in range(TASKS)))
+    # each slice: the 50 tasks enqueue `count` jobs between them, `step` each
+    async def raw(start: int, count: int) -> None:
+        await asyncio.gather(*(raw_worker(first) for first in range(start, start + count, step)))
 
-    async def ours() -> None:
-        await asyncio.gather(*(our_worker(t) for t in range(TASKS)))
+    async def ours(start: int, count: int) -> None:
+        await asyncio.gather(*(our_worker(first) for first in range(start, start + count, step)))
 
     try:
-        value, baseline = await compare(repeat, per_task * TASKS, setup=setup, raw=raw, ours=ours)
+        value, baseline = await compare(
+            repeat, step * CHUNKS * TASKS, setup=setup, raw=raw, ours=ours, step=step * TASKS
+        )
         async with pool.acquire() as conn:
             version = await pg_version(conn)
         return reporter.add(

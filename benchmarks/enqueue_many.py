@@ -30,19 +30,19 @@ async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
         await fresh_raw(conn)
         await q.pool.execute(f'TRUNCATE "{q.config.schema}".jobs')
 
-    async def raw() -> None:
-        for start in range(0, n, BATCH):
+    async def raw(first: int, count: int) -> None:
+        for start in range(first, first + count, BATCH):
             payloads = [f'{{"i": {i}}}' for i in range(start, start + BATCH)]
             await conn.fetch(RAW_INSERT_MANY, "bench", payloads)
 
-    async def ours() -> None:
-        for start in range(0, n, BATCH):
+    async def ours(first: int, count: int) -> None:
+        for start in range(first, first + count, BATCH):
             await q.enqueue_many(
                 [{"kind": "bench", "payload": {"i": i}} for i in range(start, start + BATCH)]
             )
 
     try:
-        value, baseline = await compare(repeat, n, setup=setup, raw=raw, ours=ours)
+        value, baseline = await compare(repeat, n, setup=setup, raw=raw, ours=ours, step=BATCH)
         return reporter.add(
             "enqueue_many",
             "jobs_per_s",

@@ -25,13 +25,13 @@ async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
     q = await fresh_queue(server, "single")  # default settings, as users run it
     conn = await asyncpg.connect(server)
 
-    async def raw() -> None:
+    async def raw(start: int, count: int) -> None:
         stmt = await conn.prepare(RAW_INSERT)
-        for i in range(n):
+        for i in range(start, start + count):
             await stmt.fetchval("bench", f'{{"i": {i}}}')
 
-    async def ours() -> None:
-        for i in range(n):
+    async def ours(start: int, count: int) -> None:
+        for i in range(start, start + count):
             await q.enqueue("bench", {"i": i})
 
     try:
