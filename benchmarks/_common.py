@@ -122,6 +122,8 @@ async def compare(
     ``step`` (a batch size). Slicing keeps this shared host's slow spells, which last seconds,
     from landing on one side only: with whole runs of N one after the other, the same code
     measured 0.70x and 1.19x in two runs."""
+    if n <= 0 or n % step:
+        raise ValueError(f"N must be a positive multiple of {step}, got {n}")
     raw_rates: list[float] = []
     our_rates: list[float] = []
     size = max(step, n // CHUNKS // step * step)
