@@ -28,8 +28,8 @@ async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
     q = await fresh_queue(server, "concurrent", pool_min_size=10, pool_max_size=10)
     pool = await asyncpg.create_pool(server, min_size=10, max_size=10)
     assert pool is not None
-    per_task = n // TASKS
-    step = max(1, per_task // CHUNKS)  # jobs per task per slice
+    step = max(1, n // TASKS // CHUNKS)  # jobs per task per slice
+    total = step * CHUNKS * TASKS  # N, rounded to whole slices
 
     async def setup() -> None:
         async with pool.acquire() as conn:
@@ -52,7 +52,7 @@ async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
 
     try:
         value, baseline = await compare(
-            repeat, step * CHUNKS * TASKS, setup=setup, raw=raw, ours=ours, step=step * TASKS
+            repeat, total, setup=setup, raw=raw, ours=ours, step=step * TASKS
         )
         async with pool.acquire() as conn:
             version = await pg_version(conn)
@@ -64,7 +64,7 @@ async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
             baseline=baseline,
             target=TARGET,
             pg=version,
-            n=per_task * TASKS,
+            n=total,
             tasks=TASKS,
             pool=10,
             repeat=repeat,

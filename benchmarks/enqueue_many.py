@@ -22,6 +22,7 @@ BATCH = 1000
 
 
 async def run(n: int, repeat: int, reporter: Reporter) -> dict[str, Any]:
+    n = max(BATCH, n // BATCH * BATCH)  # whole batches
     server = dsn()
     q = await fresh_queue(server, "many")  # default settings, as users run it
     conn = await asyncpg.connect(server)
