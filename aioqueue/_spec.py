@@ -170,8 +170,8 @@ def encode_specs(
         obj = _plain_dict_spec(item, max_payload_bytes)
         if obj is None:
             obj = encode_spec(as_spec(item, i), max_payload_bytes=max_payload_bytes, index=i)
-            if len(_KNOWN_KINDS) < KNOWN_KINDS_MAX and obj.keys() == _PLAIN_KEYS:
-                _KNOWN_KINDS[obj["kind"]] = None  # validated: the next ones skip the checks
+            if obj.keys() == _PLAIN_KEYS:
+                _remember_kind(obj["kind"])
         objects.append(obj)
     route: Route = "bare"
     for o in objects:
@@ -189,6 +189,12 @@ def encode_specs(
 KNOWN_KINDS_MAX = 1024
 _KNOWN_KINDS: dict[str, None] = {}
 _PLAIN_KEYS = frozenset({"kind", "payload"})
+
+
+def _remember_kind(kind: str) -> None:
+    """Record a kind that passed the checks: the next specs of it skip them."""
+    if len(_KNOWN_KINDS) < KNOWN_KINDS_MAX:
+        _KNOWN_KINDS[kind] = None
 
 
 def _plain_batch(items: list[Any], max_payload_bytes: int) -> str | None:
@@ -232,9 +238,7 @@ def encode_plain(kind: object, payload: Any, *, max_payload_bytes: int) -> str:
     """The payload text of a job with every option at its default, after the checks
     ``encode_spec`` makes of its kind and payload (same errors, same order)."""
     if type(kind) is not str or kind not in _KNOWN_KINDS:
-        checked = _text("kind", kind, config.KIND_MAX_BYTES, None)
-        if len(_KNOWN_KINDS) < KNOWN_KINDS_MAX:
-            _KNOWN_KINDS[checked] = None  # validated: the next calls skip the checks
+        _remember_kind(_text("kind", kind, config.KIND_MAX_BYTES, None))
     return encode_json(payload, field="payload", limit=max_payload_bytes).decode()
 
 
