@@ -134,9 +134,7 @@ async def compare(
             count = min(size, n - start)
             sides = [("raw", raw), ("ours", ours)]
             for name, fn in sides if index % 2 == 0 else reversed(sides):
-                began = time.perf_counter()
-                await fn(start, count)
-                spent[name] += time.perf_counter() - began
+                spent[name] += await timed(lambda: fn(start, count))  # noqa: B023 (awaited here)
         raw_rates.append(n / spent["raw"])
         our_rates.append(n / spent["ours"])
     return median(our_rates), median(raw_rates)
