@@ -242,6 +242,55 @@ async def _heartbeat_finish_and_rescue(q: aioqueue.Queue, conn: asyncpg.Connecti
     assert all(isinstance(t, int) for t in tokens)
 
 
+async def test_outcomes_and_heartbeats_read_their_batch_among_many_running_jobs(
+    big: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """Every other worker's running jobs stay unread: one batch's completion, finish and
+    heartbeat read that batch by id, whatever the statistics say (here they say nothing runs,
+    as after a fresh ANALYZE of a backlog; joined on the unnested ids alone, the planner hashed
+    every row of jobs_running, so each batch cost O(all running jobs))."""
+    q = big
+    tr = conn.transaction()
+    await tr.start()
+    try:
+        rows: list[Any] = []
+        while batch := await _claim(q, conn, ["k"], BATCH):  # all 500 due rows: 10 batches
+            rows.extend(batch)
+        assert len(rows) >= 10 * BATCH
+        mine = rows[:BATCH]
+        ids = [r["id"] for r in mine]
+        tokens = [r["lease_token"] for r in mine]
+
+        def text(values: list[int]) -> str:
+            return "{" + ",".join(map(str, values)) + "}"
+
+        statements = {
+            "job_heartbeat_many": (ids, tokens, 30.0, None),
+            "job_finish_many": (
+                ids,
+                tokens,
+                ["completed"] * BATCH,
+                ["1"] * BATCH,
+                *([[None] * BATCH] * 3),
+                [False] * BATCH,
+                None,
+            ),
+            "job_complete_many": (text(ids), text(tokens), json.dumps([1] * BATCH), None),
+        }
+        for name, args in statements.items():
+            nodes = await _explain(conn, q.queries.sql[name], *args)
+            _assert_no_seq_scan_on_jobs(nodes)
+            read = sum(
+                int(n["Actual Rows"]) * int(n.get("Actual Loops", 1))
+                + int(n.get("Rows Removed by Filter", 0))
+                for n in nodes
+                if n.get("Relation Name") == "jobs" and "Index" in n["Node Type"]
+            )
+            assert read <= 2 * BATCH, (name, read)
+    finally:
+        await tr.rollback()
+
+
 async def test_prune_reads_one_batch_of_the_oldest_finished(
     big: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:

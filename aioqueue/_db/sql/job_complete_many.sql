@@ -9,6 +9,9 @@
 -- (its successor in the queue can run now). No notification at all in the common case: a
 -- NOTIFY holds a database-wide lock through the commit, which would serialise all workers'
 -- completions.
+-- j.id = ANY($1) repeats the join key so the running rows are read by id (O(batch)): with
+-- the join alone the planner may hash the whole jobs_running index (every worker's running
+-- jobs) whenever its statistics say few rows run, which made each batch O(all running).
 WITH done AS (
     UPDATE /*schema*/.jobs AS j
     SET state = 'completed',
@@ -22,6 +25,7 @@ WITH done AS (
                       WITH ORDINALITY AS r(value, n) ORDER BY r.n))
          AS u(id, lease_token, result)
     WHERE j.id = u.id
+      AND j.id = ANY ($1::text::bigint[])
       AND j.state = 'running'
       AND j.lease_token = u.lease_token
     RETURNING j.id, j.queue_name, j.waited

@@ -9,6 +9,9 @@
 -- $9 now timestamptz (NULL: the database clock).
 -- When a job a Queue.wait() caller marked (job_watch.sql) reaches a final state, one
 -- notification 'f' wakes the callers.
+-- j.id = ANY($1) repeats the join key so the running rows are read by id (O(batch)): with
+-- the join alone the planner may hash the whole jobs_running index (every worker's running
+-- jobs) whenever its statistics say few rows run, which made each batch O(all running).
 WITH now AS (
     SELECT coalesce($9::timestamptz, now()) AS ts
 ), done AS (
@@ -32,6 +35,7 @@ FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::
             $7::float8[], $8::boolean[])
      AS u(id, lease_token, state, result, error, payload, delay, give_back)
 WHERE j.id = u.id
+  AND j.id = ANY ($1::bigint[])
   AND j.state = 'running'
   AND j.lease_token = u.lease_token
 RETURNING j.id, j.state, j.queue_name, j.waited
