@@ -40,13 +40,17 @@ async def run_worker(
     tasks: Tasks,
     concurrency: int,
     settings: dict[str, Any],
+    *,
+    once: bool = False,
 ) -> None:
-    """Run one worker until SIGTERM/SIGINT (graceful), or a second signal (at once)."""
+    """Run one worker until SIGTERM/SIGINT (graceful), or a second signal (at once); with
+    ``once``, also until no job is due and the claimed ones are done (graphile-worker's
+    ``--once``: from cron, CI or a batch script)."""
     q = await connect()
     async with q:
         w = Worker(q, tasks, concurrency=concurrency, **settings)
         loop = asyncio.get_running_loop()
-        run_task = asyncio.ensure_future(w.run())
+        run_task = asyncio.ensure_future(w.run(until_empty=once))
         signals = 0
         stopping: set[asyncio.Task[None]] = set()  # keep a reference until done
 

@@ -271,6 +271,7 @@ def enqueue(
     is_flag=True,
     help="Poll only, no LISTEN connection (e.g. behind PgBouncer in transaction mode).",
 )
+@click.option("--once", is_flag=True, help="Exit when no job is due and the claimed ones are done.")
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -285,6 +286,7 @@ def worker(
     retention: float,
     failed_retention: float,
     no_listen: bool,
+    once: bool,
 ) -> None:
     """Run a worker pool for the tasks in MODULE:TASKS. SIGTERM/SIGINT stop it gracefully;
     a second signal stops it at once (running jobs go back to pending)."""
@@ -306,7 +308,7 @@ def worker(
         "cancelled_retention": None if failed_retention < 0 else failed_retention,
         "listen": not no_listen,
     }
-    _run(lambda: run_worker(lambda: _connect(opts), tasks, concurrency, settings))
+    _run(lambda: run_worker(lambda: _connect(opts), tasks, concurrency, settings, once=once))
 
 
 @cli.command()

@@ -95,6 +95,24 @@ def test_enqueue_list_show_cancel_retry(base: list[str]) -> None:
     assert "SENTINEL-42" not in status.stdout
 
 
+def test_worker_once_runs_what_is_due_then_exits(base: list[str]) -> None:
+    """graphile-worker's --once: each process exits when nothing is due and its claimed jobs
+    are done; a job scheduled for later stays for the next run."""
+    for i in range(20):
+        assert aq(*base, "enqueue", "noop", json.dumps({"i": i})).returncode == 0
+    later = json.loads(aq(*base, "enqueue", "noop", "{}", "--delay", "3600", "--json").stdout)
+
+    run = aq(*base, "worker", "tests.cli_tasks:tasks", "--once", "--processes", "2")
+    assert run.returncode == 0, run.stderr
+
+    data = json.loads(aq(*base, "status", "--json").stdout)
+    assert data["totals"]["completed"] == 20
+    assert data["totals"]["scheduled"] == 1
+    assert data["totals"]["running"] == 0
+    shown = json.loads(aq(*base, "jobs", "show", str(later["id"]), "--json").stdout)
+    assert shown["state"] == "scheduled"
+
+
 def test_bad_input_gives_one_clear_line(base: list[str], dsn: str) -> None:
     one_clear_line(aq(*base, "enqueue", "x", "{not json"), "not valid JSON")
     one_clear_line(aq(*base, "enqueue", "k" * 200, "{}"), "kind")
