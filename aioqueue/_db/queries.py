@@ -156,8 +156,9 @@ class Queries:
         return await db.fetch(
             self.sql["job_complete_many"],
             "{" + ",".join([str(o.id) for o in outcomes]) + "}",
-            "{" + ",".join([str(o.lease_token) for o in outcomes]) + "}",
-            "[" + ",".join([o.result or "null" for o in outcomes]) + "]",
+            "{"
+            + ",".join([f'"{o.id}":[{o.lease_token},{o.result or "null"}]' for o in outcomes])
+            + "}",
             now,
         )
 

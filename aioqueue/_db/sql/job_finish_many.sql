@@ -9,11 +9,6 @@
 -- $9 now timestamptz (NULL: the database clock).
 -- When a job a Queue.wait() caller marked (job_watch.sql) reaches a final state, one
 -- notification 'f' wakes the callers.
--- `(j.state = 'running') IS TRUE` on purpose: a plain `j.state = 'running'` lets the planner
--- read the jobs through jobs_running, and when its statistics say few rows run (after an
--- ANALYZE of a fresh backlog) it hashes every worker's running jobs for each batch: a batch
--- of 5 among 4,000 running took 1.7-2.8 ms instead of 0.2. This way each id is one
--- primary-key probe (tests/test_plans.py guards it).
 WITH now AS (
     SELECT coalesce($9::timestamptz, now()) AS ts
 ), done AS (
@@ -37,7 +32,7 @@ FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::
             $7::float8[], $8::boolean[])
      AS u(id, lease_token, state, result, error, payload, delay, give_back)
 WHERE j.id = u.id
-  AND (j.state = 'running') IS TRUE
+  AND j.state = 'running'
   AND j.lease_token = u.lease_token
 RETURNING j.id, j.state, j.queue_name, j.waited
 ), notified AS (
