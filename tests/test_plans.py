@@ -305,6 +305,9 @@ async def test_a_completion_reads_its_batch_among_many_running_jobs(
             assert read <= BATCH, (plan, read)
             (update,) = [n for n in nodes if n["Node Type"] == "ModifyTable"]
             assert int(update["Actual Rows"]) == BATCH - 1, plan
+            # no join to rescan or hash: the update reads the jobs straight from one index scan
+            (source,) = [c for c in update["Plans"] if c.get("Parent Relationship") == "Outer"]
+            assert source["Node Type"] in ("Index Scan", "Bitmap Heap Scan"), (plan, source)
         done = await q.queries.job_complete_many(
             conn,
             [
