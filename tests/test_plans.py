@@ -107,28 +107,21 @@ async def _explain(conn: asyncpg.Connection, sql: str, *args: Any) -> list[dict[
 async def _explain_prepared(
     conn: asyncpg.Connection, sql: str, plan: str, types: list[str], args: tuple[Any, ...]
 ) -> list[dict[str, Any]]:
-    """EXPLAIN ANALYZE of a prepared statement run with its custom or its generic plan (a
-    pooled connection switches to the generic one after five runs if that looks no dearer).
-    Runs in a savepoint of the caller's transaction; the server quotes the arguments (%L)."""
-    savepoint = conn.transaction()  # rolled back: each plan writes the same rows
-    prepared = False
-    await savepoint.start()
+    """``_explain`` of a prepared statement run with its custom or its generic plan (a pooled
+    connection switches to the generic one after five runs if that looks no dearer). Call it
+    inside a transaction: the plan mode is SET LOCAL there. The server quotes the arguments."""
+    await conn.execute(f"SET LOCAL plan_cache_mode = force_{plan}_plan")
+    await conn.execute(f"PREPARE guarded({', '.join(types)}) AS {sql}")
     try:
-        await conn.execute(f"SET LOCAL plan_cache_mode = force_{plan}_plan")
-        await conn.execute(f"PREPARE guarded({', '.join(types)}) AS {sql}")
-        prepared = True
         placeholders = ", ".join(f"${i + 2}::{t}" for i, t in enumerate(types))
         call = await conn.fetchval(
             f"SELECT format($1, {placeholders})",
             "EXECUTE guarded(" + ", ".join(["%L"] * len(types)) + ")",
             *args,
         )
-        raw = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + call)
+        return await _explain(conn, call)  # rolled back: each plan writes the same rows
     finally:
-        await savepoint.rollback()
-        if prepared:
-            await conn.execute("DEALLOCATE guarded")  # a PREPARE outlives its transaction
-    return _nodes(json.loads(raw)[0]["Plan"])
+        await conn.execute("DEALLOCATE guarded")  # a PREPARE outlives its transaction
 
 
 def _assert_no_seq_scan_on_jobs(nodes: list[dict[str, Any]]) -> None:
@@ -136,14 +129,17 @@ def _assert_no_seq_scan_on_jobs(nodes: list[dict[str, Any]]) -> None:
     assert not scans, scans
 
 
+def _read(node: dict[str, Any]) -> int:
+    """Rows a scan node read: those it returned over all its loops plus those it filtered out."""
+    return int(node["Actual Rows"]) * int(node.get("Actual Loops", 1)) + int(
+        node.get("Rows Removed by Filter", 0)
+    )
+
+
 def _rows_read(nodes: list[dict[str, Any]], index: str) -> int:
     found = [n for n in nodes if n.get("Index Name") == index]
     assert found, f"{index} not used: {[n['Node Type'] for n in nodes]}"
-    return sum(
-        int(n["Actual Rows"]) * int(n.get("Actual Loops", 1))
-        + int(n.get("Rows Removed by Filter", 0))
-        for n in found
-    )
+    return sum(_read(n) for n in found)
 
 
 async def test_claim_uses_partial_index_and_reads_one_batch(
@@ -297,8 +293,7 @@ async def test_a_completion_reads_its_batch_among_many_running_jobs(
             )
             _assert_no_seq_scan_on_jobs(nodes)
             read = sum(
-                int(n["Actual Rows"]) * int(n.get("Actual Loops", 1))
-                + int(n.get("Rows Removed by Filter", 0))
+                _read(n)
                 for n in nodes
                 if n.get("Relation Name") == "jobs" and n["Node Type"] != "ModifyTable"
             )
