@@ -19,6 +19,32 @@ from .errors import PayloadEncodeError, PayloadTooLarge, PayloadValueError
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
+# Payloads and results nest at most this deep (arrays and objects). Far above any real document,
+# far below where decoding in the worker would hit Python's recursion limit.
+MAX_DEPTH = 100
+
+
+def _depth_over(data: bytes, limit: int) -> bool:
+    """True if the JSON text nests deeper than ``limit``. Only walks the decoded document when
+    the text has more than ``limit`` brackets at all (a C-speed count), so most payloads pay
+    two ``bytes.count`` calls."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    try:
+        doc = _decoder.decode(data)
+    except RecursionError:
+        return True
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth) for child in children if isinstance(child, dict | list))
+    return False
+
 
 def _child_path(path: str, key: object) -> str:
     if isinstance(key, int):
@@ -88,7 +114,7 @@ def encode_json(value: Any, *, field: str = "payload", limit: int | None = None)
         data = _encoder.encode(value)
     except RecursionError:
         raise PayloadEncodeError(
-            f"{field} is nested too deeply to be encoded to JSON", path="$", field=field
+            f"{field} is nested deeper than {MAX_DEPTH} levels", path="$", field=field
         ) from None
     except (TypeError, ValueError, OverflowError) as exc:
         try:
@@ -103,6 +129,10 @@ def encode_json(value: Any, *, field: str = "payload", limit: int | None = None)
         if found:
             path, problem = found
             raise PayloadValueError(f"{field} at {path} {problem}", path=path, field=field)
+    if _depth_over(data, MAX_DEPTH):
+        raise PayloadEncodeError(
+            f"{field} is nested deeper than {MAX_DEPTH} levels", path="$", field=field
+        )
     if limit is not None and len(data) > limit:
         raise PayloadTooLarge(
             f"{field} is {len(data)} bytes encoded, over the limit of {limit} bytes",

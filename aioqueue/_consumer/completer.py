@@ -50,6 +50,7 @@ class Completer:
         flush_size: int,
         max_backlog: int | None = None,
         final_timeout: float = 5.0,
+        max_write: float = 30.0,
     ) -> None:
         self._db = db
         self._queries = queries
@@ -58,6 +59,7 @@ class Completer:
         self._flush_size = flush_size
         self._max_backlog = max_backlog or flush_size * 10
         self._final_timeout = final_timeout
+        self._max_write = max_write  # a shielded write on a dead connection must still end
         self._buffer: list[Outcome] = []
         self._has_items = anyio.Event()
         self._full = anyio.Event()
@@ -113,13 +115,20 @@ class Completer:
         delay = 0.05
         deadline = None if retry_for is None else anyio.current_time() + retry_for
         written = False
+        uncertain = False  # an earlier try may have committed: a rejection needs a second look
         try:
             while True:
                 try:
-                    accepted = await self._write(batch, deadline)
+                    # Shielded: a write cancelled while its commit is in flight (a stop) would
+                    # leave its fate unknown, and the resend would be rejected by the fence.
+                    with anyio.CancelScope(shield=True):
+                        accepted = await self._write(batch, deadline)
+                        if uncertain and len(accepted) < len(batch):
+                            accepted |= await self._settled_before(batch, accepted, deadline)
                     written = True
                     break
                 except TRANSIENT as exc:
+                    uncertain = True
                     if deadline is not None and anyio.current_time() >= deadline:
                         _log.error(
                             "completer: gave up writing %d outcomes (%s); their leases will "
@@ -142,9 +151,28 @@ class Completer:
             if not self._buffer:
                 self._idle.set()
 
-    async def _write(self, batch: list[Outcome], deadline: float | None) -> set[int]:
-        timeout = None if deadline is None else max(deadline - anyio.current_time(), 0.1)
+    async def _settled_before(
+        self, batch: list[Outcome], accepted: set[int], deadline: float | None
+    ) -> set[int]:
+        """Of the outcomes this resend had rejected, those an earlier, failed-looking try did
+        write (same state, same lease token): accepted, not lost."""
+        rest = [o for o in batch if o.id not in accepted]
+        timeout = self._write_timeout(deadline)
         with anyio.fail_after(timeout):
+            return await self._queries.job_outcomes_settled(
+                self._db,
+                ids=[o.id for o in rest],
+                lease_tokens=[o.lease_token for o in rest],
+                states=[o.state for o in rest],
+            )
+
+    def _write_timeout(self, deadline: float | None) -> float:
+        if deadline is None:
+            return self._max_write
+        return min(max(deadline - anyio.current_time(), 0.1), self._max_write)
+
+    async def _write(self, batch: list[Outcome], deadline: float | None) -> set[int]:
+        with anyio.fail_after(self._write_timeout(deadline)):
             if all(o.state == "completed" for o in batch):
                 rows = await self._queries.job_complete_many(self._db, batch)
             else:

@@ -55,6 +55,27 @@ def _instant(us: int) -> dt.datetime:
     return when
 
 
+def _job_info(row: asyncpg.Record) -> JobInfo:
+    """The handler's view of a claimed row; raises on what Python cannot hold (the claim
+    returns NULL for times outside years 1-9999, e.g. an infinity written through SQL)."""
+    run_at_us, created_at_us = row["run_at_us"], row["created_at_us"]
+    if run_at_us is None or created_at_us is None:
+        which = "run_at" if run_at_us is None else "created_at"
+        raise ValueError(f"{which} is not a finite time between years 1 and 9999")
+    return JobInfo(
+        id=row["id"],
+        kind=row["kind"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        priority=row["priority"],
+        run_at=_instant(run_at_us),
+        created_at=_instant(created_at_us),
+        queue_name=row["queue_name"],
+        unique_key=row["unique_key"],
+        flags=list(row["flags"] or ()),
+    )
+
+
 _SHOWN_VALUE = re.compile(r"^(Invalid (?:enum )?value) .*?((?: - at `[^`]*`)?)$", re.S)
 
 
@@ -106,18 +127,23 @@ class Executor:
     ) -> None:
         """Run ``row``'s handler; always leaves one outcome (or none if the lease was lost)."""
         task = self._tasks[row["kind"]]
-        info = JobInfo(
-            id=row["id"],
-            kind=row["kind"],
-            attempts=row["attempts"],
-            max_attempts=row["max_attempts"],
-            priority=row["priority"],
-            run_at=_instant(row["run_at_us"]),
-            created_at=_instant(row["created_at_us"]),
-            queue_name=row["queue_name"],
-            unique_key=row["unique_key"],
-            flags=list(row["flags"] or ()),
-        )
+        if job.expired():
+            # The loop stalled (or the job waited) past what its lease is known to cover:
+            # another worker may run it already, so it is given back unstarted.
+            _log.warning(
+                "job %s (%s): not started, its lease may have expired while it waited",
+                job.id,
+                job.kind,
+            )
+            self._put_unstarted(job)
+            on_done(0.0)
+            return
+        try:
+            info = _job_info(row)
+        except Exception as exc:  # a row written through SQL that Python cannot hold
+            self._put(self._undecodable(row, job, exc))
+            on_done(0.0)
+            return
         started = time.monotonic()
         outcome: Outcome | None = None
         if self._hooks:
@@ -150,6 +176,25 @@ class Executor:
                 outcome.duration = duration
                 self._put(outcome)
             on_done(duration)
+
+    def _put_unstarted(self, job: RunningJob) -> None:
+        outcome = self.unstarted(job)
+        if outcome is not None:
+            self._put(outcome)
+
+    def _undecodable(self, row: asyncpg.Record, job: RunningJob, exc: Exception) -> Outcome:
+        """A claimed row the worker cannot turn into a JobInfo: failed for good, never held."""
+        message = f"job row cannot be decoded: {type(exc).__name__}: {exc}"
+        _log.error("job %s (%s): %s; failed permanently", job.id, job.kind, message)
+        error = _error_json(exc, job.attempt, message=message, trace=False)
+        return Outcome(
+            id=job.id,
+            lease_token=job.lease_token,
+            kind=job.kind,
+            attempt=job.attempt,
+            state="failed",
+            error=error,
+        )
 
     def unstarted(self, job: RunningJob) -> Outcome | None:
         """The outcome of a job claimed ahead that never started: given back (attempt not
@@ -199,6 +244,11 @@ class Executor:
         except msgspec.ValidationError as exc:
             # Permanent: retrying cannot make the payload match. Stored without the value.
             error = _error_json(exc, info.attempts, message=validation_message(exc), trace=False)
+            return self._outcome(info, job, "failed", error=error)
+        except (RecursionError, msgspec.DecodeError, ValueError, OverflowError) as exc:
+            # e.g. nested deeper than the decoder can go (written through SQL): permanent too
+            message = f"payload cannot be decoded: {type(exc).__name__}: {exc}"
+            error = _error_json(exc, info.attempts, message=message, trace=False)
             return self._outcome(info, job, "failed", error=error)
         ctx = JobContext(info, state=self._state, worker_id=self._worker_id)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -19,7 +20,7 @@ from .._db.connect import replace_connections
 from .._db.queries import Executor, Queries
 from .._service import jittered
 from .completer import TRANSIENT
-from .running import RunningJob
+from .running import RunningJob, lease_margin
 
 _log = logging.getLogger("aioqueue.worker")
 LAG_WARNING = 1.0
@@ -80,6 +81,7 @@ class Heartbeat:
         snapshot = list(self._jobs.values())
         if not snapshot:
             return
+        sent = time.monotonic()
         with anyio.fail_after(max(self._lease / 2, 1.0)):
             rows = await self._queries.job_heartbeat_many(
                 self._db,
@@ -89,6 +91,7 @@ class Heartbeat:
             )
         self.beats += 1
         ours = {r["id"]: r["cancel_requested"] for r in rows}
+        deadline = sent + self._lease - lease_margin(self._lease)
         for job in snapshot:
             if self._jobs.get(job.id) is not job:
                 continue  # flushed meanwhile
@@ -96,5 +99,7 @@ class Heartbeat:
                 if not job.done:
                     job.stop("lease_lost")
                     self._on_lost(job)
-            elif ours[job.id]:
-                job.stop("cancel_requested")
+            else:
+                job.deadline = deadline  # renewed: the lease holds a while longer
+                if ours[job.id]:
+                    job.stop("cancel_requested")

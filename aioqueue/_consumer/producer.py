@@ -41,7 +41,7 @@ from .._db.queries import Queries
 from .._service import jittered
 from ..tasks import Tasks
 from .completer import TRANSIENT
-from .running import RunningJob
+from .running import RunningJob, lease_margin
 
 _log = logging.getLogger("aioqueue.worker")
 
@@ -132,6 +132,11 @@ class Producer:
         while self._ready and not self._stop.is_set():
             row, job = self._ready.popleft()
             if job.reason is not None:  # lease lost or cancel requested while it waited
+                self._release_job(row, job)
+                continue
+            if time.monotonic() - job.claimed_at > self._lease / 2:
+                # claimed ahead for longer than half a lease (jobs slowed down, or the loop
+                # stalled): given back for any worker, not held here
                 self._release_job(row, job)
                 continue
             self.active += 1
@@ -255,8 +260,16 @@ class Producer:
         self._claimed_at = anyio.current_time()
         self._claim_time += (self._claimed_at - started - self._claim_time) * EWMA
         self._measure_cost()
+        deadline = started + self._lease - lease_margin(self._lease)
         for row in rows:
-            job = RunningJob(row["id"], row["kind"], row["lease_token"], row["attempts"])
+            job = RunningJob(
+                row["id"],
+                row["kind"],
+                row["lease_token"],
+                row["attempts"],
+                claimed_at=started,
+                deadline=deadline,
+            )
             self._jobs[job.id] = job
             if self.active < self._concurrency:
                 self.active += 1

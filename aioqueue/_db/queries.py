@@ -162,6 +162,13 @@ class Queries:
             now,
         )
 
+    async def job_outcomes_settled(
+        self, db: Executor, *, ids: list[int], lease_tokens: list[int], states: list[str]
+    ) -> set[int]:
+        """The ids whose outcome is already written under its own lease (see the .sql)."""
+        rows = await db.fetch(self.sql["job_outcomes_settled"], ids, lease_tokens, states)
+        return {r["id"] for r in rows}
+
     async def job_heartbeat_many(
         self,
         db: Executor,

@@ -64,7 +64,9 @@ WITH now AS (
 ), claimed AS (
     UPDATE /*schema*/.jobs AS j
     SET state = 'running',
-        attempts = j.attempts + 1,
+        -- least(): a row written through SQL with attempts at the integer maximum must not
+        -- make the whole claim fail (every worker would exit on it)
+        attempts = least(j.attempts, 2147483646) + 1,
         max_attempts = coalesce(
             j.max_attempts, ($2::integer[])[array_position($1::text[], j.kind)], 25),
         lease_token = (SELECT token FROM now),
@@ -77,11 +79,16 @@ WITH now AS (
     WHERE j.id = ANY (ARRAY(SELECT id FROM candidates))
     -- Times as integer microseconds since the epoch and no empty array: decoding two
     -- timestamptz and a '{}' into Python objects cost the worker more than the rest of the row
-    -- (the worker makes the datetimes once per distinct value).
+    -- (the worker makes the datetimes once per distinct value). A time Python cannot hold (an
+    -- infinity, BC, past year 9999: written through SQL) comes back NULL instead of failing the
+    -- whole claim, and the worker fails that job.
     RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts, j.lease_token,
-              j.priority, (extract(epoch FROM j.run_at) * 1000000)::bigint AS run_at_us,
+              j.priority,
+              CASE WHEN j.run_at >= '0001-01-01 00:00:00+00' AND j.run_at < '10000-01-01 00:00:00+00'
+                   THEN (extract(epoch FROM j.run_at) * 1000000)::bigint END AS run_at_us,
               j.queue_name, nullif(j.flags, '{}') AS flags, j.unique_key,
-              (extract(epoch FROM j.created_at) * 1000000)::bigint AS created_at_us
+              CASE WHEN j.created_at >= '0001-01-01 00:00:00+00' AND j.created_at < '10000-01-01 00:00:00+00'
+                   THEN (extract(epoch FROM j.created_at) * 1000000)::bigint END AS created_at_us
 )
 -- in claim order: the worker starts them (and queues those claimed ahead) in this order
 SELECT * FROM claimed ORDER BY priority DESC, run_at_us, id

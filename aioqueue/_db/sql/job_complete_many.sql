@@ -22,7 +22,7 @@ WITH args AS MATERIALIZED (
     SET state = 'completed',
         result = (SELECT by_id FROM args) -> j.id::text -> 1,
         finished_at = coalesce($3::timestamptz, now()),
-        lease_token = NULL,
+        -- lease_token is kept: job_outcomes_settled tells a resend's fate by it
         locked_by = NULL,
         lease_expires_at = NULL
     WHERE j.id = ANY ((SELECT ids FROM args)::bigint[])

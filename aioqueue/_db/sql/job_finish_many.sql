@@ -24,7 +24,7 @@ SET state = u.state::/*schema*/.job_state,
     finished_at = CASE WHEN u.state IN ('completed', 'failed', 'cancelled')
                        THEN (SELECT ts FROM now) END,
     started_at = CASE WHEN u.give_back THEN NULL ELSE j.started_at END,
-    lease_token = NULL,
+    -- lease_token is kept: job_outcomes_settled tells a resend's fate by it
     locked_by = NULL,
     lease_expires_at = NULL,
     cancel_requested = false
