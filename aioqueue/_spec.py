@@ -14,7 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from . import config
-from ._codec import encode_json
+from ._codec import MAX_DEPTH, depth_over, encode_json
 from .errors import InvalidJobError, PayloadError
 from .types import ON_CONFLICT_MODES, JobSpec
 
@@ -216,6 +216,8 @@ def _plain_batch(items: list[Any], max_payload_bytes: int) -> str | None:
         return None
     if len(data) > max_payload_bytes or b"null" in data or b"\\u0000" in data:
         return None
+    if depth_over(data, MAX_DEPTH + 2):  # the batch's array and each spec's object
+        return None  # the per-spec path names the payload
     return data.decode()
 
 
