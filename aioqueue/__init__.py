@@ -1,5 +1,6 @@
 """aioqueue: an asyncio-native job queue backed by PostgreSQL and nothing else."""
 
+from ._handle import TaskHandle
 from .context import JobContext, JobInfo
 from .errors import (
     AioqueueError,
@@ -54,6 +55,7 @@ __all__ = [
     "SchemaNotInstalled",
     "SchemaOutdated",
     "Task",
+    "TaskHandle",
     "Tasks",
     "UnknownTaskError",
     "WaitTimeout",

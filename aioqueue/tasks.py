@@ -6,16 +6,19 @@ import inspect
 import math
 import typing
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from . import _cron, config
 from ._backoff import RetryDelay
+from ._handle import TaskHandle
 from .context import JobContext
 from .errors import ConfigurationError, UnknownTaskError
 
 Handler = Callable[[JobContext, Any], Awaitable[Any]]
+P = TypeVar("P")
+R = TypeVar("R")
 _ANY_TYPES: tuple[Any, ...] = (Any, object, None, inspect.Parameter.empty)
 
 
@@ -131,11 +134,12 @@ class Tasks:
         max_attempts: int | None = None,
         timeout: float | None = None,
         retry_delay: RetryDelay = None,
-    ) -> Callable[[Handler], Handler]:
-        """Register ``async def handler(ctx, payload)`` for ``kind``."""
+    ) -> Callable[[Callable[[JobContext, P], Awaitable[R]]], TaskHandle[P, R]]:
+        """Register ``async def handler(ctx, payload)`` for ``kind``; returns a ``TaskHandle``
+        (call it to run the handler; ``await handle.enqueue(q, payload)`` to enqueue)."""
         _validate_options(kind, max_attempts, timeout, retry_delay)
 
-        def register(fn: Handler) -> Handler:
+        def register(fn: Callable[[JobContext, P], Awaitable[R]]) -> TaskHandle[P, R]:
             if not inspect.iscoroutinefunction(fn):
                 raise ConfigurationError(f"task {kind!r}: handler must be an `async def` function")
             if kind in self._tasks:
@@ -143,7 +147,7 @@ class Tasks:
             self._tasks[kind] = Task(
                 kind, fn, max_attempts=max_attempts, timeout=timeout, retry_delay=retry_delay
             )
-            return fn
+            return TaskHandle(kind, fn)
 
         return register
 
