@@ -37,6 +37,12 @@ def render(text: str, schema: str) -> str:
     )
 
 
+@cache
+def sync_add_jobs_text(schema: str) -> str:
+    """``sync_add_jobs.sql`` for ``schema`` (aioqueue.sync runs it on a DB-API cursor)."""
+    return render(statement_texts()["sync_add_jobs"], schema)
+
+
 class Queries:
     """The statements of one schema."""
 
