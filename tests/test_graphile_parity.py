@@ -33,7 +33,7 @@ END;
 $$ LANGUAGE plpgsql VOLATILE;
 
 CREATE TRIGGER trigger_name AFTER INSERT ON my_table FOR EACH ROW EXECUTE PROCEDURE my_table_created();
-"""
+"""  # noqa: E501 (verbatim)
 
 SEED_TRIGGER_JOB = """
 CREATE FUNCTION trigger_job() RETURNS trigger AS $$
@@ -256,7 +256,9 @@ async def test_a_replaced_running_job_given_back_at_a_stop_is_not_run_again(
     first = await q.enqueue("sync", {"v": 1}, unique_key="k")
     async with running_worker(q, tasks, stop_timeout=0.2) as (_, rec):
         await rec.wait_for("started", first.id)
-        new_id = await q.enqueue("sync", {"v": 2}, unique_key="k", delay=3600, on_conflict="replace")
+        new_id = await q.enqueue(
+            "sync", {"v": 2}, unique_key="k", delay=3600, on_conflict="replace"
+        )
     # the stop gave the attempt back; a replaced job ends there instead of waiting to run again
     old = await q.get_job(first.id)
     assert old.state is JobState.CANCELLED
