@@ -377,7 +377,8 @@ class Queue:
 
     async def retry(self, job_id: int) -> EnqueueResult:
         """Re-run a failed or cancelled job as a new pending job whose ``rescheduled_from`` is
-        ``job_id``. If an active job holds the same unique_key it is returned (deduped)."""
+        ``job_id``. Idempotent: while a retry of the job is active, that one is returned
+        (deduped), as is an active job holding the same unique_key."""
         rows = await self.queries.fetch(self.pool, "job_retry", job_id)
         if not rows:
             await self._raise_state_error(job_id, "retry", allowed="failed or cancelled")
@@ -392,7 +393,8 @@ class Queue:
         attempts: int | None = None,
     ) -> list[int]:
         """Change run_at / priority / attempts of waiting jobs; returns the ids changed (jobs
-        that are running or finished are left alone and not in the result)."""
+        that are running or finished are left alone and not in the result). A run_at that is
+        naive or outside [config.RUN_AT_MIN, config.RUN_AT_MAX) raises InvalidJobError."""
         if run_at is not None:
             check_run_at(run_at)  # InvalidJobError naming run_at, before any SQL
         if priority is not None and not config.SMALLINT_MIN <= priority <= config.SMALLINT_MAX:
