@@ -327,8 +327,8 @@ async def test_concurrent_retries_make_one_job(dsn: str, schema: str) -> None:
 async def test_a_retry_that_races_a_committing_retry_returns_it(
     q: aioqueue.Queue, conn: asyncpg.Connection, dsn: str
 ) -> None:
-    """The second retry waits on the first one's uncommitted row in the unique index, then
-    returns it: the database decides, not a check before the insert."""
+    """The second retry waits on the lock the first one holds on the failed job's row, then
+    returns the first one's retry: the database decides, not a check before the insert."""
     failed = await _failed(q, conn)
     other = await asyncpg.connect(dsn)
     try:

@@ -20,7 +20,7 @@ column jobs.queue_name aioqueue.job_queue_name
 column jobs.replaced_by bigint
 column jobs.rescheduled_from bigint
 column jobs.result jsonb
-column jobs.retry_of bigint
+column jobs.retried_by bigint
 column jobs.run_at aioqueue.job_run_at not null default now()
 column jobs.started_at timestamp with time zone
 column jobs.state aioqueue.job_state not null default 'pending'::aioqueue.job_state
@@ -118,7 +118,8 @@ CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs json, now timestamp with time
  LANGUAGE sql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-    SELECT r.ord, r.id, r.deduped FROM aioqueue.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
+    SELECT r.ord, r.id, r.deduped
+    FROM aioqueue.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
 $function$
 function aioqueue.add_jobs(jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
@@ -179,10 +180,12 @@ BEGIN
           AND (pg_catalog.jsonb_typeof(s.value -> d.field) <> 'number'
                OR (s.value ->> d.field)::numeric NOT BETWEEN 0 AND 3153600000)
         UNION ALL
-        SELECT 'give delay or run_at, not both' WHERE pg_catalog.jsonb_typeof(s.value -> 'delay') <> 'null'
-                         AND pg_catalog.jsonb_typeof(s.value -> 'run_at') <> 'null'
+        SELECT 'give delay or run_at, not both'
+        WHERE pg_catalog.jsonb_typeof(s.value -> 'delay') <> 'null'
+          AND pg_catalog.jsonb_typeof(s.value -> 'run_at') <> 'null'
         UNION ALL
-        SELECT 'flags must be an array of 1-128 byte strings' WHERE pg_catalog.jsonb_typeof(s.value -> 'flags') <> 'null' AND (
+        SELECT 'flags must be an array of 1-128 byte strings'
+        WHERE pg_catalog.jsonb_typeof(s.value -> 'flags') <> 'null' AND (
             pg_catalog.jsonb_typeof(s.value -> 'flags') <> 'array'
             OR EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(s.value -> 'flags') AS f
                        WHERE pg_catalog.jsonb_typeof(f) <> 'string'
@@ -211,7 +214,7 @@ BEGIN
     ), ins AS (
         INSERT INTO aioqueue.jobs AS j
             (id, kind, payload, state, priority, run_at, max_attempts, queue_name, flags,
-             rescheduled_from, retry_of, created_at)
+             rescheduled_from, created_at)
         OVERRIDING SYSTEM VALUE
         SELECT src.id, src.spec ->> 'kind', coalesce(src.spec -> 'payload', '{}'::jsonb),
                CASE WHEN src.run_at > v_now THEN 'scheduled'::aioqueue.job_state
@@ -224,7 +227,6 @@ BEGIN
                     THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(src.spec -> 'flags'))
                     ELSE '{}'::text[] END,
                (src.spec ->> 'rescheduled_from')::bigint,
-               (src.spec ->> 'retry_of')::bigint,
                v_now
         FROM src
         ORDER BY src.ord
@@ -285,7 +287,7 @@ BEGIN
             IF v_mode IN ('ignore', 'unsafe_dedupe') THEN
                 INSERT INTO aioqueue.jobs AS j
                     (kind, payload, state, priority, run_at, max_attempts, queue_name, flags,
-                     unique_key, rescheduled_from, retry_of, created_at)
+                     unique_key, rescheduled_from, created_at)
                 VALUES (
                     v_spec.spec ->> 'kind',
                     coalesce(v_spec.spec -> 'payload', '{}'::jsonb),
@@ -297,7 +299,6 @@ BEGIN
                     v_flags,
                     v_spec.spec ->> 'unique_key',
                     (v_spec.spec ->> 'rescheduled_from')::bigint,
-                    (v_spec.spec ->> 'retry_of')::bigint,
                     v_now)
                 ON CONFLICT (kind, unique_key)
                 WHERE unique_key IS NOT NULL AND state IN ('pending', 'scheduled', 'running')
@@ -321,7 +322,7 @@ BEGIN
             -- replace / preserve_run_at / supersede: update a waiting match in place.
             INSERT INTO aioqueue.jobs AS j
                 (kind, payload, state, priority, run_at, max_attempts, queue_name, flags,
-                 unique_key, rescheduled_from, retry_of, created_at)
+                 unique_key, rescheduled_from, created_at)
             VALUES (
                 v_spec.spec ->> 'kind',
                 coalesce(v_spec.spec -> 'payload', '{}'::jsonb),
@@ -333,7 +334,6 @@ BEGIN
                 v_flags,
                 v_spec.spec ->> 'unique_key',
                 (v_spec.spec ->> 'rescheduled_from')::bigint,
-                (v_spec.spec ->> 'retry_of')::bigint,
                 v_now)
             ON CONFLICT (kind, unique_key)
                 WHERE unique_key IS NOT NULL AND state IN ('pending', 'scheduled', 'running')
@@ -437,7 +437,8 @@ CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs text, now timestamp with time
  LANGUAGE sql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
-    SELECT r.ord, r.id, r.deduped FROM aioqueue.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
+    SELECT r.ord, r.id, r.deduped
+    FROM aioqueue.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
 $function$
 function aioqueue.cron_enqueue(text,timestamp with time zone,jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.cron_enqueue(name text, slot timestamp with time zone, spec jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
@@ -492,43 +493,39 @@ CREATE OR REPLACE FUNCTION aioqueue.retry_job(job_id bigint)
 AS $function$
 DECLARE
     v_spec    jsonb;
+    v_last    bigint;
     v_id      bigint;
     v_deduped boolean;
 BEGIN
-    FOR v_try IN 1 .. 3 LOOP
+    SELECT j.retried_by,
+           pg_catalog.jsonb_build_object(
+               'kind', j.kind,
+               'payload', j.payload,
+               'priority', j.priority,
+               'max_attempts', j.max_attempts,
+               'queue_name', j.queue_name,
+               'flags', pg_catalog.to_jsonb(j.flags),
+               'unique_key', j.unique_key,
+               'rescheduled_from', j.id)
+    INTO v_last, v_spec
+    FROM aioqueue.jobs AS j
+    WHERE j.id = retry_job.job_id AND j.state IN ('failed', 'cancelled')
+    FOR UPDATE;
+    IF v_spec IS NULL THEN
+        RETURN;
+    END IF;
+    IF v_last IS NOT NULL THEN
         SELECT j.id INTO v_id FROM aioqueue.jobs AS j
-        WHERE j.retry_of = retry_job.job_id AND j.state IN ('pending', 'scheduled', 'running');
+        WHERE j.id = v_last AND j.state IN ('pending', 'scheduled', 'running');
         IF v_id IS NOT NULL THEN
             RETURN QUERY SELECT v_id, true;
             RETURN;
         END IF;
-        SELECT pg_catalog.jsonb_build_object(
-                   'kind', j.kind,
-                   'payload', j.payload,
-                   'priority', j.priority,
-                   'max_attempts', j.max_attempts,
-                   'queue_name', j.queue_name,
-                   'flags', pg_catalog.to_jsonb(j.flags),
-                   'unique_key', j.unique_key,
-                   'rescheduled_from', j.id,
-                   'retry_of', j.id)
-        INTO v_spec
-        FROM aioqueue.jobs AS j
-        WHERE j.id = retry_job.job_id AND j.state IN ('failed', 'cancelled');
-        IF v_spec IS NULL THEN
-            RETURN;
-        END IF;
-        BEGIN
-            SELECT r.id, r.deduped INTO v_id, v_deduped
-            FROM aioqueue.add_jobs(pg_catalog.jsonb_build_array(v_spec)) AS r;
-            RETURN QUERY SELECT v_id, v_deduped;
-            RETURN;
-        EXCEPTION WHEN unique_violation THEN
-            -- a concurrent retry of this job committed first: the next turn returns it
-        END;
-    END LOOP;
-    RAISE EXCEPTION 'aioqueue: job % is being retried concurrently; try again', retry_job.job_id
-        USING ERRCODE = '40001';
+    END IF;
+    SELECT r.id, r.deduped INTO v_id, v_deduped
+    FROM aioqueue.add_jobs(pg_catalog.jsonb_build_array(v_spec)) AS r;
+    UPDATE aioqueue.jobs AS j SET retried_by = v_id WHERE j.id = retry_job.job_id;
+    RETURN QUERY SELECT v_id, v_deduped;
 END;
 $function$
 index CREATE INDEX jobs_claim ON aioqueue.jobs USING btree (kind, priority DESC, run_at, id) WHERE (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state]))
@@ -539,7 +536,6 @@ index CREATE INDEX jobs_running ON aioqueue.jobs USING btree (id) WHERE (state =
 index CREATE INDEX jobs_unique_key_any ON aioqueue.jobs USING btree (kind, unique_key) WHERE (unique_key IS NOT NULL)
 index CREATE UNIQUE INDEX crons_pkey ON aioqueue.crons USING btree (name)
 index CREATE UNIQUE INDEX jobs_pkey ON aioqueue.jobs USING btree (id)
-index CREATE UNIQUE INDEX jobs_retry_active ON aioqueue.jobs USING btree (retry_of) WHERE ((retry_of IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state, 'running'::aioqueue.job_state])))
 index CREATE UNIQUE INDEX jobs_unique_active ON aioqueue.jobs USING btree (kind, unique_key) WHERE ((unique_key IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state, 'running'::aioqueue.job_state])))
 index CREATE UNIQUE INDEX migrations_pkey ON aioqueue.migrations USING btree (version)
 index CREATE UNIQUE INDEX workers_pkey ON aioqueue.workers USING btree (id)

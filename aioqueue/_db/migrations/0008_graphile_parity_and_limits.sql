@@ -10,8 +10,9 @@
 -- the range, so that the check is validated and no later UPDATE of the row trips over it.
 -- Changing the column's type rebuilds jobs_claim; writes wait meanwhile (as in 0006).
 --
--- jobs.retry_of: the job a retry (retry_job) re-runs; a unique index over active rows makes a
--- second retry of the same job return the first one, even when the two race.
+-- jobs.retried_by: on a failed or cancelled job, its latest retry (retry_job): while that one is
+-- active, another retry of the job returns it. retry_job locks the job's row, so racing retries
+-- take turns (no index: every insert, claim and completion would maintain it).
 -- jobs.replaced_by: set on a running job whose key a replace/preserve_run_at/supersede took
 -- over; job_finish_many then settles its retry (failed) or give-back (cancelled) for good.
 -- Both columns are NULL for other jobs: added without a table rewrite.
@@ -43,17 +44,12 @@ ALTER DOMAIN /*schema*/.job_run_at
     CHECK (VALUE >= '1970-01-01 00:00:00+00' AND VALUE < '3000-01-01 00:00:00+00');
 
 ALTER TABLE /*schema*/.jobs
-    ADD COLUMN retry_of bigint,
+    ADD COLUMN retried_by bigint,
     ADD COLUMN replaced_by bigint;
-
--- At most one active retry per job (retry_job).
-CREATE UNIQUE INDEX jobs_retry_active
-    ON /*schema*/.jobs (retry_of)
-    WHERE retry_of IS NOT NULL AND state IN ('pending', 'scheduled', 'running');
 
 -- add_jobs: as in 0001, plus the checks of delays and flags, unsafe_dedupe ignoring completed
 -- and cancelled jobs, preserve_run_at keeping run_at only while never attempted, a replaced
--- running job never run again, and retry_of.
+-- running job never run again.
 
 CREATE OR REPLACE FUNCTION /*schema*/.add_jobs(specs jsonb, now timestamptz DEFAULT NULL)
 RETURNS TABLE (ord integer, id bigint, deduped boolean)
@@ -113,10 +109,12 @@ BEGIN
           AND (pg_catalog.jsonb_typeof(s.value -> d.field) <> 'number'
                OR (s.value ->> d.field)::numeric NOT BETWEEN 0 AND 3153600000)
         UNION ALL
-        SELECT 'give delay or run_at, not both' WHERE pg_catalog.jsonb_typeof(s.value -> 'delay') <> 'null'
-                         AND pg_catalog.jsonb_typeof(s.value -> 'run_at') <> 'null'
+        SELECT 'give delay or run_at, not both'
+        WHERE pg_catalog.jsonb_typeof(s.value -> 'delay') <> 'null'
+          AND pg_catalog.jsonb_typeof(s.value -> 'run_at') <> 'null'
         UNION ALL
-        SELECT 'flags must be an array of 1-128 byte strings' WHERE pg_catalog.jsonb_typeof(s.value -> 'flags') <> 'null' AND (
+        SELECT 'flags must be an array of 1-128 byte strings'
+        WHERE pg_catalog.jsonb_typeof(s.value -> 'flags') <> 'null' AND (
             pg_catalog.jsonb_typeof(s.value -> 'flags') <> 'array'
             OR EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(s.value -> 'flags') AS f
                        WHERE pg_catalog.jsonb_typeof(f) <> 'string'
@@ -145,7 +143,7 @@ BEGIN
     ), ins AS (
         INSERT INTO /*schema*/.jobs AS j
             (id, kind, payload, state, priority, run_at, max_attempts, queue_name, flags,
-             rescheduled_from, retry_of, created_at)
+             rescheduled_from, created_at)
         OVERRIDING SYSTEM VALUE
         SELECT src.id, src.spec ->> 'kind', coalesce(src.spec -> 'payload', '{}'::jsonb),
                CASE WHEN src.run_at > v_now THEN 'scheduled'::/*schema*/.job_state
@@ -158,7 +156,6 @@ BEGIN
                     THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(src.spec -> 'flags'))
                     ELSE '{}'::text[] END,
                (src.spec ->> 'rescheduled_from')::bigint,
-               (src.spec ->> 'retry_of')::bigint,
                v_now
         FROM src
         ORDER BY src.ord
@@ -219,7 +216,7 @@ BEGIN
             IF v_mode IN ('ignore', 'unsafe_dedupe') THEN
                 INSERT INTO /*schema*/.jobs AS j
                     (kind, payload, state, priority, run_at, max_attempts, queue_name, flags,
-                     unique_key, rescheduled_from, retry_of, created_at)
+                     unique_key, rescheduled_from, created_at)
                 VALUES (
                     v_spec.spec ->> 'kind',
                     coalesce(v_spec.spec -> 'payload', '{}'::jsonb),
@@ -231,7 +228,6 @@ BEGIN
                     v_flags,
                     v_spec.spec ->> 'unique_key',
                     (v_spec.spec ->> 'rescheduled_from')::bigint,
-                    (v_spec.spec ->> 'retry_of')::bigint,
                     v_now)
                 ON CONFLICT (kind, unique_key)
                 WHERE unique_key IS NOT NULL AND state IN ('pending', 'scheduled', 'running')
@@ -255,7 +251,7 @@ BEGIN
             -- replace / preserve_run_at / supersede: update a waiting match in place.
             INSERT INTO /*schema*/.jobs AS j
                 (kind, payload, state, priority, run_at, max_attempts, queue_name, flags,
-                 unique_key, rescheduled_from, retry_of, created_at)
+                 unique_key, rescheduled_from, created_at)
             VALUES (
                 v_spec.spec ->> 'kind',
                 coalesce(v_spec.spec -> 'payload', '{}'::jsonb),
@@ -267,7 +263,6 @@ BEGIN
                 v_flags,
                 v_spec.spec ->> 'unique_key',
                 (v_spec.spec ->> 'rescheduled_from')::bigint,
-                (v_spec.spec ->> 'retry_of')::bigint,
                 v_now)
             ON CONFLICT (kind, unique_key)
                 WHERE unique_key IS NOT NULL AND state IN ('pending', 'scheduled', 'running')
@@ -420,7 +415,8 @@ RETURNS TABLE (ord integer, id bigint, deduped boolean)
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT r.ord, r.id, r.deduped FROM /*schema*/.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
+    SELECT r.ord, r.id, r.deduped
+    FROM /*schema*/.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
 $fn$;
 
 CREATE FUNCTION /*schema*/.add_jobs(specs text, now timestamptz DEFAULT NULL)
@@ -428,14 +424,16 @@ RETURNS TABLE (ord integer, id bigint, deduped boolean)
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT r.ord, r.id, r.deduped FROM /*schema*/.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
+    SELECT r.ord, r.id, r.deduped
+    FROM /*schema*/.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
 $fn$;
 
--- retry_job: re-run a failed or cancelled job as a new pending job (rescheduled_from and
--- retry_of: the job). Idempotent: while a retry of the job is active, that one is returned
--- (deduped); two racing retries meet on jobs_retry_active and the loser returns the winner's.
--- An active job holding the same unique_key is returned too (add_jobs' dedupe). No row: the job
--- is not failed/cancelled (or does not exist).
+-- retry_job: re-run a failed or cancelled job as a new pending job (rescheduled_from: the job).
+-- Idempotent: while the job's latest retry (retried_by) is active, that one is returned
+-- (deduped), as is an active job holding the same unique_key (add_jobs' dedupe). The job's row
+-- is locked first, so two racing retries take turns and the second sees the first's retry
+-- (READ COMMITTED re-reads the locked row; a REPEATABLE READ caller gets a serialization
+-- failure instead of a duplicate). No row: the job is not failed/cancelled (or does not exist).
 CREATE FUNCTION /*schema*/.retry_job(job_id bigint)
 RETURNS TABLE (id bigint, deduped boolean)
 LANGUAGE plpgsql VOLATILE
@@ -443,43 +441,39 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_spec    jsonb;
+    v_last    bigint;
     v_id      bigint;
     v_deduped boolean;
 BEGIN
-    FOR v_try IN 1 .. 3 LOOP
+    SELECT j.retried_by,
+           pg_catalog.jsonb_build_object(
+               'kind', j.kind,
+               'payload', j.payload,
+               'priority', j.priority,
+               'max_attempts', j.max_attempts,
+               'queue_name', j.queue_name,
+               'flags', pg_catalog.to_jsonb(j.flags),
+               'unique_key', j.unique_key,
+               'rescheduled_from', j.id)
+    INTO v_last, v_spec
+    FROM /*schema*/.jobs AS j
+    WHERE j.id = retry_job.job_id AND j.state IN ('failed', 'cancelled')
+    FOR UPDATE;
+    IF v_spec IS NULL THEN
+        RETURN;
+    END IF;
+    IF v_last IS NOT NULL THEN
         SELECT j.id INTO v_id FROM /*schema*/.jobs AS j
-        WHERE j.retry_of = retry_job.job_id AND j.state IN ('pending', 'scheduled', 'running');
+        WHERE j.id = v_last AND j.state IN ('pending', 'scheduled', 'running');
         IF v_id IS NOT NULL THEN
             RETURN QUERY SELECT v_id, true;
             RETURN;
         END IF;
-        SELECT pg_catalog.jsonb_build_object(
-                   'kind', j.kind,
-                   'payload', j.payload,
-                   'priority', j.priority,
-                   'max_attempts', j.max_attempts,
-                   'queue_name', j.queue_name,
-                   'flags', pg_catalog.to_jsonb(j.flags),
-                   'unique_key', j.unique_key,
-                   'rescheduled_from', j.id,
-                   'retry_of', j.id)
-        INTO v_spec
-        FROM /*schema*/.jobs AS j
-        WHERE j.id = retry_job.job_id AND j.state IN ('failed', 'cancelled');
-        IF v_spec IS NULL THEN
-            RETURN;
-        END IF;
-        BEGIN
-            SELECT r.id, r.deduped INTO v_id, v_deduped
-            FROM /*schema*/.add_jobs(pg_catalog.jsonb_build_array(v_spec)) AS r;
-            RETURN QUERY SELECT v_id, v_deduped;
-            RETURN;
-        EXCEPTION WHEN unique_violation THEN
-            -- a concurrent retry of this job committed first: the next turn returns it
-        END;
-    END LOOP;
-    RAISE EXCEPTION 'aioqueue: job % is being retried concurrently; try again', retry_job.job_id
-        USING ERRCODE = '40001';
+    END IF;
+    SELECT r.id, r.deduped INTO v_id, v_deduped
+    FROM /*schema*/.add_jobs(pg_catalog.jsonb_build_array(v_spec)) AS r;
+    UPDATE /*schema*/.jobs AS j SET retried_by = v_id WHERE j.id = retry_job.job_id;
+    RETURN QUERY SELECT v_id, v_deduped;
 END;
 $fn$;
 

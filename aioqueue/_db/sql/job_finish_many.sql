@@ -31,8 +31,10 @@ SET state = CASE WHEN j.replaced_by IS NULL OR u.state NOT IN ('scheduled', 'pen
             'at', (SELECT ts FROM now)) END,
         j.error),
     payload = coalesce(u.payload::jsonb, j.payload),
+    -- both branches of the domain's type: a completion (no delay) keeps run_at unchecked
     run_at = CASE WHEN u.delay IS NULL OR j.replaced_by IS NOT NULL THEN j.run_at
-                  ELSE (SELECT ts FROM now) + make_interval(secs => least(u.delay, 3153600000)) END,
+                  ELSE ((SELECT ts FROM now) + make_interval(secs => least(u.delay, 3153600000)))
+                       ::/*schema*/.job_run_at END,
     attempts = CASE WHEN u.give_back THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
     finished_at = CASE WHEN u.state IN ('completed', 'failed', 'cancelled')
                             OR j.replaced_by IS NOT NULL
