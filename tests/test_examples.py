@@ -255,9 +255,18 @@ async def test_webhook_dedupes_redeliveries(dsn: str, schema: str, q: aioqueue.Q
         assert job.state is JobState.COMPLETED
         assert job.result == {"handled": "invoice.paid", "invoice": "in_1"}
         assert job.unique_key == event["id"]
-        # redelivered after the job completed: still deduped (on_conflict="unsafe_dedupe")
+        # redelivered after the job completed: a completed job does not count for
+        # unsafe_dedupe (graphile-worker's rule), so it runs again, idempotently
         late = await deliver(body, stripe_signed(body, secret))
-        assert late.json() == {"job_id": job_id, "deduped": True}
+        assert late.json()["deduped"] is False and late.json()["job_id"] != job_id
+        rerun = await q.wait(late.json()["job_id"], timeout=10)
+        assert rerun.result == job.result
+        # ... and a redelivery while that one has failed for good is still deduped onto it
+        await q.pool.execute(
+            f"""UPDATE "{schema}".jobs SET state = 'failed' WHERE id = $1""", rerun.id
+        )
+        failed = await deliver(body, stripe_signed(body, secret))
+        assert failed.json() == {"job_id": rerun.id, "deduped": True}
 
         # a forged or stale signature, or a body that is not an event: 400, nothing enqueued
         forged = await deliver(body, stripe_signed(body, "whsec_wrong"))
@@ -276,7 +285,7 @@ async def test_webhook_dedupes_redeliveries(dsn: str, schema: str, q: aioqueue.Q
     # Ctrl-C stopped uvicorn and, in the lifespan, the worker: cleanly
     assert server.proc.returncode == 0, server.output
     assert "Finished server process" in server.output
-    assert [j.unique_key for j in await q.list_jobs()] == ["evt_other", event["id"]]
+    assert [j.unique_key for j in await q.list_jobs()] == ["evt_other", event["id"], event["id"]]
 
 
 # -- batch_digest.py ------------------------------------------------------------------------------
