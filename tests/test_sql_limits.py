@@ -351,6 +351,27 @@ async def test_a_retry_that_races_a_committing_retry_returns_it(
     assert await count(conn, q) == 2
 
 
+async def test_a_repeatable_read_retry_racing_another_fails_instead_of_duplicating(
+    q: aioqueue.Queue, conn: asyncpg.Connection, dsn: str
+) -> None:
+    """A caller whose snapshot predates the other retry's commit cannot see that retry: it gets
+    a serialization failure (retry the transaction), never a second copy."""
+    failed = await _failed(q, conn)
+    rr = await asyncpg.connect(dsn)
+    try:
+        tr = rr.transaction(isolation="repeatable_read")
+        await tr.start()
+        await rr.fetchval("SELECT 1")  # the snapshot is taken here
+        first = await q.retry(failed)
+        with pytest.raises(asyncpg.SerializationError):
+            await rr.fetch(f'SELECT * FROM "{q.config.schema}".retry_job($1)', failed)
+        await tr.rollback()
+    finally:
+        await rr.close()
+    assert await q.retry(failed) == aioqueue.EnqueueResult(first.id, True)
+    assert await count(conn, q) == 2
+
+
 def test_cli_retry_and_retry_all_failed_twice_make_no_copies(dsn: str, schema: str) -> None:
     base = ["--dsn", dsn, "--schema", schema]
     assert aq(*base, "migrate").returncode == 0
