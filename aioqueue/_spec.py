@@ -46,6 +46,26 @@ def _seconds(field: str, value: object, index: int | None) -> float:
     return seconds
 
 
+def check_run_at(value: object, index: int | None = None) -> dt.datetime:
+    """An aware datetime inside the range the database accepts (config.RUN_AT_MIN/MAX)."""
+    if not isinstance(value, dt.datetime):
+        raise InvalidJobError("run_at", "must be a datetime", index=index)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidJobError("run_at", "must be timezone-aware", index=index)
+    try:
+        inside = config.RUN_AT_MIN <= value < config.RUN_AT_MAX
+    except OverflowError:  # an offset that pushes datetime.min/max past what Python holds
+        inside = False
+    if not inside:
+        raise InvalidJobError(
+            "run_at",
+            f"must be from {config.RUN_AT_MIN:%Y-%m-%d} to before {config.RUN_AT_MAX:%Y-%m-%d} "
+            f"UTC, got {value.isoformat()}",
+            index=index,
+        )
+    return value
+
+
 def _text(field: str, value: object, max_bytes: int, index: int | None) -> str:
     if not isinstance(value, str):
         raise InvalidJobError(field, f"must be a string, got {type(value).__name__}", index=index)
@@ -106,11 +126,7 @@ def encode_spec(
     if spec.delay is not None:
         out["delay"] = _seconds("delay", spec.delay, index)
     if spec.run_at is not None:
-        if not isinstance(spec.run_at, dt.datetime):
-            raise InvalidJobError("run_at", "must be a datetime", index=index)
-        if spec.run_at.tzinfo is None or spec.run_at.utcoffset() is None:
-            raise InvalidJobError("run_at", "must be timezone-aware", index=index)
-        out["run_at"] = spec.run_at
+        out["run_at"] = check_run_at(spec.run_at, index)
     priority = _int("priority", spec.priority, config.SMALLINT_MIN, config.SMALLINT_MAX, index)
     if priority != 0:
         out["priority"] = priority

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Mapping
@@ -44,6 +45,10 @@ UNIQUE_KEY_MAX_BYTES = 512
 FLAG_MAX_BYTES = 128
 FLAGS_MAX_COUNT = 32
 SMALLINT_MIN, SMALLINT_MAX = -32768, 32767
+# run_at's range, [RUN_AT_MIN, RUN_AT_MAX) UTC: the jobs_run_at_range check of the job_run_at
+# domain (migration 0008) holds it in the database; the Python API checks it before any SQL.
+RUN_AT_MIN = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+RUN_AT_MAX = dt.datetime(3000, 1, 1, tzinfo=dt.UTC)
 INT_MAX = 2**31 - 1
 
 _SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,47}")

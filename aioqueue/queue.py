@@ -17,7 +17,7 @@ from ._db import connect as _connect
 from ._db import migrate as _migrate
 from ._db.queries import Executor, Queries
 from ._notifier import dedicated, from_pool
-from ._spec import encode_one, encode_plain, encode_spec, encode_specs
+from ._spec import check_run_at, encode_one, encode_plain, encode_spec, encode_specs
 from ._waiter import Waiter
 from ._waker import Waker
 from .errors import ConfigurationError, JobNotFound, JobStateError, WaitTimeout
@@ -377,7 +377,8 @@ class Queue:
 
     async def retry(self, job_id: int) -> EnqueueResult:
         """Re-run a failed or cancelled job as a new pending job whose ``rescheduled_from`` is
-        ``job_id``. If an active job holds the same unique_key it is returned (deduped)."""
+        ``job_id``. Idempotent: while a retry of the job is active, that one is returned
+        (deduped), as is an active job holding the same unique_key."""
         rows = await self.queries.fetch(self.pool, "job_retry", job_id)
         if not rows:
             await self._raise_state_error(job_id, "retry", allowed="failed or cancelled")
@@ -392,9 +393,10 @@ class Queue:
         attempts: int | None = None,
     ) -> list[int]:
         """Change run_at / priority / attempts of waiting jobs; returns the ids changed (jobs
-        that are running or finished are left alone and not in the result)."""
-        if run_at is not None and (run_at.tzinfo is None or run_at.utcoffset() is None):
-            raise ConfigurationError("run_at must be timezone-aware")
+        that are running or finished are left alone and not in the result). A run_at that is
+        naive or outside [config.RUN_AT_MIN, config.RUN_AT_MAX) raises InvalidJobError."""
+        if run_at is not None:
+            check_run_at(run_at)  # InvalidJobError naming run_at, before any SQL
         if priority is not None and not config.SMALLINT_MIN <= priority <= config.SMALLINT_MAX:
             raise ConfigurationError("priority must be in the smallint range")
         if attempts is not None and attempts < 0:

@@ -37,6 +37,15 @@ GRANT USAGE ON SEQUENCE aioqueue.jobs_id_seq TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.add_jobs(jsonb, timestamptz) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.add_job(text, jsonb, text, timestamptz, integer, text, integer,
     text[], text, double precision, double precision) TO aq_worker;
+-- the json and text forms of add_job / add_jobs (for payloads built with json_build_object)
+GRANT EXECUTE ON FUNCTION aioqueue.add_job(text, json, text, timestamptz, integer, text, integer,
+    text[], text, double precision, double precision) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.add_job(text, text, text, timestamptz, integer, text, integer,
+    text[], text, double precision, double precision) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.add_jobs(json, timestamptz) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.add_jobs(text, timestamptz) TO aq_worker;
+-- re-running a failed job (Queue.retry, the dashboard's retry button)
+GRANT EXECUTE ON FUNCTION aioqueue.retry_job(bigint) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.cron_enqueue(text, timestamptz, jsonb, timestamptz)
     TO aq_worker;
 

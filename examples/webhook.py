@@ -1,5 +1,5 @@
-"""A Stripe-style webhook receiver (Starlette): acknowledge at once, process in a job, and never
-process a redelivered event twice.
+"""A Stripe-style webhook receiver (Starlette): acknowledge at once, process in a job, and turn
+the redeliveries of an event into that one job.
 
     python examples/webhook.py          # serves http://127.0.0.1:8000 (PORT=... to change)
 
@@ -40,8 +40,8 @@ import aioqueue
 SCHEMA = os.environ.get("AIOQUEUE_SCHEMA", "aioqueue")
 WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 SIGNATURE_TOLERANCE = 300  # seconds: older signed requests are refused (replays)
-# Keep finished jobs longer than the provider redelivers (Stripe: 3 days), so that a late
-# redelivery still finds the event's job (see on_conflict below).
+# Keep finished jobs as long as the provider redelivers (Stripe: 3 days), to look an event's job
+# up when its provider asks.
 RETENTION = 4 * 24 * 3600
 
 
@@ -104,10 +104,11 @@ async def stripe_webhook(request: Request) -> JSONResponse:
 
     queue: aioqueue.Queue = request.app.state.queue
     # unique_key=event id: a redelivery returns the event's existing job (deduped=True).
-    # on_conflict="unsafe_dedupe" also matches jobs that already finished (as long as they are
-    # kept, see RETENTION): the default "ignore" only matches waiting or running jobs, so an
-    # event redelivered after its job completed would be processed again. The flip side: a
-    # redelivery does not re-run a job that failed for good; `aioqueue jobs retry ID` does.
+    # on_conflict="unsafe_dedupe" also matches a job that failed for good (the default "ignore"
+    # only matches waiting or running jobs): a redelivery does not re-run it behind the
+    # operator's back; `aioqueue jobs retry ID` does. As in graphile-worker, a completed job does
+    # not count: an event redelivered after its job completed runs again, so the handler is
+    # idempotent (it must be anyway: delivery is at least once).
     job = await queue.enqueue(
         "stripe.event", event, unique_key=event.id, on_conflict="unsafe_dedupe"
     )

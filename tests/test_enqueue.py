@@ -88,11 +88,16 @@ async def test_unsafe_dedupe_looks_at_every_kept_state(
     q: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
     first = await q.enqueue("once", unique_key="u", on_conflict="unsafe_dedupe")
-    await _set_state(conn, q, first.id, "completed")
+    await _set_state(conn, q, first.id, "failed")
     again = await q.enqueue("once", unique_key="u", on_conflict="unsafe_dedupe")
     assert again == aioqueue.EnqueueResult(first.id, True)
     ignored = await q.enqueue("once", unique_key="u")  # ignore mode: the key is free again
     assert not ignored.deduped
+    # a completed job does not count (graphile-worker deletes it)
+    await _set_state(conn, q, ignored.id, "completed")
+    await _set_state(conn, q, first.id, "completed")
+    fresh = await q.enqueue("once", unique_key="u", on_conflict="unsafe_dedupe")
+    assert not fresh.deduped and fresh.id not in (first.id, ignored.id)
 
 
 async def test_supersede_asks_running_job_to_stop(

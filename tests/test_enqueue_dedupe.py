@@ -153,8 +153,8 @@ async def test_key_is_free_once_the_job_finished(
     assert (await q.get_job(fresh.id)).payload == [2]
 
 
-@pytest.mark.parametrize("state", ["pending", "scheduled", "running", *FINISHED])
-async def test_unsafe_dedupe_matches_a_job_in_any_kept_state(
+@pytest.mark.parametrize("state", ["pending", "scheduled", "running", "failed"])
+async def test_unsafe_dedupe_matches_a_waiting_running_or_failed_job(
     q: aioqueue.Queue, conn: asyncpg.Connection, state: str
 ) -> None:
     first = await q.enqueue("once", {"v": 1}, unique_key="u", on_conflict="unsafe_dedupe")
@@ -176,10 +176,38 @@ async def test_unsafe_dedupe_inserts_when_no_kept_job_has_the_key(
     await conn.execute(f'DELETE FROM "{q.config.schema}".jobs WHERE id = $1', first.id)  # pruned
     again = await q.enqueue("once", unique_key="u", on_conflict="unsafe_dedupe")
     assert not again.deduped and again.id != first.id
-    # a finished job still blocks unsafe_dedupe, but not ignore
-    await set_row(conn, q, again.id, state="completed")
+    # a failed job still blocks unsafe_dedupe, but not ignore
+    await set_row(conn, q, again.id, state="failed")
     assert (await q.enqueue("once", unique_key="u", on_conflict="unsafe_dedupe")).deduped
     assert not (await q.enqueue("once", unique_key="u")).deduped
+
+
+@pytest.mark.parametrize("finished", ["completed", "cancelled"])
+async def test_unsafe_dedupe_inserts_anew_after_completion(
+    q: aioqueue.Queue, conn: asyncpg.Connection, finished: str
+) -> None:
+    """As graphile-worker, which deletes completed jobs: a completed (or cancelled) job with the
+    key does not count, through the Python API and add_job alike."""
+    s = q.config.schema
+    first = await q.enqueue("once", {"v": 1}, unique_key="u", on_conflict="unsafe_dedupe")
+    await set_row(conn, q, first.id, state=finished)
+    again = await q.enqueue("once", {"v": 2}, unique_key="u", on_conflict="unsafe_dedupe")
+    assert not again.deduped and again.id != first.id
+    await set_row(conn, q, again.id, state=finished)
+    sql_id = await conn.fetchval(
+        f"""SELECT "{s}".add_job('once', '{{"v": 3}}', unique_key := 'u',
+                                 on_conflict := 'unsafe_dedupe')"""
+    )
+    assert sql_id not in (first.id, again.id)
+    # ... and the new job counts for the next one, from either side
+    dup = await conn.fetchval(
+        f"""SELECT "{s}".add_job('once', unique_key := 'u', on_conflict := 'unsafe_dedupe')"""
+    )
+    assert dup == sql_id
+    assert await q.enqueue("once", unique_key="u", on_conflict="unsafe_dedupe") == EnqueueResult(
+        sql_id, True
+    )
+    assert (await row(conn, q, first.id))["state_text"] == finished  # kept, not updated
 
 
 # -- replace / preserve_run_at ----------------------------------------------------------------
@@ -430,6 +458,7 @@ CONCURRENT_CASES = [(mode, None) for mode in MODES] + [
     ("ignore", "running"),
     ("unsafe_dedupe", "running"),
     ("unsafe_dedupe", "completed"),
+    ("unsafe_dedupe", "failed"),
     ("replace", "running"),
     ("preserve_run_at", "running"),
     ("supersede", "running"),
@@ -454,7 +483,8 @@ async def test_fifty_concurrent_duplicates_give_one_job(
     assert len(ids) == 1, ids
     (job_id,) = ids
     reuses_old = old is not None and (
-        mode == "unsafe_dedupe" or (mode == "ignore" and existing == "running")
+        (mode == "unsafe_dedupe" and existing != "completed")
+        or (mode == "ignore" and existing == "running")
     )
     if reuses_old:
         assert job_id == old
@@ -468,7 +498,7 @@ async def test_fifty_concurrent_duplicates_give_one_job(
     active = await count(
         conn, q, "unique_key = 'same' AND state IN ('pending', 'scheduled', 'running')"
     )
-    assert active == (0 if existing == "completed" and reuses_old else 1)  # I5
+    assert active == (0 if existing == "failed" and reuses_old else 1)  # I5
     if mode in UPDATING_MODES and not reuses_old:
         # every replace landed on the one job: lists appended, none lost
         assert sorted((await q.get_job(job_id)).payload) == list(range(50))
@@ -498,7 +528,7 @@ async def test_enqueue_many_mixes_modes_keys_and_kinds_in_input_order(
     existing = await q.enqueue("a", [0], unique_key="run")
     await set_row(conn, q, existing.id, state="running")
     done = await q.enqueue("a", unique_key="done")
-    await set_row(conn, q, done.id, state="completed")
+    await set_row(conn, q, done.id, state="failed")
     outs = await q.enqueue_many(
         [
             {"kind": "a", "payload": 1, "unique_key": "x"},  # 0 new

@@ -247,17 +247,32 @@ async def test_webhook_dedupes_redeliveries(dsn: str, schema: str, q: aioqueue.Q
         assert first.status_code == 200, first.text
         assert first.json()["deduped"] is False
         job_id = first.json()["job_id"]
-        # a redelivery, whatever the job's state by now: the same job
+        # a redelivery while the job waits, runs (or failed): the same job; only if the worker
+        # completed it already does the redelivery make a new job (unsafe_dedupe's rule)
         again = await deliver(body, stripe_signed(body, secret))
-        assert again.json() == {"job_id": job_id, "deduped": True}
+        if again.json()["deduped"]:
+            assert again.json()["job_id"] == job_id
+        else:
+            assert (await q.get_job(job_id)).state is JobState.COMPLETED
+            await q.wait(again.json()["job_id"], timeout=10)
 
         job = await q.wait(job_id, timeout=10)  # run by the worker in the app's lifespan
         assert job.state is JobState.COMPLETED
         assert job.result == {"handled": "invoice.paid", "invoice": "in_1"}
         assert job.unique_key == event["id"]
-        # redelivered after the job completed: still deduped (on_conflict="unsafe_dedupe")
+        # redelivered after the job completed: a completed job does not count for
+        # unsafe_dedupe (graphile-worker's rule), so it runs again, idempotently
         late = await deliver(body, stripe_signed(body, secret))
-        assert late.json() == {"job_id": job_id, "deduped": True}
+        assert late.json()["deduped"] is False
+        assert late.json()["job_id"] not in (job_id, again.json()["job_id"])
+        rerun = await q.wait(late.json()["job_id"], timeout=10)
+        assert rerun.result == job.result
+        # ... and a redelivery while that one has failed for good is still deduped onto it
+        await q.pool.execute(
+            f"""UPDATE "{schema}".jobs SET state = 'failed' WHERE id = $1""", rerun.id
+        )
+        failed = await deliver(body, stripe_signed(body, secret))
+        assert failed.json() == {"job_id": rerun.id, "deduped": True}
 
         # a forged or stale signature, or a body that is not an event: 400, nothing enqueued
         forged = await deliver(body, stripe_signed(body, "whsec_wrong"))
@@ -276,7 +291,9 @@ async def test_webhook_dedupes_redeliveries(dsn: str, schema: str, q: aioqueue.Q
     # Ctrl-C stopped uvicorn and, in the lifespan, the worker: cleanly
     assert server.proc.returncode == 0, server.output
     assert "Finished server process" in server.output
-    assert [j.unique_key for j in await q.list_jobs()] == ["evt_other", event["id"]]
+    keys = [j.unique_key for j in await q.list_jobs()]
+    assert keys[0] == "evt_other" and keys[1:] == [event["id"]] * (len(keys) - 1)
+    assert len(keys) == (3 if again.json()["deduped"] else 4)
 
 
 # -- batch_digest.py ------------------------------------------------------------------------------

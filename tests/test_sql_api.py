@@ -455,15 +455,20 @@ async def test_wrapper_cannot_be_hijacked_through_the_callers_search_path(
 async def test_add_job_and_add_jobs_are_owner_only(
     q: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
-    """EXECUTE is revoked from PUBLIC, and neither is SECURITY DEFINER; both pin search_path."""
+    """EXECUTE is revoked from PUBLIC, and none is SECURITY DEFINER; all pin search_path
+    (add_job and add_jobs each take jsonb, json or text; retry_job re-runs a job)."""
     rows = await conn.fetch(
         """SELECT p.proname, p.prosecdef, p.proconfig,
                   has_function_privilege('public', p.oid, 'EXECUTE') AS public_exec
            FROM pg_proc p WHERE p.pronamespace = $1::regnamespace
-             AND p.proname IN ('add_job', 'add_jobs')""",
+             AND p.proname IN ('add_job', 'add_jobs', 'retry_job')""",
         q.config.schema,
     )
-    assert sorted(r["proname"] for r in rows) == ["add_job", "add_jobs"]
+    assert sorted(r["proname"] for r in rows) == [
+        *["add_job"] * 3,
+        *["add_jobs"] * 3,
+        "retry_job",
+    ]
     for r in rows:
         assert r["public_exec"] is False, r["proname"]
         assert r["prosecdef"] is False, r["proname"]

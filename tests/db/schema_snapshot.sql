@@ -17,9 +17,11 @@ column jobs.max_attempts aioqueue.job_max_attempts
 column jobs.payload jsonb not null default '{}'::jsonb
 column jobs.priority smallint not null default 0
 column jobs.queue_name aioqueue.job_queue_name
+column jobs.replaced_by bigint
 column jobs.rescheduled_from bigint
 column jobs.result jsonb
-column jobs.run_at timestamp with time zone not null default now()
+column jobs.retried_by bigint
+column jobs.run_at aioqueue.job_run_at not null default now()
 column jobs.started_at timestamp with time zone
 column jobs.state aioqueue.job_state not null default 'pending'::aioqueue.job_state
 column jobs.unique_key aioqueue.job_unique_key
@@ -68,7 +70,18 @@ domain job_flags text[] jobs_flags_count CHECK ((cardinality(VALUE) <= 32))
 domain job_kind text jobs_kind_length CHECK (((octet_length(VALUE) >= 1) AND (octet_length(VALUE) <= 128)))
 domain job_max_attempts integer jobs_max_attempts_positive CHECK ((VALUE >= 1))
 domain job_queue_name text jobs_queue_name_length CHECK (((octet_length(VALUE) >= 1) AND (octet_length(VALUE) <= 128)))
+domain job_run_at timestamp with time zone jobs_run_at_range CHECK (((VALUE >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (VALUE < '3000-01-01 00:00:00+00'::timestamp with time zone)))
 domain job_unique_key text jobs_unique_key_length CHECK (((octet_length(VALUE) >= 1) AND (octet_length(VALUE) <= 512)))
+function aioqueue.add_job(text,json,text,timestamp with time zone,integer,text,integer,text[],text,double precision,double precision) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_job(kind text, payload json, queue_name text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, priority integer DEFAULT 0, flags text[] DEFAULT NULL::text[], on_conflict text DEFAULT 'ignore'::text, delay double precision DEFAULT NULL::double precision, max_delay double precision DEFAULT NULL::double precision)
+ RETURNS bigint
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT aioqueue.add_job(add_job.kind, add_job.payload::jsonb, add_job.queue_name,
+        add_job.run_at, add_job.max_attempts, add_job.unique_key, add_job.priority,
+        add_job.flags, add_job.on_conflict, add_job.delay, add_job.max_delay);
+$function$
 function aioqueue.add_job(text,jsonb,text,timestamp with time zone,integer,text,integer,text[],text,double precision,double precision) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.add_job(kind text, payload jsonb DEFAULT '{}'::jsonb, queue_name text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, priority integer DEFAULT 0, flags text[] DEFAULT NULL::text[], on_conflict text DEFAULT 'ignore'::text, delay double precision DEFAULT NULL::double precision, max_delay double precision DEFAULT NULL::double precision)
  RETURNS bigint
@@ -89,6 +102,25 @@ AS $function$
             'delay', add_job.delay,
             'max_delay', add_job.max_delay))) AS r;
 $function$
+function aioqueue.add_job(text,text,text,timestamp with time zone,integer,text,integer,text[],text,double precision,double precision) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_job(kind text, payload text, queue_name text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, priority integer DEFAULT 0, flags text[] DEFAULT NULL::text[], on_conflict text DEFAULT 'ignore'::text, delay double precision DEFAULT NULL::double precision, max_delay double precision DEFAULT NULL::double precision)
+ RETURNS bigint
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT aioqueue.add_job(add_job.kind, add_job.payload::jsonb, add_job.queue_name,
+        add_job.run_at, add_job.max_attempts, add_job.unique_key, add_job.priority,
+        add_job.flags, add_job.on_conflict, add_job.delay, add_job.max_delay);
+$function$
+function aioqueue.add_jobs(json,timestamp with time zone) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs json, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS TABLE(ord integer, id bigint, deduped boolean)
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT r.ord, r.id, r.deduped
+    FROM aioqueue.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
+$function$
 function aioqueue.add_jobs(jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
  RETURNS TABLE(ord integer, id bigint, deduped boolean)
@@ -106,6 +138,7 @@ DECLARE
     v_id          bigint;
     v_deduped     boolean;
     v_running_id  bigint;
+    v_field       text;
     v_cancel_ids  bigint[] := '{}';
     v_wake_now    boolean := false;
     v_wake_at     timestamptz;
@@ -133,6 +166,35 @@ BEGIN
     IF v_bad IS NOT NULL THEN
         RAISE EXCEPTION 'aioqueue: spec % has unknown on_conflict %', v_bad, v_mode
             USING ERRCODE = '22023';
+    END IF;
+
+    -- The limits the Python API checks before SQL (_spec.py), so that SQL callers get them too:
+    -- delays are finite seconds in [0, 100 years], run_at and delay are not both given, flags
+    -- are an array of 1-128 byte strings. run_at's range is its column's domain (job_run_at).
+    SELECT s.ordinality - 1, b.field INTO v_bad, v_field
+    FROM pg_catalog.jsonb_array_elements(specs) WITH ORDINALITY AS s
+    CROSS JOIN LATERAL (
+        SELECT d.field || ' must be a number of seconds from 0 to 3153600000 (100 years)'
+        FROM (VALUES ('delay'), ('max_delay')) AS d(field)
+        WHERE pg_catalog.jsonb_typeof(s.value -> d.field) <> 'null'
+          AND (pg_catalog.jsonb_typeof(s.value -> d.field) <> 'number'
+               OR (s.value ->> d.field)::numeric NOT BETWEEN 0 AND 3153600000)
+        UNION ALL
+        SELECT 'give delay or run_at, not both'
+        WHERE pg_catalog.jsonb_typeof(s.value -> 'delay') <> 'null'
+          AND pg_catalog.jsonb_typeof(s.value -> 'run_at') <> 'null'
+        UNION ALL
+        SELECT 'flags must be an array of 1-128 byte strings'
+        WHERE pg_catalog.jsonb_typeof(s.value -> 'flags') <> 'null' AND (
+            pg_catalog.jsonb_typeof(s.value -> 'flags') <> 'array'
+            OR EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(s.value -> 'flags') AS f
+                       WHERE pg_catalog.jsonb_typeof(f) <> 'string'
+                          OR pg_catalog.octet_length(f #>> '{}') NOT BETWEEN 1 AND 128))
+    ) AS b(field)
+    ORDER BY s.ordinality
+    LIMIT 1;
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'aioqueue: spec %: %', v_bad, v_field USING ERRCODE = '22023';
     END IF;
 
     -- Specs without a unique_key have no conflict to resolve: one set-based INSERT for all of
@@ -204,13 +266,17 @@ BEGIN
             ELSE '{}'::text[] END;
         v_deduped := false;
         v_id := NULL;
+        v_running_id := NULL;
 
         <<attempt>>
         LOOP
             IF v_mode = 'unsafe_dedupe' THEN
+                -- as graphile-worker, which deletes completed (and removed) jobs: a waiting,
+                -- running or failed job with the key counts; completed and cancelled ones do not
                 SELECT j.id INTO v_id FROM aioqueue.jobs AS j
                 WHERE j.kind = v_spec.spec ->> 'kind'
                   AND j.unique_key = v_spec.spec ->> 'unique_key'
+                  AND j.state IN ('pending', 'scheduled', 'running', 'failed')
                 ORDER BY j.id DESC LIMIT 1;
                 IF v_id IS NOT NULL THEN
                     v_deduped := true;
@@ -285,14 +351,16 @@ BEGIN
                 -- retry must not keep attempts above a lowered max_attempts, nor a stale error
                 attempts = 0,
                 error = NULL,
+                -- preserve_run_at keeps run_at only while the job was never attempted: a retry
+                -- waiting after a failure takes the new run_at (as graphile-worker)
                 run_at = CASE
-                    WHEN v_mode = 'preserve_run_at' THEN j.run_at
+                    WHEN v_mode = 'preserve_run_at' AND j.attempts = 0 THEN j.run_at
                     WHEN v_max_delay IS NOT NULL THEN LEAST(
                         excluded.run_at,
                         j.created_at + pg_catalog.make_interval(secs => v_max_delay))
                     ELSE excluded.run_at END,
                 state = CASE
-                    WHEN v_mode = 'preserve_run_at' THEN j.state
+                    WHEN v_mode = 'preserve_run_at' AND j.attempts = 0 THEN j.state
                     WHEN (CASE WHEN v_max_delay IS NOT NULL THEN LEAST(
                             excluded.run_at,
                             j.created_at + pg_catalog.make_interval(secs => v_max_delay))
@@ -305,8 +373,12 @@ BEGIN
                 EXIT attempt;
             END IF;
             -- The match is running: release its key (and for supersede ask it to stop), then insert.
+            -- Its current attempt may finish, but it is never run again (graphile sets attempts
+            -- to max_attempts): max_attempts drops to the attempts made, and replaced_by (set
+            -- below) makes job_finish_many settle a retry or a give-back for good.
             UPDATE aioqueue.jobs AS j
             SET unique_key = NULL,
+                max_attempts = GREATEST(j.attempts, 1),
                 -- replace must not withdraw a cancellation someone else already asked for
                 cancel_requested = j.cancel_requested OR v_mode = 'supersede'
             WHERE j.kind = v_spec.spec ->> 'kind'
@@ -318,6 +390,9 @@ BEGIN
             END IF;
             CONTINUE attempt;
         END LOOP attempt;
+        IF v_running_id IS NOT NULL THEN
+            UPDATE aioqueue.jobs AS j SET replaced_by = v_id WHERE j.id = v_running_id;
+        END IF;
 
         IF NOT v_deduped OR v_mode IN ('replace', 'preserve_run_at', 'supersede') THEN
             IF v_state = 'pending' THEN
@@ -355,6 +430,15 @@ BEGIN
         END IF;
     END IF;
 END;
+$function$
+function aioqueue.add_jobs(text,timestamp with time zone) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs text, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS TABLE(ord integer, id bigint, deduped boolean)
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT r.ord, r.id, r.deduped
+    FROM aioqueue.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
 $function$
 function aioqueue.cron_enqueue(text,timestamp with time zone,jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.cron_enqueue(name text, slot timestamp with time zone, spec jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
@@ -399,6 +483,49 @@ BEGIN
         updated_at = coalesce(cron_enqueue.now, pg_catalog.now())
     WHERE c.name = cron_enqueue.name;
     RETURN v_id;
+END;
+$function$
+function aioqueue.retry_job(bigint) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.retry_job(job_id bigint)
+ RETURNS TABLE(id bigint, deduped boolean)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_spec    jsonb;
+    v_last    bigint;
+    v_id      bigint;
+    v_deduped boolean;
+BEGIN
+    SELECT j.retried_by,
+           pg_catalog.jsonb_build_object(
+               'kind', j.kind,
+               'payload', j.payload,
+               'priority', j.priority,
+               'max_attempts', j.max_attempts,
+               'queue_name', j.queue_name,
+               'flags', pg_catalog.to_jsonb(j.flags),
+               'unique_key', j.unique_key,
+               'rescheduled_from', j.id)
+    INTO v_last, v_spec
+    FROM aioqueue.jobs AS j
+    WHERE j.id = retry_job.job_id AND j.state IN ('failed', 'cancelled')
+    FOR UPDATE;
+    IF v_spec IS NULL THEN
+        RETURN;
+    END IF;
+    IF v_last IS NOT NULL THEN
+        SELECT j.id INTO v_id FROM aioqueue.jobs AS j
+        WHERE j.id = v_last AND j.state IN ('pending', 'scheduled', 'running');
+        IF v_id IS NOT NULL THEN
+            RETURN QUERY SELECT v_id, true;
+            RETURN;
+        END IF;
+    END IF;
+    SELECT r.id, r.deduped INTO v_id, v_deduped
+    FROM aioqueue.add_jobs(pg_catalog.jsonb_build_array(v_spec)) AS r;
+    UPDATE aioqueue.jobs AS j SET retried_by = v_id WHERE j.id = retry_job.job_id;
+    RETURN QUERY SELECT v_id, v_deduped;
 END;
 $function$
 index CREATE INDEX jobs_claim ON aioqueue.jobs USING btree (kind, priority DESC, run_at, id) WHERE (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state]))

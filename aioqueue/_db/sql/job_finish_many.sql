@@ -7,21 +7,37 @@
 -- $7 delays float8[] (seconds until run_at for scheduled/pending, else NULL),
 -- $8 give_back boolean[] (true: the attempt is not counted, e.g. a graceful-stop release),
 -- $9 now timestamptz (NULL: the database clock).
+-- A job whose unique_key a replace/preserve_run_at/supersede took over while it ran
+-- (replaced_by, migration 0008) is never run again: a retry is settled as failed, a give-back
+-- as cancelled (graphile-worker sets such a job's attempts to max_attempts).
+-- A retry delay is capped at 100 years: run_at must stay inside its domain (job_run_at).
 -- When a job a Queue.wait() caller marked (job_watch.sql) reaches a final state, one
 -- notification 'f' wakes the callers.
 WITH now AS (
     SELECT coalesce($9::timestamptz, now()) AS ts
 ), done AS (
 UPDATE /*schema*/.jobs AS j
-SET state = u.state::/*schema*/.job_state,
+SET state = CASE WHEN j.replaced_by IS NULL OR u.state NOT IN ('scheduled', 'pending')
+                 THEN u.state::/*schema*/.job_state
+                 WHEN u.give_back THEN 'cancelled'::/*schema*/.job_state
+                 ELSE 'failed'::/*schema*/.job_state END,
     result = CASE WHEN u.state = 'completed' THEN u.result::jsonb ELSE j.result END,
     -- the error's time is the database's (the worker's clock may be off)
-    error = coalesce(u.error::jsonb || jsonb_build_object('at', (SELECT ts FROM now)), j.error),
+    error = coalesce(
+        u.error::jsonb || jsonb_build_object('at', (SELECT ts FROM now)),
+        CASE WHEN j.replaced_by IS NOT NULL AND u.give_back THEN jsonb_build_object(
+            'message', 'replaced by job ' || j.replaced_by || ' while running: not run again',
+            'type', 'Replaced', 'traceback', '', 'attempt', j.attempts,
+            'at', (SELECT ts FROM now)) END,
+        j.error),
     payload = coalesce(u.payload::jsonb, j.payload),
-    run_at = CASE WHEN u.delay IS NULL THEN j.run_at
-                  ELSE (SELECT ts FROM now) + make_interval(secs => u.delay) END,
+    -- both branches of the domain's type: a completion (no delay) keeps run_at unchecked
+    run_at = CASE WHEN u.delay IS NULL OR j.replaced_by IS NOT NULL THEN j.run_at
+                  ELSE ((SELECT ts FROM now) + make_interval(secs => least(u.delay, 3153600000)))
+                       ::/*schema*/.job_run_at END,
     attempts = CASE WHEN u.give_back THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
     finished_at = CASE WHEN u.state IN ('completed', 'failed', 'cancelled')
+                            OR j.replaced_by IS NOT NULL
                        THEN (SELECT ts FROM now) END,
     started_at = CASE WHEN u.give_back THEN NULL ELSE j.started_at END,
     -- lease_token is kept: job_outcomes_settled tells a resend's fate by it
