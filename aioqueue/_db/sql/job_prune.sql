@@ -1,7 +1,7 @@
 -- job_prune: delete up to $3 finished jobs of one state whose retention has passed.
 -- $1 state text (completed | failed | cancelled), $2 retention_seconds float8, $3 limit integer
--- (at most 1000), $4 now timestamptz|NULL. Uses the partial index jobs_finished; SKIP LOCKED so N workers can
--- prune at once and claims are never blocked. Returns the number of rows deleted.
+-- (at most 1000), $4 now timestamptz|NULL. Uses the partial index jobs_finished; SKIP LOCKED so
+-- N workers can prune at once and claims are never blocked. Returns the number of rows deleted.
 WITH doomed AS (
     -- The constant inner LIMIT bounds the plan's cost at any table size (job_rescue_expired).
     SELECT d.id
