@@ -227,8 +227,15 @@ class Queue:
         alone = self._inserting == 0
         self._inserting += 1
         try:
-            async with self._hot.use() as db:
-                row = await insert(db, alone)
+            for attempt in range(self.pool.get_max_size() + 1):
+                try:
+                    async with self._hot.use() as db:
+                        row = await insert(db, alone)
+                    break
+                except asyncpg.InternalClientError as exc:
+                    # nothing was sent; the server may have ended every idle connection at once
+                    if not _connect.ended_while_idle(exc) or attempt == self.pool.get_max_size():
+                        raise
         finally:
             self._inserting -= 1
         if row["wake_after_commit"]:

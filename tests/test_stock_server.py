@@ -113,3 +113,25 @@ async def _until_no_session_of(conn: asyncpg.Connection, role: str) -> None:
             "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", role
         ):
             await anyio.sleep(0.05)  # the server ends them; nothing to wait on from here
+
+
+async def test_enqueue_right_after_the_server_ended_the_idle_connections(
+    q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """A connection the server ended while idle, whose notice the driver has read but not yet
+    the close, refuses to send ("cannot switch to state"): nothing was sent, so enqueue runs
+    again on fresh connections instead of raising the driver's internal error."""
+    for i in range(30):
+        await q.enqueue("k", i)  # the kept-aside connection is open, then idle
+        pids = await conn.fetchval(
+            """SELECT array_agg(pid) FROM pg_stat_activity
+            WHERE application_name = 'aioqueue' AND datname = current_database()"""
+        )
+        await conn.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
+        with anyio.fail_after(30):
+            while await conn.fetchval(  # noqa: ASYNC110 (only the server knows)
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", pids
+            ):
+                await anyio.sleep(0.001)
+        await q.enqueue("k", i)
+    assert await q.pool.fetchval(f'SELECT count(*) FROM "{q.config.schema}".jobs') == 60

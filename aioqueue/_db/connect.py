@@ -149,9 +149,18 @@ class _HotUse:
         try:
             if exc_type is not None:
                 hot._conn = None  # the pool resets or discards it
+                if ended_while_idle(exc):
+                    conn.terminate()  # not closed yet to the driver: the pool would lend it again
                 await hot._pool.release(conn)
         finally:
             hot._busy = False
+
+
+def ended_while_idle(exc: BaseException) -> bool:
+    """The driver refused to send on a connection the server ended while it sat idle
+    (idle_session_timeout, pg_terminate_backend): it had read the server's notice but not yet
+    the close. Raised before anything is written, so the call can be repeated as it is."""
+    return isinstance(exc, asyncpg.InternalClientError) and "cannot switch to state" in str(exc)
 
 
 async def replace_connections(db: Executor) -> None:
