@@ -4,7 +4,8 @@ One LISTEN connection per Queue, opened on the first wait and shared by all wait
 marks its job (``jobs.waited``, job_watch.sql) so that the statement finishing it sends an 'f'
 notification; jobs nobody waits for finish without one. Each 'f' wakes every waiter of the
 Queue to look again, and a lost notification only delays a waiter until its next re-check
-(every ``recheck`` seconds).
+(every ``recheck`` seconds). Without a LISTEN connection (behind a transaction pooler) it
+only polls, every ``POLL`` seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ._db.queries import Executor, Queries
 from ._notifier import ConnectionFactory, Notifier
 
 FINAL = frozenset({"completed", "failed", "cancelled"})
+POLL = 0.25
 
 
 class Waiter:
@@ -26,16 +28,20 @@ class Waiter:
         db: Executor,
         queries: Queries,
         channel: str,
-        connection: ConnectionFactory,
+        connection: ConnectionFactory | None,
         *,
         recheck: float = 5.0,
     ) -> None:
         self._db = db
         self._queries = queries
-        self._recheck = recheck
+        self._recheck = recheck if connection is not None else POLL
         self._changed = anyio.Event()
-        self._notifier = Notifier(
-            connection, queries, channel, on_notify=self._on_notify, on_reconnect=self._poke
+        self._notifier = (
+            None
+            if connection is None
+            else Notifier(
+                connection, queries, channel, on_notify=self._on_notify, on_reconnect=self._poke
+            )
         )
         self._task: asyncio.Task[None] | None = None
         self._ready = anyio.Event()
@@ -49,11 +55,14 @@ class Waiter:
         self._changed = anyio.Event()
 
     async def _ensure_started(self) -> None:
+        if self._notifier is None:
+            return
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
         await self._ready.wait()
 
     async def _run(self) -> None:
+        assert self._notifier is not None
         async with anyio.create_task_group() as tg:
             await tg.start(self._notifier.run)
             self._ready.set()

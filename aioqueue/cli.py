@@ -482,14 +482,17 @@ def dashboard(opts: Options, host: str, port: int, allow_actions: bool) -> None:
     )
 
 
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def bench(args: tuple[str, ...]) -> None:
-    """Run the benchmark suite (benchmarks/run.py; e.g. --quick) with its raw baselines."""
+@pass_options
+def bench(opts: Options, args: tuple[str, ...]) -> None:
+    """Run the benchmark suite (benchmarks/run.py; e.g. --quick, --dsn DSN, --help) with its
+    raw baselines, against `aioqueue --dsn` / $AIOQUEUE_DSN, else the embedded server."""
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
     if not script.exists():
         _fail("benchmarks/run.py not found: run `aioqueue bench` from a source checkout")
-    sys.exit(subprocess.call([sys.executable, str(script), *args]))
+    server = [] if opts.dsn is None or "--dsn" in args else ["--dsn", opts.dsn]
+    sys.exit(subprocess.call([sys.executable, str(script), *server, *args]))
 
 
 def main() -> None:

@@ -93,6 +93,19 @@ def resolve_dsn(dsn: str | None = None, env: Mapping[str, str] | None = None) ->
     return _DRIVER_SUFFIX.sub(r"\1://", value) if value else None
 
 
+def transaction_pooling_from_env(env: Mapping[str, str] | None = None) -> bool:
+    """$AIOQUEUE_TRANSACTION_POOLING=1: the DSN is a pooler in transaction mode (PgBouncer)."""
+    environ = os.environ if env is None else env
+    value = environ.get("AIOQUEUE_TRANSACTION_POOLING", "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigurationError(
+        f"AIOQUEUE_TRANSACTION_POOLING must be 1 or 0 (true/false), got {value!r}"
+    )
+
+
 def data_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
     """Where the embedded server keeps its data: $AIOQUEUE_DATA_DIR or ./.aioqueue/pgdata."""
     environ = os.environ if env is None else env

@@ -50,6 +50,7 @@ class Queue:
         max_payload_bytes: int = config.DEFAULT_MAX_PAYLOAD_BYTES,
         dsn: str | None = None,
         hooks: Sequence[Subscriber] = (),
+        transaction_pooling: bool = False,
         _owns_pool: bool = False,
     ) -> None:
         self.config = config.QueueConfig(
@@ -57,6 +58,8 @@ class Queue:
         )
         self.pool = pool
         self.dsn = dsn
+        # behind PgBouncer in transaction mode: no LISTEN, no session settings (README)
+        self.transaction_pooling = transaction_pooling
         self.queries = Queries(self.config.schema)
         self._owns_pool = _owns_pool
         self._waiter: Waiter | None = None
@@ -78,19 +81,30 @@ class Queue:
         pool_max_size: int = config.DEFAULT_POOL_MAX_SIZE,
         max_payload_bytes: int = config.DEFAULT_MAX_PAYLOAD_BYTES,
         hooks: Sequence[Subscriber] = (),
+        transaction_pooling: bool | None = None,
     ) -> Queue:
         """Connect to ``dsn`` (else $AIOQUEUE_DSN, $DATABASE_URL, else the embedded server).
         ``migrate=True`` applies pending migrations; ``False`` requires the schema to be
-        installed at this version already; ``None`` does neither (for ``aioqueue migrate``)."""
+        installed at this version already; ``None`` does neither (for ``aioqueue migrate``).
+        ``transaction_pooling=True`` (default: $AIOQUEUE_TRANSACTION_POOLING): ``dsn`` is a
+        pooler in transaction mode such as PgBouncer; see the README on what changes."""
         schema = config.resolve_schema(schema)
+        if transaction_pooling is None:
+            transaction_pooling = config.transaction_pooling_from_env()
         resolved = await resolve_or_start(dsn, data_dir)
-        pool = await _connect.create_pool(resolved, min_size=pool_min_size, max_size=pool_max_size)
+        pool = await _connect.create_pool(
+            resolved,
+            min_size=pool_min_size,
+            max_size=pool_max_size,
+            transaction_pooling=transaction_pooling,
+        )
         queue = cls(
             pool,
             schema=schema,
             max_payload_bytes=max_payload_bytes,
             dsn=resolved,
             hooks=hooks,
+            transaction_pooling=transaction_pooling,
             _owns_pool=True,
         )
         try:
@@ -213,8 +227,15 @@ class Queue:
         alone = self._inserting == 0
         self._inserting += 1
         try:
-            async with self._hot.use() as db:
-                row = await insert(db, alone)
+            for attempt in range(self.pool.get_max_size() + 1):
+                try:
+                    async with self._hot.use() as db:
+                        row = await insert(db, alone)
+                    break
+                except asyncpg.InternalClientError as exc:
+                    # nothing was sent; the server may have ended every idle connection at once
+                    if not _connect.ended_while_idle(exc) or attempt == self.pool.get_max_size():
+                        raise
         finally:
             self._inserting -= 1
         if row["wake_after_commit"]:
@@ -272,7 +293,11 @@ class Queue:
         return it. Raises WaitTimeout after ``timeout`` seconds, JobNotFound if it is gone."""
         if self._waiter is None:
             connection = (
-                dedicated(self.dsn, "aioqueue-waiter") if self.dsn else from_pool(self.pool)
+                None  # no LISTEN behind a transaction pooler: the waiter polls
+                if self.transaction_pooling
+                else dedicated(self.dsn, "aioqueue-waiter")
+                if self.dsn
+                else from_pool(self.pool)
             )
             self._waiter = Waiter(self.pool, self.queries, self.config.channel, connection)
         try:

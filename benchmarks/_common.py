@@ -55,8 +55,23 @@ RAW_COMPLETE = (
 )
 
 
+class _UseDsn(argparse.Action):
+    """--dsn: the server to measure, as $AIOQUEUE_DSN, which every benchmark (and the worker
+    processes the multiprocess one starts) reads."""
+
+    def __call__(self, parser: Any, namespace: Any, value: Any, option: Any = None) -> None:
+        os.environ["AIOQUEUE_DSN"] = str(value)
+        setattr(namespace, self.dest, value)
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
+    p.add_argument(
+        "--dsn",
+        action=_UseDsn,
+        default=None,
+        help="PostgreSQL to run against (default: $AIOQUEUE_DSN, else the embedded server)",
+    )
     p.add_argument("--quick", action="store_true", help="small N: about a minute for the suite")
     p.add_argument("--n", type=int, default=None, help="override the number of jobs")
     p.add_argument("--repeat", type=int, default=None, help="interleaved repeats (median)")

@@ -15,8 +15,9 @@ Mode = Literal["pass", "blackhole", "refuse"]
 
 
 class FaultProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, user: str = "postgres") -> None:
         self.target = (target_host, target_port)
+        self.user = user  # the role the server under test knows (AIOQUEUE_TEST_DSN's)
         self.mode: Mode = "pass"
         self._flowing = asyncio.Event()
         self._flowing.set()
@@ -31,7 +32,7 @@ class FaultProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     def dsn(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def set_mode(self, mode: Mode) -> None:
         self.mode = mode
@@ -114,8 +115,8 @@ class FaultProxy:
 
 
 @contextlib.asynccontextmanager
-async def fault_proxy(host: str, port: int) -> AsyncIterator[FaultProxy]:
-    proxy = FaultProxy(host, port)
+async def fault_proxy(host: str, port: int, user: str = "postgres") -> AsyncIterator[FaultProxy]:
+    proxy = FaultProxy(host, port, user)
     await proxy.start()
     try:
         yield proxy

@@ -30,7 +30,9 @@ _ACL = """
  FROM (SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
                    WHEN a.grantee = {owner} THEN 'owner'
                    ELSE pg_get_userbyid(a.grantee) END AS who, a.privilege_type
-       FROM aclexplode(coalesce({acl}, acldefault('{kind}', {owner}))) AS a) AS x)
+       FROM aclexplode(coalesce({acl}, acldefault('{kind}', {owner}))) AS a
+       -- MAINTAIN exists from PostgreSQL 17 on: left out, the snapshot holds on 15 too
+       WHERE a.privilege_type <> 'MAINTAIN') AS x)
 """
 
 CATALOG = f"""
@@ -54,7 +56,8 @@ WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p') AND a.attnum
 UNION ALL
 SELECT 'constraint ' || c.relname || '.' || k.conname || ' ' || pg_get_constraintdef(k.oid)
 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
-WHERE c.relnamespace = $1::regnamespace
+-- NOT NULL: in the column lines (catalogued as constraints only from PostgreSQL 18 on)
+WHERE c.relnamespace = $1::regnamespace AND k.contype <> 'n'
 UNION ALL
 SELECT 'domain ' || t.typname || ' ' || format_type(t.typbasetype, t.typtypmod)
        || coalesce(' ' || k.conname || ' ' || pg_get_constraintdef(k.oid), '')

@@ -45,3 +45,11 @@ async def test_queue_uses_the_environment(
         finally:
             await conn.close()
         assert out.id == 1
+
+
+def test_transaction_pooling_from_env() -> None:
+    assert config.transaction_pooling_from_env({}) is False
+    assert config.transaction_pooling_from_env({"AIOQUEUE_TRANSACTION_POOLING": "1"}) is True
+    assert config.transaction_pooling_from_env({"AIOQUEUE_TRANSACTION_POOLING": "off"}) is False
+    with pytest.raises(aioqueue.ConfigurationError, match="AIOQUEUE_TRANSACTION_POOLING"):
+        config.transaction_pooling_from_env({"AIOQUEUE_TRANSACTION_POOLING": "maybe"})

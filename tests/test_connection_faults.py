@@ -37,7 +37,7 @@ def _tcp_target(dsn: str) -> tuple[str, int, str]:
 @pytest.fixture
 async def proxy(dsn: str) -> AsyncIterator[FaultProxy]:
     host, port, _ = _tcp_target(dsn)
-    async with fault_proxy(host, port) as p:
+    async with fault_proxy(host, port, urllib.parse.urlsplit(dsn).username or "postgres") as p:
         yield p
 
 
@@ -210,7 +210,9 @@ async def test_an_unreachable_server_raises_database_unavailable(
         with anyio.fail_after(10), pytest.raises(aioqueue.DatabaseUnavailable) as caught:
             await call()
         message = str(caught.value)
-        assert message.startswith("cannot reach PostgreSQL at postgresql://postgres@127.0.0.1:")
+        assert message.startswith(
+            f"cannot reach PostgreSQL at postgresql://{proxy.user}@127.0.0.1:"
+        )
         assert "ConnectionRefusedError" in message
         assert isinstance(caught.value, ConnectionError)
         assert isinstance(caught.value.__cause__, ConnectionRefusedError)

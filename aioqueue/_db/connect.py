@@ -14,11 +14,31 @@ from .queries import Executor, statement_texts
 
 APPLICATION_NAME = "aioqueue"
 
+# Every connection of aioqueue's own pool runs without JIT: most packaged and managed servers
+# have it on, and a plan costed over jit_above_cost (a generic plan guessing at a big table)
+# would be compiled on every run. Set after connecting, never as a startup parameter, which
+# PgBouncer rejects.
+POOL_SESSION = {"jit": "off"}
+
 
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, application_name: str = APPLICATION_NAME
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    application_name: str = APPLICATION_NAME,
+    transaction_pooling: bool = False,
 ) -> asyncpg.Pool:
-    """An asyncpg pool; connection errors name the server but never the password."""
+    """An asyncpg pool; connection errors name the server but never the password.
+
+    ``transaction_pooling``: ``dsn`` is a pooler in transaction mode (PgBouncer): no named
+    prepared statements (asyncpg's statement cache) and no session settings, which would land
+    on whichever server connection the pooler lent, and stay there for its other clients."""
+    extra: dict[str, Any] = {}
+    if transaction_pooling:
+        extra["statement_cache_size"] = 0
+    else:
+        extra["init"] = functools.partial(apply_session, settings=POOL_SESSION)
     try:
         pool = await asyncpg.create_pool(
             dsn,
@@ -27,6 +47,7 @@ async def create_pool(
             server_settings={"application_name": application_name},
             reset=_no_reset,
             connect=functools.partial(open_connection, where=mask_dsn(dsn)),
+            **extra,
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise ConfigurationError(
@@ -49,6 +70,12 @@ async def open_connection(*args: Any, where: str, **kwargs: Any) -> asyncpg.Conn
         raise DatabaseUnavailable(
             f"cannot reach PostgreSQL at {where}: {type(exc).__name__}: {mask_dsn(str(exc))}"
         ) from exc
+
+
+async def apply_session(conn: Any, settings: dict[str, str]) -> None:
+    """Session settings, each through its ``session_<name>.sql`` (set_config)."""
+    for name, value in settings.items():
+        await conn.execute(statement_texts()[f"session_{name}"], value)
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -122,9 +149,18 @@ class _HotUse:
         try:
             if exc_type is not None:
                 hot._conn = None  # the pool resets or discards it
+                if ended_while_idle(exc):
+                    conn.terminate()  # not closed yet to the driver: the pool would lend it again
                 await hot._pool.release(conn)
         finally:
             hot._busy = False
+
+
+def ended_while_idle(exc: BaseException) -> bool:
+    """The driver refused to send on a connection the server ended while it sat idle
+    (idle_session_timeout, pg_terminate_backend): it had read the server's notice but not yet
+    the close. Raised before anything is written, so the call can be repeated as it is."""
+    return isinstance(exc, asyncpg.InternalClientError) and "cannot switch to state" in str(exc)
 
 
 async def replace_connections(db: Executor) -> None:
@@ -232,12 +268,18 @@ class Dedicated:
             conn = await open_connection(
                 self._dsn,
                 where=mask_dsn(self._dsn),
-                server_settings={"application_name": self._application_name, **self._settings},
+                server_settings={"application_name": self._application_name},
             )
         else:
             conn = await self._pool.acquire()
-            for name, value in self._settings.items():
-                await conn.execute(statement_texts()[f"session_{name}"], value)
+        try:
+            await apply_session(conn, self._settings)  # set_config: PgBouncer rejects startup
+        except BaseException:
+            if self._dsn is not None:
+                conn.terminate()
+            else:
+                await self._pool.release(conn)  # type: ignore[arg-type]
+            raise
         self._conn = conn
         return conn
 

@@ -189,6 +189,7 @@ class Queries:
     async def job_rescue_expired(
         self, db: Executor, *, limit: int, now: dt.datetime | None = None
     ) -> list[asyncpg.Record]:
+        _check_batch(limit)
         return await db.fetch(self.sql["job_rescue_expired"], limit, now)
 
     async def cron_enqueue(
@@ -209,6 +210,7 @@ class Queries:
         limit: int,
         now: dt.datetime | None = None,
     ) -> int:
+        _check_batch(limit)
         return int(await db.fetchval(self.sql["job_prune"], state, retention, limit, now))
 
     async def worker_register(
@@ -248,6 +250,15 @@ class Queries:
     async def fetch(self, db: Executor, name: str, *args: Any) -> list[asyncpg.Record]:
         """Run a named statement (for statements whose wrapper adds nothing)."""
         return await db.fetch(self.sql[name], *args)
+
+
+# rescue and prune batches: their statements bound their plans' cost with a constant LIMIT
+MAX_MAINTENANCE_BATCH = 1000
+
+
+def _check_batch(limit: int) -> None:
+    if not 1 <= limit <= MAX_MAINTENANCE_BATCH:
+        raise ValueError(f"batch must be between 1 and {MAX_MAINTENANCE_BATCH}, got {limit}")
 
 
 def _ids(text: str | None) -> list[int]:

@@ -36,35 +36,11 @@ column workers.kinds text[] not null
 column workers.last_seen_at timestamp with time zone not null default now()
 column workers.pid integer not null
 column workers.started_at timestamp with time zone not null default now()
-constraint crons.crons_last_slot_not_null NOT NULL last_slot
 constraint crons.crons_name_length CHECK (((octet_length(name) >= 1) AND (octet_length(name) <= 128)))
-constraint crons.crons_name_not_null NOT NULL name
 constraint crons.crons_pkey PRIMARY KEY (name)
-constraint crons.crons_updated_at_not_null NOT NULL updated_at
-constraint jobs.jobs_attempts_not_null NOT NULL attempts
-constraint jobs.jobs_cancel_requested_not_null NOT NULL cancel_requested
-constraint jobs.jobs_created_at_not_null NOT NULL created_at
-constraint jobs.jobs_flags_not_null NOT NULL flags
-constraint jobs.jobs_id_not_null NOT NULL id
-constraint jobs.jobs_kind_not_null NOT NULL kind
-constraint jobs.jobs_payload_not_null NOT NULL payload
 constraint jobs.jobs_pkey PRIMARY KEY (id)
-constraint jobs.jobs_priority_not_null NOT NULL priority
-constraint jobs.jobs_run_at_not_null NOT NULL run_at
-constraint jobs.jobs_state_not_null NOT NULL state
-constraint jobs.jobs_waited_not_null NOT NULL waited
-constraint migrations.migrations_applied_at_not_null NOT NULL applied_at
-constraint migrations.migrations_breaking_not_null NOT NULL breaking
-constraint migrations.migrations_name_not_null NOT NULL name
 constraint migrations.migrations_pkey PRIMARY KEY (version)
-constraint migrations.migrations_version_not_null NOT NULL version
-constraint workers.workers_hostname_not_null NOT NULL hostname
-constraint workers.workers_id_not_null NOT NULL id
-constraint workers.workers_kinds_not_null NOT NULL kinds
-constraint workers.workers_last_seen_at_not_null NOT NULL last_seen_at
-constraint workers.workers_pid_not_null NOT NULL pid
 constraint workers.workers_pkey PRIMARY KEY (id)
-constraint workers.workers_started_at_not_null NOT NULL started_at
 domain job_attempts integer jobs_attempts_non_negative CHECK ((VALUE >= 0))
 domain job_flags text[] jobs_flags_count CHECK ((cardinality(VALUE) <= 32))
 domain job_kind text jobs_kind_length CHECK (((octet_length(VALUE) >= 1) AND (octet_length(VALUE) <= 128)))
@@ -540,8 +516,8 @@ index CREATE UNIQUE INDEX jobs_unique_active ON aioqueue.jobs USING btree (kind,
 index CREATE UNIQUE INDEX migrations_pkey ON aioqueue.migrations USING btree (version)
 index CREATE UNIQUE INDEX workers_pkey ON aioqueue.workers USING btree (id)
 sequence jobs_id_seq
-table crons options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:MAINTAIN owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
-table jobs options=fillfactor=70 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:MAINTAIN owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
-table migrations options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:MAINTAIN owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
-table workers options=fillfactor=50 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:MAINTAIN owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table crons options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table jobs options=fillfactor=70 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table migrations options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table workers options=fillfactor=50 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 type job_state pending,scheduled,running,completed,cancelled,failed

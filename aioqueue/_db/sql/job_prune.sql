@@ -1,16 +1,21 @@
 -- job_prune: delete up to $3 finished jobs of one state whose retention has passed.
--- $1 state text (completed | failed | cancelled), $2 retention_seconds float8, $3 limit integer,
--- $4 now timestamptz|NULL. Uses the partial index jobs_finished; SKIP LOCKED so N workers can
--- prune at once and claims are never blocked. Returns the number of rows deleted.
+-- $1 state text (completed | failed | cancelled), $2 retention_seconds float8, $3 limit integer
+-- (at most 1000), $4 now timestamptz|NULL. Uses the partial index jobs_finished; SKIP LOCKED so
+-- N workers can prune at once and claims are never blocked. Returns the number of rows deleted.
 WITH doomed AS (
-    SELECT j.id
-    FROM /*schema*/.jobs AS j
-    WHERE j.state IN ('completed', 'cancelled', 'failed')
-      AND j.state = $1::/*schema*/.job_state
-      AND j.finished_at < coalesce($4::timestamptz, now()) - make_interval(secs => $2::float8)
-    ORDER BY j.finished_at
+    -- The constant inner LIMIT bounds the plan's cost at any table size (job_rescue_expired).
+    SELECT d.id
+    FROM (
+        SELECT j.id
+        FROM /*schema*/.jobs AS j
+        WHERE j.state IN ('completed', 'cancelled', 'failed')
+          AND j.state = $1::/*schema*/.job_state
+          AND j.finished_at < coalesce($4::timestamptz, now()) - make_interval(secs => $2::float8)
+        ORDER BY j.finished_at
+        LIMIT 1000
+        FOR UPDATE SKIP LOCKED
+    ) AS d
     LIMIT $3::integer
-    FOR UPDATE SKIP LOCKED
 ), deleted AS (
     DELETE FROM /*schema*/.jobs AS j USING doomed AS d WHERE j.id = d.id RETURNING 1
 )

@@ -1,17 +1,24 @@
 -- job_rescue_expired: give back jobs whose lease expired (their worker died or stalled).
 -- The attempt counts: retried after exp(min(attempts, 10)) seconds, or failed when exhausted.
 -- Safe on N workers at once (SKIP LOCKED); a job completed in between no longer matches.
--- $1 limit integer, $2 now timestamptz|NULL. Uses the partial index jobs_running.
+-- $1 limit integer (at most 1000), $2 now timestamptz|NULL. Uses the partial index jobs_running.
 WITH now AS (
     SELECT coalesce($2::timestamptz, now()) AS ts
 ), expired AS (
-    SELECT j.id
-    FROM /*schema*/.jobs AS j
-    WHERE j.state = 'running'
-      AND j.lease_expires_at < (SELECT ts FROM now)
-    ORDER BY j.id
+    -- The constant inner LIMIT bounds the plan's cost at any table size: a generic plan costs
+    -- LIMIT $1 as a tenth of all running jobs, over jit_above_cost on a big table (JIT-compiled
+    -- on every run where JIT is on). Rows locked beyond $1 are simply left for the next round.
+    SELECT e.id
+    FROM (
+        SELECT j.id
+        FROM /*schema*/.jobs AS j
+        WHERE j.state = 'running'
+          AND j.lease_expires_at < (SELECT ts FROM now)
+        ORDER BY j.id
+        LIMIT 1000
+        FOR UPDATE SKIP LOCKED
+    ) AS e
     LIMIT $1::integer
-    FOR UPDATE SKIP LOCKED
 ), rescued AS (
 UPDATE /*schema*/.jobs AS j
 SET state = CASE WHEN j.attempts >= coalesce(j.max_attempts, 25)
