@@ -4,8 +4,11 @@ from ._handle import TaskHandle
 from .context import JobContext, JobInfo
 from .errors import (
     AioqueueError,
+    Cancel,
     ConfigurationError,
     DatabaseUnavailable,
+    Fail,
+    HandlerOutcome,
     InvalidJobError,
     JobNotFound,
     JobStateError,
@@ -17,6 +20,7 @@ from .errors import (
     SchemaError,
     SchemaNotInstalled,
     SchemaOutdated,
+    Snooze,
     UnknownTaskError,
     WaitTimeout,
 )
@@ -30,10 +34,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AioqueueError",
+    "Cancel",
     "ConfigurationError",
     "DatabaseUnavailable",
     "EnqueueResult",
     "Event",
+    "Fail",
+    "HandlerOutcome",
     "Hooks",
     "InvalidJobError",
     "Job",
@@ -54,6 +61,7 @@ __all__ = [
     "SchemaError",
     "SchemaNotInstalled",
     "SchemaOutdated",
+    "Snooze",
     "Task",
     "TaskHandle",
     "Tasks",

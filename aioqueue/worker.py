@@ -415,9 +415,10 @@ class Worker:
             if outcome.id in accepted:
                 released = released or outcome.state == "pending"
                 if self.hooks:
+                    snoozed = outcome.state == "scheduled" and outcome.give_back
                     self._emit(
                         Event(
-                            type=_OUTCOME_EVENTS[outcome.state],
+                            type="snoozed" if snoozed else _OUTCOME_EVENTS[outcome.state],
                             worker_id=self.id,
                             job_id=outcome.id,
                             kind=outcome.kind,

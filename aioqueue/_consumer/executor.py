@@ -5,6 +5,8 @@ call handler ──── returns ─── encodable ────────�
      │                     └─ not encodable ────► retry / failed
      ├─ raises / times out ─────────────────────► scheduled (backoff) or failed (exhausted)
      ├─ list result with exceptions (batch job) ► scheduled with only the failed items
+     ├─ raises Snooze(s) ───────────────────────► scheduled in s seconds, attempt given back
+     ├─ raises Fail(msg) / Cancel(msg) ─────────► failed for good / cancelled
      ├─ KeyboardInterrupt / SystemExit ─────────► pending, attempt given back; worker stops
     ├─ own scope cancelled: cancel requested ──► cancelled
      ├─ own scope cancelled: lease lost ────────► nothing (the job is no longer ours)
@@ -28,7 +30,7 @@ import msgspec
 from .._backoff import retry_delay
 from .._codec import encode_json
 from ..context import JobContext, JobInfo
-from ..errors import PayloadError
+from ..errors import Cancel, HandlerOutcome, PayloadError, Snooze
 from ..events import Event, Hooks
 from ..tasks import Task, Tasks
 from .outcome import Outcome
@@ -261,6 +263,8 @@ class Executor:
             _log.warning("job %s raised %s: stopping the worker", info.id, type(exc).__name__)
             self._request_stop()
             return self._outcome(info, job, "pending", delay=0.0, give_back=True)
+        except HandlerOutcome as exc:
+            return self._chosen(info, job, exc)
         except TimeoutError as exc:
             if job.reason is not None:
                 raise
@@ -297,6 +301,15 @@ class Executor:
             delay = retry_delay(None, info.attempts)
             error = _error_json(policy_exc, info.attempts)
         return self._outcome(info, job, "scheduled", error=error, payload=payload, delay=delay)
+
+    def _chosen(self, info: JobInfo, job: RunningJob, exc: HandlerOutcome) -> Outcome:
+        """The outcome a handler asked for by raising Snooze, Fail or Cancel."""
+        if isinstance(exc, Snooze):
+            return self._outcome(info, job, "scheduled", delay=exc.seconds, give_back=True)
+        message = str(exc) or type(exc).__name__
+        error = _error_json(exc, info.attempts, message=message, trace=False)
+        state = "cancelled" if isinstance(exc, Cancel) else "failed"
+        return self._outcome(info, job, state, error=error)
 
     def _partial_failure(
         self,

@@ -14,7 +14,16 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from ..events import Event
 
 _ENDS = frozenset(
-    {"completed", "failed", "retried", "cancelled", "released", "lease_lost", "completion_rejected"}
+    {
+        "completed",
+        "failed",
+        "retried",
+        "snoozed",
+        "cancelled",
+        "released",
+        "lease_lost",
+        "completion_rejected",
+    }
 )
 _ERRORS = frozenset({"failed", "retried", "lease_lost", "completion_rejected"})
 

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from ..events import Event
 
-_FINISHED = frozenset({"completed", "failed", "retried", "cancelled", "released"})
+_FINISHED = frozenset({"completed", "failed", "retried", "snoozed", "cancelled", "released"})
 
 
 class PrometheusMetrics:
