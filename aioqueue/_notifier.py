@@ -17,7 +17,7 @@ import anyio
 import asyncpg
 from anyio.abc import TaskStatus
 
-from ._db.connect import open_connection
+from ._db.connect import discard_pooled, open_connection
 from ._db.queries import Queries
 from ._service import jittered
 from .config import mask_dsn
@@ -146,7 +146,11 @@ def dedicated(dsn: str, application_name: str) -> ConnectionFactory:
 
 
 def from_pool(pool: asyncpg.Pool) -> ConnectionFactory:
-    """A factory that holds one pool connection (when the Queue wraps a pool without a DSN)."""
+    """A factory that holds one pool connection (when the Queue wraps a pool without a DSN).
+
+    The connection goes back terminated: a LISTEN session with its listener attached must not
+    reach the application's pool (asyncpg warns, and its reset could wait on a dead socket);
+    the pool opens a fresh connection when it next needs one."""
 
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Listener]:
@@ -154,7 +158,7 @@ def from_pool(pool: asyncpg.Pool) -> ConnectionFactory:
         try:
             yield conn
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-                await pool.release(conn)
+            with anyio.CancelScope(shield=True):
+                await discard_pooled(pool, conn)
 
     return factory

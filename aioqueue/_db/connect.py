@@ -6,6 +6,7 @@ import contextlib
 import functools
 from typing import Any
 
+import anyio
 import asyncpg
 
 from ..config import mask_dsn
@@ -63,6 +64,22 @@ def is_open(conn: Any) -> bool:
         return not conn.is_closed()
     except asyncpg.InterfaceError:
         return False
+
+
+def terminate_pooled(conn: Any) -> None:
+    """Close a pool's connection at once; asyncpg then hands its slot back to the pool (the
+    pool opens a fresh connection when it needs one). Dropping a failed connection without this
+    leaks the slot: a protocol abort can close it without asyncpg's own cleanup running."""
+    with contextlib.suppress(asyncpg.InterfaceError):  # already given back (proxy detached)
+        conn.terminate()
+
+
+async def discard_pooled(pool: asyncpg.Pool, conn: Any) -> None:
+    """Give a connection back to ``pool`` terminated, through the pool's own API: for one
+    that failed, or whose session state (LISTEN, SET) must not reach an application's pool."""
+    terminate_pooled(conn)
+    with contextlib.suppress(asyncpg.InterfaceError):
+        await pool.release(conn)  # a no-op once terminated, as asyncpg expects
 
 
 class HotConnection:
@@ -225,9 +242,11 @@ class Dedicated:
 
     async def get(self) -> asyncpg.Connection | asyncpg.pool.PoolConnectionProxy:
         conn = self._conn
-        if conn is not None and not conn.is_closed():
+        if conn is not None and is_open(conn):
             return conn
         self._conn = None
+        if conn is not None and self._dsn is None:
+            await discard_pooled(self._pool, conn)  # lost: its slot goes back to the pool
         if self._dsn is not None:
             conn = await open_connection(
                 self._dsn,
@@ -236,15 +255,25 @@ class Dedicated:
             )
         else:
             conn = await self._pool.acquire()
-            for name, value in self._settings.items():
-                await conn.execute(statement_texts()[f"session_{name}"], value)
+            try:
+                for name, value in self._settings.items():
+                    await conn.execute(statement_texts()[f"session_{name}"], value)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await discard_pooled(self._pool, conn)
+                raise
         self._conn = conn
         return conn
 
     def invalidate(self) -> None:
-        """Forget a connection that failed; the next ``get`` opens a new one."""
+        """Forget a connection that failed; the next ``get`` opens a new one. A pool's
+        connection is terminated, which gives its slot back to the pool at once."""
         conn, self._conn = self._conn, None
-        if conn is not None and self._dsn is not None and not conn.is_closed():
+        if conn is None:
+            return
+        if self._dsn is None:
+            terminate_pooled(conn)
+        elif not conn.is_closed():
             conn.terminate()
 
     async def close(self) -> None:
@@ -252,6 +281,8 @@ class Dedicated:
         if conn is None:
             return
         if self._dsn is None:
-            await self._pool.release(conn)  # type: ignore[arg-type]
+            # the session carries the claim settings (synchronous_commit=off): it never goes
+            # back to an application's pool, whatever that pool's reset does
+            await discard_pooled(self._pool, conn)
         else:
             await conn.close(timeout=2)
