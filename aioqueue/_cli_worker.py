@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,11 +29,39 @@ def load_tasks(spec: str) -> Tasks:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from None
+        if _is_missing(module_name, exc):
+            raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from None
+        raise ConfigurationError(_import_failure(module_name, exc)) from None
+    except SyntaxError as exc:  # the file and line are the message's own
+        where = f"{exc.filename}, line {exc.lineno}" if exc.lineno else exc.filename
+        raise ConfigurationError(
+            f"cannot import {module_name!r}: SyntaxError: {exc.msg} ({where})"
+        ) from None
+    except Exception as exc:  # the module's own code raised while being imported
+        raise ConfigurationError(_import_failure(module_name, exc)) from None
     tasks = getattr(module, attr, None)
     if not isinstance(tasks, Tasks):
         raise ConfigurationError(f"{spec} is not an aioqueue.Tasks registry")
     return tasks
+
+
+def _is_missing(module_name: str, exc: ImportError) -> bool:
+    """The module itself (or a package on its path) does not exist, as opposed to an import
+    failing inside it."""
+    return isinstance(exc, ModuleNotFoundError) and (
+        exc.name is not None and (module_name + ".").startswith(exc.name + ".")
+    )
+
+
+def _import_failure(module_name: str, exc: BaseException) -> str:
+    """Importing the module raised: the error and where (the innermost frame outside Python's
+    import machinery), in one line instead of a traceback."""
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")
+    ]
+    where = f" (at {frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    message = " ".join(str(exc).split())  # one line, whatever the module raised
+    return f"importing {module_name!r} raised {type(exc).__name__}: {message}{where}"
 
 
 async def run_worker(

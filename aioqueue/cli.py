@@ -10,6 +10,7 @@ import json
 import logging
 import subprocess
 import sys
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -49,7 +50,27 @@ def _run(main: Callable[[], Awaitable[T]]) -> T:
     except Exception as exc:  # asyncpg errors and the like: one line, no traceback
         if type(exc).__module__.startswith("asyncpg"):
             _fail(f"database error: {type(exc).__name__}: {config.mask_dsn(str(exc))}")
-        raise
+        _fail(_describe(exc))
+
+
+# Values no interface should produce but SQL can store (a payload nested thousands deep, a BC
+# or infinite timestamp): reading or writing them fails with these, which say what is wrong.
+_VALUE_ERRORS: dict[type[BaseException], str] = {
+    RecursionError: "a value is nested too deeply to process",
+    OverflowError: "a value is out of the range Python can represent (e.g. a BC date)",
+    ValueError: "invalid value",
+}
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an error aioqueue did not anticipate; the traceback only with -vv."""
+    detail = f"{type(exc).__name__}: {config.mask_dsn(' '.join(str(exc).split()))}"
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        traceback.print_exception(exc, file=sys.stderr)
+    for kind, meaning in _VALUE_ERRORS.items():
+        if isinstance(exc, kind):
+            return f"{meaning} ({detail})"
+    return f"unexpected {detail} (run with -vv for the traceback)"
 
 
 def _setup_logging(verbose: int) -> None:
@@ -196,6 +217,10 @@ def enqueue(
         value = json.loads(payload)
     except json.JSONDecodeError as exc:
         _fail(f"PAYLOAD is not valid JSON: {exc}", EXIT_USAGE)
+    except RecursionError:
+        _fail("PAYLOAD is nested too deeply", EXIT_USAGE)
+    except ValueError as exc:  # e.g. an integer literal with too many digits
+        _fail(f"PAYLOAD is not acceptable JSON: {exc}", EXIT_USAGE)
 
     async def main() -> Any:
         q = await _connect(opts)
@@ -493,4 +518,7 @@ def bench(args: tuple[str, ...]) -> None:
 
 
 def main() -> None:
-    cli(prog_name="aioqueue")
+    try:
+        cli(prog_name="aioqueue")
+    except Exception as exc:  # the README's promise: never a traceback (-vv shows it)
+        _fail(_describe(exc))
