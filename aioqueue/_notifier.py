@@ -19,7 +19,7 @@ from anyio.abc import TaskStatus
 
 from ._db.connect import discard_pooled, open_connection
 from ._db.queries import Queries
-from ._service import jittered
+from ._service import RETRYING, Outage, jittered
 from .config import mask_dsn
 
 _log = logging.getLogger("aioqueue.worker")
@@ -42,6 +42,7 @@ class Notifier:
         backoff_start: float = 0.1,
         backoff_max: float = 2.0,
         ping_interval: float = 10.0,
+        outage: Outage | None = None,
     ) -> None:
         self._connection = connection
         self._queries = queries
@@ -51,6 +52,7 @@ class Notifier:
         self._backoff_start = backoff_start
         self._backoff_max = backoff_max
         self._ping_interval = ping_interval
+        self._outage = outage or Outage()
         self.backend_pid: int | None = None
         # the database's clock minus this host's, in seconds: hints carry database time
         self.clock_offset = 0.0
@@ -73,6 +75,7 @@ class Notifier:
                     await self._sync_clock(conn)
                     self.backend_pid = conn.get_server_pid()
                     self.connected.set()
+                    self._outage.recovered()
                     if started:
                         self.reconnects += 1
                         _log.info("notifier: LISTEN re-established (pid %s)", self.backend_pid)
@@ -84,7 +87,12 @@ class Notifier:
                     backoff = self._backoff_start
                     await self._watch(conn, lost)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                _log.warning("notifier: connection lost (%s); reconnecting", type(exc).__name__)
+                self._outage.failed("notifier", exc)
+                _log.warning(
+                    "notifier: connection lost (%s); reconnecting",
+                    type(exc).__name__,
+                    extra=RETRYING,
+                )
             finally:
                 if self.connected.is_set():
                     self.connected = anyio.Event()

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import asyncpg
 import click
 import msgspec
 
@@ -53,6 +54,15 @@ def _run(main: Callable[[], Awaitable[T]]) -> T:
         _fail(_describe(exc))
 
 
+# asyncpg's pool failing to reconnect because the server is down, restarting or unreachable
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
 # Values no interface should produce but SQL can store (a payload nested thousands deep, a BC
 # or infinite timestamp): reading or writing them fails with these, which say what is wrong.
 _VALUE_ERRORS: dict[type[BaseException], str] = {
@@ -78,6 +88,27 @@ def _setup_logging(verbose: int) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if verbose == 0:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_OneLinePerOutage())
+
+
+class _OneLinePerOutage(logging.Filter):
+    """What an operator reads during an outage: the worker's "database unavailable" and
+    "available again" lines, not each component's retries nor asyncpg's tracebacks of its pool
+    failing to reconnect (-v shows them all). asyncpg's other pool errors stay, as one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "retrying", False):
+            return False
+        if record.name.startswith("asyncpg") and record.exc_info:
+            exc = record.exc_info[1]
+            if isinstance(exc, _UNREACHABLE):
+                return False  # the server is down or restarting: the outage line says so
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
 
 
 class Options(msgspec.Struct):

@@ -40,7 +40,7 @@ from ._maintenance.pruner import Pruner
 from ._maintenance.rescuer import Rescuer
 from ._maintenance.scheduler import Clock, Scheduler
 from ._notifier import Notifier, dedicated, from_pool
-from ._service import Service, running
+from ._service import Outage, Service, running
 from .errors import ConfigurationError
 from .events import Event, Hooks, Subscriber, log_event
 from .queue import Queue
@@ -161,6 +161,8 @@ class Worker:
         self._stopped = anyio.Event()
         self._running = False
         self._released = 0
+        # one warning when the database stops answering, one when it is back
+        self._outage = Outage()
         self._runners: Runners | None = None
 
     # -- public ------------------------------------------------------------------------------
@@ -209,6 +211,7 @@ class Worker:
             on_flushed=self._on_flushed,
             flush_interval=cfg.flush_interval,
             flush_size=cfg.flush_size,
+            outage=self._outage,
         )
         claim_db = Dedicated(
             q.dsn,
@@ -241,6 +244,7 @@ class Worker:
             lease=cfg.lease,
             on_lost=self._on_lease_lost,
             touch=registration.touch,
+            outage=self._outage,
         )
         services: list[Service] = []
         if cfg.listen:
@@ -255,6 +259,7 @@ class Worker:
                 on_reconnect=producer.wake,
                 backoff_start=min(0.1, cfg.poll_interval),
                 backoff_max=min(2.0, cfg.lease / 2),
+                outage=self._outage,
             )
             services.append(notifier)
         rescuer = Rescuer(

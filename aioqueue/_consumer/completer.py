@@ -17,6 +17,7 @@ from anyio.abc import TaskStatus
 
 from .._db.connect import replace_connections
 from .._db.queries import Executor, Queries
+from .._service import RETRYING, Outage
 from .outcome import Outcome
 
 _log = logging.getLogger("aioqueue.worker")
@@ -50,6 +51,7 @@ class Completer:
         flush_size: int,
         max_backlog: int | None = None,
         final_timeout: float = 5.0,
+        outage: Outage | None = None,
     ) -> None:
         self._db = db
         self._queries = queries
@@ -58,6 +60,7 @@ class Completer:
         self._flush_size = flush_size
         self._max_backlog = max_backlog or flush_size * 10
         self._final_timeout = final_timeout
+        self._outage = outage or Outage()
         self._buffer: list[Outcome] = []
         self._has_items = anyio.Event()
         self._full = anyio.Event()
@@ -118,6 +121,7 @@ class Completer:
                 try:
                     accepted = await self._write(batch, deadline)
                     written = True
+                    self._outage.recovered()
                     break
                 except TRANSIENT as exc:
                     if deadline is not None and anyio.current_time() >= deadline:
@@ -128,7 +132,10 @@ class Completer:
                             type(exc).__name__,
                         )
                         return
-                    _log.warning("completer: flush failed (%s); retrying", type(exc).__name__)
+                    self._outage.failed("completer", exc)
+                    _log.warning(
+                        "completer: flush failed (%s); retrying", type(exc).__name__, extra=RETRYING
+                    )
                     await replace_connections(self._db)  # broken or read-only: replace them
                     await anyio.sleep(delay)
                     delay = min(delay * 2, 2.0)

@@ -17,7 +17,7 @@ from anyio.abc import TaskStatus
 
 from .._db.connect import replace_connections
 from .._db.queries import Executor, Queries
-from .._service import jittered
+from .._service import RETRYING, Outage, jittered
 from .completer import TRANSIENT
 from .running import RunningJob
 
@@ -38,6 +38,7 @@ class Heartbeat:
         lease: float,
         on_lost: Callable[[RunningJob], None],
         touch: Callable[[], Awaitable[object]] | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self._db = db
         self._queries = queries
@@ -46,6 +47,7 @@ class Heartbeat:
         self._lease = lease
         self._on_lost = on_lost
         self._touch = touch
+        self._outage = outage or Outage()
         self._next_touch = -math.inf
         self._poke = anyio.Event()
         self.beats = 0
@@ -72,8 +74,12 @@ class Heartbeat:
                     self._next_touch = anyio.current_time() + self._interval / 2
                     with anyio.fail_after(max(self._lease / 2, 1.0)):
                         await self._touch()
+                        self._outage.recovered()  # the touch is a round trip on every tick
             except TRANSIENT as exc:
-                _log.warning("heartbeat: failed (%s); will retry", type(exc).__name__)
+                self._outage.failed("heartbeat", exc)
+                _log.warning(
+                    "heartbeat: failed (%s); will retry", type(exc).__name__, extra=RETRYING
+                )
                 await replace_connections(self._db)
 
     async def beat(self) -> None:
@@ -88,6 +94,7 @@ class Heartbeat:
                 lease=self._lease,
             )
         self.beats += 1
+        self._outage.recovered()
         ours = {r["id"]: r["cancel_requested"] for r in rows}
         for job in snapshot:
             if self._jobs.get(job.id) is not job:

@@ -38,7 +38,7 @@ import asyncpg
 
 from .._db.connect import Dedicated
 from .._db.queries import Queries
-from .._service import jittered
+from .._service import RETRYING, jittered
 from ..tasks import Tasks
 from .completer import TRANSIENT
 from .running import RunningJob
@@ -213,7 +213,9 @@ class Producer:
                 got = await self._claim(free)
             except TRANSIENT as exc:
                 _log.warning(
-                    "producer: claim failed (%s); retrying after a poll", type(exc).__name__
+                    "producer: claim failed (%s); retrying after a poll",
+                    type(exc).__name__,
+                    extra=RETRYING,
                 )
                 backlog = False
                 continue
