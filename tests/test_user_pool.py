@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import time
 import warnings
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,8 @@ import pytest
 import aioqueue
 from aioqueue._db import embedded
 
-from .worker_helpers import Recorder
+from .conftest import _with_database
+from .worker_helpers import Recorder, running_worker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.chaos]
 
@@ -121,3 +124,68 @@ async def test_worker_on_a_user_pool_drains_across_three_server_restarts(
     finally:
         await user_pool.close()
         await anyio.to_thread.run_sync(embedded.stop_server, data)
+
+
+@pytest.fixture
+async def private_db(server_dsn: str) -> AsyncIterator[tuple[str, str]]:
+    """A database of this test's own (it is made read-only), dropped at the end."""
+    name = f"aq_up_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield _with_database(server_dsn, name), name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_failed_claims_on_open_connections_give_their_slots_back(
+    private_db: tuple[str, str], server_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A claim can fail on a connection that stays open (here: a failover to a read-only
+    server). Each such claim used to keep its slot of the application's pool: a pool of 4 was
+    exhausted after a few polls and the worker wedged once the database was writable again."""
+    dsn, name = private_db
+    caplog.set_level(logging.WARNING, logger="aioqueue")
+    admin = await asyncpg.connect(server_dsn)  # another database: never read-only
+    user_pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    assert user_pool is not None
+    try:
+        q = aioqueue.Queue(user_pool, schema="userpool")
+        await q.migrate()
+        tasks = aioqueue.Tasks()
+
+        @tasks.task("work")
+        async def work(ctx: aioqueue.JobContext, payload: Any) -> None:
+            return None
+
+        async def failover(read_only: bool) -> None:
+            value = "SET default_transaction_read_only = on" if read_only else "RESET ALL"
+            await admin.execute(f'ALTER DATABASE "{name}" {value}')
+            await admin.execute(  # every session dies; new ones see the new setting
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            )
+
+        def failed_claims() -> int:
+            return sum("producer: claim failed" in r.getMessage() for r in caplog.records)
+
+        async with running_worker(q, tasks, poll_interval=0.1) as (_worker, rec):
+            await failover(read_only=True)
+            with anyio.fail_after(30):
+                while failed_claims() < 12:  # noqa: ASYNC110 - three times the pool's size
+                    await anyio.sleep(0.05)
+            in_use_read_only = _in_use(user_pool)
+            await failover(read_only=False)
+            outs = await q.enqueue_many([{"kind": "work"} for _ in range(200)])
+            await rec.wait_for("completed", count=200, timeout=30)
+        assert in_use_read_only <= 2, in_use_read_only  # the claim's and the listener's at most
+        assert _in_use(user_pool) == 0
+        states = await user_pool.fetch(
+            "SELECT DISTINCT state::text FROM userpool.jobs WHERE id = ANY($1)",
+            [o.id for o in outs],
+        )
+        assert [r["state"] for r in states] == ["completed"]
+        print(f"\n{failed_claims()} failed claims on a read-only server; pool of 4 intact")
+    finally:
+        await user_pool.close()
+        await admin.close()
