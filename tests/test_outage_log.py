@@ -120,6 +120,7 @@ async def test_an_outage_is_one_line_down_and_one_line_back(tmp_path: Path, verb
     assert err.count(DOWN) == 1, text
     assert err.count(BACK) == 1, text
     if verbose:  # the retries and asyncpg's own lines are there: the quiet run hid them
+        print(f"\nstderr with -v: {len(err.lines)} lines, {err.count('Traceback')} tracebacks")
         assert err.count("failed") > 1, text
         assert err.count(ASYNCPG_FLOOR) >= 1, text
         return
