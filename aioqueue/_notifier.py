@@ -17,9 +17,9 @@ import anyio
 import asyncpg
 from anyio.abc import TaskStatus
 
-from ._db.connect import discard_pooled, open_connection
+from ._db.connect import Outage, discard_pooled, open_connection
 from ._db.queries import Queries
-from ._service import RETRYING, Outage, jittered
+from ._service import RETRYING, jittered
 from .config import mask_dsn
 
 _log = logging.getLogger("aioqueue.worker")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -17,44 +16,6 @@ _log = logging.getLogger("aioqueue.maintenance")
 # ``extra=`` of a log line about a transient failure that is being retried. A front end (the
 # CLI) keeps these off its stderr: ``Outage`` says it once per outage instead.
 RETRYING = {"retrying": True}
-RECOVERY_GRACE = 2.0  # s: a failure this soon after recovering is a stale connection's
-
-
-class Outage:
-    """The database's availability as an operator wants to read it: one warning when it stops
-    answering, one when it answers again (with how long it took); the retries in between are
-    each component's own ``RETRYING`` lines."""
-
-    def __init__(self, log: logging.Logger | None = None) -> None:
-        self._log = log or logging.getLogger("aioqueue.worker")
-        self._since: float | None = None
-        self._recovered_at = -RECOVERY_GRACE
-        self.outages = 0
-
-    @property
-    def ongoing(self) -> bool:
-        return self._since is not None
-
-    def failed(self, where: str, exc: BaseException) -> None:
-        now = time.monotonic()
-        if self._since is not None or now - self._recovered_at < RECOVERY_GRACE:
-            return
-        self._since = now
-        self.outages += 1
-        detail = " ".join(str(exc).split())
-        self._log.warning(
-            "database unavailable (%s in the %s%s); retrying until it answers again",
-            type(exc).__name__,
-            where,
-            f": {detail}" if detail else "",
-        )
-
-    def recovered(self) -> None:
-        if self._since is None:
-            return
-        self._recovered_at = time.monotonic()
-        took, self._since = self._recovered_at - self._since, None
-        self._log.warning("database available again after %.1f s", took)
 
 
 class Service(Protocol):

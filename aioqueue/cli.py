@@ -10,17 +10,15 @@ import json
 import logging
 import subprocess
 import sys
-import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-import asyncpg
 import click
 import msgspec
 
 from . import config
-from ._cli_worker import load_tasks, run_worker, supervise
+from ._cli_worker import OneLinePerOutage, describe_error, load_tasks, run_worker, supervise
 from .errors import AioqueueError, ConfigurationError
 from .queue import Queue
 from .types import JobState
@@ -51,36 +49,7 @@ def _run(main: Callable[[], Awaitable[T]]) -> T:
     except Exception as exc:  # asyncpg errors and the like: one line, no traceback
         if type(exc).__module__.startswith("asyncpg"):
             _fail(f"database error: {type(exc).__name__}: {config.mask_dsn(str(exc))}")
-        _fail(_describe(exc))
-
-
-# asyncpg's pool failing to reconnect because the server is down, restarting or unreachable
-_UNREACHABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-)
-
-# Values no interface should produce but SQL can store (a payload nested thousands deep, a BC
-# or infinite timestamp): reading or writing them fails with these, which say what is wrong.
-_VALUE_ERRORS: dict[type[BaseException], str] = {
-    RecursionError: "a value is nested too deeply to process",
-    OverflowError: "a value is out of the range Python can represent (e.g. a BC date)",
-    ValueError: "invalid value",
-}
-
-
-def _describe(exc: BaseException) -> str:
-    """One line for an error aioqueue did not anticipate; the traceback only with -vv."""
-    detail = f"{type(exc).__name__}: {config.mask_dsn(' '.join(str(exc).split()))}"
-    if logging.getLogger().isEnabledFor(logging.DEBUG):
-        traceback.print_exception(exc, file=sys.stderr)
-    for kind, meaning in _VALUE_ERRORS.items():
-        if isinstance(exc, kind):
-            return f"{meaning} ({detail})"
-    return f"unexpected {detail} (run with -vv for the traceback)"
+        _fail(describe_error(exc))
 
 
 def _setup_logging(verbose: int) -> None:
@@ -90,25 +59,7 @@ def _setup_logging(verbose: int) -> None:
     )
     if verbose == 0:
         for handler in logging.getLogger().handlers:
-            handler.addFilter(_OneLinePerOutage())
-
-
-class _OneLinePerOutage(logging.Filter):
-    """What an operator reads during an outage: the worker's "database unavailable" and
-    "available again" lines, not each component's retries nor asyncpg's tracebacks of its pool
-    failing to reconnect (-v shows them all). asyncpg's other pool errors stay, as one line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "retrying", False):
-            return False
-        if record.name.startswith("asyncpg") and record.exc_info:
-            exc = record.exc_info[1]
-            if isinstance(exc, _UNREACHABLE):
-                return False  # the server is down or restarting: the outage line says so
-            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
-            record.args = None
-            record.exc_info = record.exc_text = None
-        return True
+            handler.addFilter(OneLinePerOutage())
 
 
 class Options(msgspec.Struct):
@@ -552,4 +503,4 @@ def main() -> None:
     try:
         cli(prog_name="aioqueue")
     except Exception as exc:  # the README's promise: never a traceback (-vv shows it)
-        _fail(_describe(exc))
+        _fail(describe_error(exc))

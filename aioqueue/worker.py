@@ -34,13 +34,13 @@ from ._consumer.producer import ForbiddenFlags, Producer
 from ._consumer.registration import Registration
 from ._consumer.runners import Runners
 from ._consumer.running import RunningJob
-from ._db.connect import Dedicated
+from ._db.connect import Dedicated, Outage
 from ._db.migrate import check_schema
 from ._maintenance.pruner import Pruner
 from ._maintenance.rescuer import Rescuer
 from ._maintenance.scheduler import Clock, Scheduler
 from ._notifier import Notifier, dedicated, from_pool
-from ._service import Outage, Service, running
+from ._service import Service, running
 from .errors import ConfigurationError
 from .events import Event, Hooks, Subscriber, log_event
 from .queue import Queue

@@ -15,9 +15,9 @@ import anyio
 import asyncpg
 from anyio.abc import TaskStatus
 
-from .._db.connect import replace_connections
+from .._db.connect import Outage, replace_connections
 from .._db.queries import Executor, Queries
-from .._service import RETRYING, Outage
+from .._service import RETRYING
 from .outcome import Outcome
 
 _log = logging.getLogger("aioqueue.worker")

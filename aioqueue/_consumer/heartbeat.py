@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 import anyio
 from anyio.abc import TaskStatus
 
-from .._db.connect import replace_connections
+from .._db.connect import Outage, replace_connections
 from .._db.queries import Executor, Queries
-from .._service import RETRYING, Outage, jittered
+from .._service import RETRYING, jittered
 from .completer import TRANSIENT
 from .running import RunningJob
 

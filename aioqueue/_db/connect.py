@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+import time
 from typing import Any
 
 import anyio
@@ -14,6 +16,45 @@ from ..errors import ConfigurationError, DatabaseUnavailable
 from .queries import Executor, statement_texts
 
 APPLICATION_NAME = "aioqueue"
+
+RECOVERY_GRACE = 2.0  # s: a failure this soon after recovering is a stale connection's
+
+
+class Outage:
+    """The database's availability as an operator wants to read it: one warning when it stops
+    answering, one when it answers again (with how long it took); the retries in between are
+    each component's own ``RETRYING`` lines."""
+
+    def __init__(self, log: logging.Logger | None = None) -> None:
+        self._log = log or logging.getLogger("aioqueue.worker")
+        self._since: float | None = None
+        self._recovered_at = -RECOVERY_GRACE
+        self.outages = 0
+
+    @property
+    def ongoing(self) -> bool:
+        return self._since is not None
+
+    def failed(self, where: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self._since is not None or now - self._recovered_at < RECOVERY_GRACE:
+            return
+        self._since = now
+        self.outages += 1
+        detail = mask_dsn(" ".join(str(exc).split()))
+        self._log.warning(
+            "database unavailable (%s in the %s%s); retrying until it answers again",
+            type(exc).__name__,
+            where,
+            f": {detail}" if detail else "",
+        )
+
+    def recovered(self) -> None:
+        if self._since is None:
+            return
+        self._recovered_at = time.monotonic()
+        took, self._since = self._recovered_at - self._since, None
+        self._log.warning("database available again after %.1f s", took)
 
 
 async def create_pool(
