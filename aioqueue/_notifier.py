@@ -75,7 +75,7 @@ class Notifier:
                     await self._sync_clock(conn)
                     self.backend_pid = conn.get_server_pid()
                     self.connected.set()
-                    self._outage.recovered()
+                    self._outage.recovered("notifier")
                     if started:
                         self.reconnects += 1
                         _log.info("notifier: LISTEN re-established (pid %s)", self.backend_pid)

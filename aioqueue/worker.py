@@ -218,6 +218,7 @@ class Worker:
             pool,
             application_name=f"aioqueue-claim:{self.id}",
             settings=CLAIM_SESSION,
+            outage=self._outage,
         )
         producer = self._producer = Producer(
             claim_db,

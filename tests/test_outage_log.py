@@ -5,6 +5,7 @@ connection floor"), no line per retry. ``-v`` still shows everything."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 import aioqueue
 from aioqueue._db import embedded
+from aioqueue._db.connect import Outage
 
 from .test_worker_chaos import ROOT, SHORT, until
 
@@ -128,3 +130,23 @@ async def test_an_outage_is_one_line_down_and_one_line_back(tmp_path: Path, verb
     assert err.count(ASYNCPG_FLOOR) == 0, text
     assert err.count("failed") == 0 and err.count("connection lost") == 0, text
     print(f"\nstderr during a 3 s outage: {len(err.lines)} lines\n{text}")
+
+
+def test_an_outage_ends_when_every_component_that_failed_has_succeeded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Claims failing alone (e.g. too many connections for the claim session) stay reported
+    while the heartbeat works; the outage is over when the claims succeed again."""
+    caplog.set_level(logging.WARNING, logger="aioqueue.test")
+    outage = Outage(logging.getLogger("aioqueue.test"))
+    outage.failed("producer", ConnectionRefusedError("refused"))
+    outage.failed("heartbeat", TimeoutError())
+    outage.recovered("heartbeat")
+    assert [r.getMessage() for r in caplog.records] == [
+        "database unavailable (ConnectionRefusedError in the producer: refused); retrying until "
+        "it answers again"
+    ]
+    outage.recovered("producer")
+    assert caplog.records[-1].getMessage().startswith("database available again after ")
+    outage.failed("completer", OSError())  # a stale connection right after: not a new outage
+    assert len(caplog.records) == 2

@@ -121,7 +121,7 @@ class Completer:
                 try:
                     accepted = await self._write(batch, deadline)
                     written = True
-                    self._outage.recovered()
+                    self._outage.recovered("completer")
                     break
                 except TRANSIENT as exc:
                     if deadline is not None and anyio.current_time() >= deadline:

@@ -74,7 +74,7 @@ class Heartbeat:
                     self._next_touch = anyio.current_time() + self._interval / 2
                     with anyio.fail_after(max(self._lease / 2, 1.0)):
                         await self._touch()
-                        self._outage.recovered()  # the touch is a round trip on every tick
+                        self._outage.recovered("heartbeat")  # a round trip on every tick
             except TRANSIENT as exc:
                 self._outage.failed("heartbeat", exc)
                 _log.warning(
@@ -94,7 +94,7 @@ class Heartbeat:
                 lease=self._lease,
             )
         self.beats += 1
-        self._outage.recovered()
+        self._outage.recovered("heartbeat")
         ours = {r["id"]: r["cancel_requested"] for r in rows}
         for job in snapshot:
             if self._jobs.get(job.id) is not job:

@@ -212,6 +212,7 @@ class Producer:
             try:
                 got = await self._claim(free)
             except TRANSIENT as exc:
+                self._db.outage.failed("producer", exc)
                 _log.warning(
                     "producer: claim failed (%s); retrying after a poll",
                     type(exc).__name__,
@@ -254,6 +255,7 @@ class Producer:
             self._db.invalidate()  # whatever broke, the next claim starts on a fresh connection
             raise
         self.claims += 1
+        self._db.outage.recovered("producer")
         self._claimed_at = anyio.current_time()
         self._claim_time += (self._claimed_at - started - self._claim_time) * EWMA
         self._measure_cost()

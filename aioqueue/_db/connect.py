@@ -23,24 +23,25 @@ RECOVERY_GRACE = 2.0  # s: a failure this soon after recovering is a stale conne
 class Outage:
     """The database's availability as an operator wants to read it: one warning when it stops
     answering, one when it answers again (with how long it took); the retries in between are
-    each component's own ``RETRYING`` lines."""
+    each component's own ``RETRYING`` lines. It is over once every component that failed
+    (claims, outcomes, heartbeat, LISTEN) has succeeded again: claims failing alone (e.g. too
+    many connections) stay reported while the heartbeat works."""
 
     def __init__(self, log: logging.Logger | None = None) -> None:
         self._log = log or logging.getLogger("aioqueue.worker")
         self._since: float | None = None
+        self._failing: set[str] = set()
         self._recovered_at = -RECOVERY_GRACE
-        self.outages = 0
-
-    @property
-    def ongoing(self) -> bool:
-        return self._since is not None
 
     def failed(self, where: str, exc: BaseException) -> None:
         now = time.monotonic()
-        if self._since is not None or now - self._recovered_at < RECOVERY_GRACE:
+        if self._since is not None:
+            self._failing.add(where)
+            return
+        if now - self._recovered_at < RECOVERY_GRACE:
             return
         self._since = now
-        self.outages += 1
+        self._failing = {where}
         detail = mask_dsn(" ".join(str(exc).split()))
         self._log.warning(
             "database unavailable (%s in the %s%s); retrying until it answers again",
@@ -49,8 +50,11 @@ class Outage:
             f": {detail}" if detail else "",
         )
 
-    def recovered(self) -> None:
+    def recovered(self, where: str) -> None:
         if self._since is None:
+            return
+        self._failing.discard(where)
+        if self._failing:
             return
         self._recovered_at = time.monotonic()
         took, self._since = self._recovered_at - self._since, None
@@ -274,7 +278,9 @@ class Dedicated:
         *,
         application_name: str,
         settings: dict[str, str],
+        outage: Outage | None = None,
     ) -> None:
+        self.outage = outage or Outage()  # the claims report their failures and successes
         self._dsn = dsn
         self._pool = pool
         self._application_name = application_name
