@@ -54,12 +54,12 @@ def _run(main: Callable[[], Awaitable[T]]) -> T:
 
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     if verbose == 0:
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(OneLinePerOutage())
+        handler.addFilter(OneLinePerOutage())
+    # a no-op when the host process has configured logging already (never touches its handlers)
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 class Options(msgspec.Struct):
