@@ -1,4 +1,5 @@
-"""The worker process behind ``aioqueue worker``: signal handling and ``--processes``."""
+"""The worker process behind ``aioqueue worker``: signal handling, ``--processes``, and what
+the CLI prints for errors and outages (one line each, never a traceback)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,63 @@ import os
 import signal
 import subprocess
 import sys
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
+
+from . import config
 from .errors import ConfigurationError
 from .queue import Queue
 from .tasks import Tasks
 from .worker import Worker
+
+# asyncpg's pool failing to reconnect because the server is down, restarting or unreachable
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
+# Values no interface should produce but SQL can store (a payload nested thousands deep, a BC
+# or infinite timestamp): reading or writing them fails with these, which say what is wrong.
+_VALUE_ERRORS: dict[type[BaseException], str] = {
+    RecursionError: "a value is nested too deeply to process",
+    OverflowError: "a value is out of the range Python can represent (e.g. a BC date)",
+    ValueError: "invalid value",
+}
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an error aioqueue did not anticipate; the traceback only with -vv."""
+    detail = f"{type(exc).__name__}: {config.mask_dsn(' '.join(str(exc).split()))}"
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        traceback.print_exception(exc, file=sys.stderr)
+    for kind, meaning in _VALUE_ERRORS.items():
+        if isinstance(exc, kind):
+            return f"{meaning} ({detail})"
+    return f"unexpected {detail} (run with -vv for the traceback)"
+
+
+class OneLinePerOutage(logging.Filter):
+    """What an operator reads during an outage: the worker's "database unavailable" and
+    "available again" lines, not each component's retries nor asyncpg's tracebacks of its pool
+    failing to reconnect (-v shows them all). asyncpg's other pool errors stay, as one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "retrying", False):
+            return False
+        if record.name.startswith("asyncpg") and record.exc_info:
+            exc = record.exc_info[1]
+            if isinstance(exc, _UNREACHABLE):
+                return False  # the server is down or restarting: the outage line says so
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {config.mask_dsn(str(exc))}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
 
 
 def load_tasks(spec: str) -> Tasks:
@@ -28,11 +79,39 @@ def load_tasks(spec: str) -> Tasks:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from None
+        if _is_missing(module_name, exc):
+            raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from None
+        raise ConfigurationError(_import_failure(module_name, exc)) from None
+    except SyntaxError as exc:  # the file and line are the message's own
+        where = f"{exc.filename}, line {exc.lineno}" if exc.lineno else exc.filename
+        raise ConfigurationError(
+            f"cannot import {module_name!r}: SyntaxError: {exc.msg} ({where})"
+        ) from None
+    except Exception as exc:  # the module's own code raised while being imported
+        raise ConfigurationError(_import_failure(module_name, exc)) from None
     tasks = getattr(module, attr, None)
     if not isinstance(tasks, Tasks):
         raise ConfigurationError(f"{spec} is not an aioqueue.Tasks registry")
     return tasks
+
+
+def _is_missing(module_name: str, exc: ImportError) -> bool:
+    """The module itself (or a package on its path) does not exist, as opposed to an import
+    failing inside it."""
+    return isinstance(exc, ModuleNotFoundError) and (
+        exc.name is not None and (module_name + ".").startswith(exc.name + ".")
+    )
+
+
+def _import_failure(module_name: str, exc: BaseException) -> str:
+    """Importing the module raised: the error and where (the innermost frame outside Python's
+    import machinery), in one line instead of a traceback."""
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")
+    ]
+    where = f" (at {frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    message = " ".join(str(exc).split())  # one line, whatever the module raised
+    return f"importing {module_name!r} raised {type(exc).__name__}: {message}{where}"
 
 
 async def run_worker(

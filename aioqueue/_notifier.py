@@ -17,9 +17,9 @@ import anyio
 import asyncpg
 from anyio.abc import TaskStatus
 
-from ._db.connect import open_connection
+from ._db.connect import Outage, discard_pooled, open_connection
 from ._db.queries import Queries
-from ._service import jittered
+from ._service import RETRYING, jittered
 from .config import mask_dsn
 
 _log = logging.getLogger("aioqueue.worker")
@@ -42,6 +42,7 @@ class Notifier:
         backoff_start: float = 0.1,
         backoff_max: float = 2.0,
         ping_interval: float = 10.0,
+        outage: Outage | None = None,
     ) -> None:
         self._connection = connection
         self._queries = queries
@@ -51,6 +52,7 @@ class Notifier:
         self._backoff_start = backoff_start
         self._backoff_max = backoff_max
         self._ping_interval = ping_interval
+        self._outage = outage or Outage()
         self.backend_pid: int | None = None
         # the database's clock minus this host's, in seconds: hints carry database time
         self.clock_offset = 0.0
@@ -73,6 +75,7 @@ class Notifier:
                     await self._sync_clock(conn)
                     self.backend_pid = conn.get_server_pid()
                     self.connected.set()
+                    self._outage.recovered("notifier")
                     if started:
                         self.reconnects += 1
                         _log.info("notifier: LISTEN re-established (pid %s)", self.backend_pid)
@@ -84,7 +87,12 @@ class Notifier:
                     backoff = self._backoff_start
                     await self._watch(conn, lost)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                _log.warning("notifier: connection lost (%s); reconnecting", type(exc).__name__)
+                self._outage.failed("notifier", exc)
+                _log.warning(
+                    "notifier: connection lost (%s); reconnecting",
+                    type(exc).__name__,
+                    extra=RETRYING,
+                )
             finally:
                 if self.connected.is_set():
                     self.connected = anyio.Event()
@@ -146,7 +154,11 @@ def dedicated(dsn: str, application_name: str) -> ConnectionFactory:
 
 
 def from_pool(pool: asyncpg.Pool) -> ConnectionFactory:
-    """A factory that holds one pool connection (when the Queue wraps a pool without a DSN)."""
+    """A factory that holds one pool connection (when the Queue wraps a pool without a DSN).
+
+    The connection goes back terminated: a LISTEN session with its listener attached must not
+    reach the application's pool (asyncpg warns, and its reset could wait on a dead socket);
+    the pool opens a fresh connection when it next needs one."""
 
     @contextlib.asynccontextmanager
     async def factory() -> AsyncIterator[Listener]:
@@ -154,7 +166,7 @@ def from_pool(pool: asyncpg.Pool) -> ConnectionFactory:
         try:
             yield conn
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-                await pool.release(conn)
+            with anyio.CancelScope(shield=True):
+                await discard_pooled(pool, conn)
 
     return factory

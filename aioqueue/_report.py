@@ -16,6 +16,8 @@ def age(when: dt.datetime | None, *, now: dt.datetime | None = None) -> str:
     """``"3.2 s ago"``, ``"in 5 s"``, ``"4 min ago"``: how far ``when`` is from now."""
     if when is None:
         return "-"
+    if when.tzinfo is None:  # asyncpg reads 'infinity' / '-infinity' as naive max / min
+        return "infinity" if when == dt.datetime.max else "-infinity"
     seconds = ((now or dt.datetime.now(dt.UTC)) - when).total_seconds()
     if seconds < 0:
         return f"in {-seconds:.0f} s"

@@ -13,6 +13,10 @@ from anyio.abc import TaskStatus
 
 _log = logging.getLogger("aioqueue.maintenance")
 
+# ``extra=`` of a log line about a transient failure that is being retried. A front end (the
+# CLI) keeps these off its stderr: ``Outage`` says it once per outage instead.
+RETRYING = {"retrying": True}
+
 
 class Service(Protocol):
     name: str
@@ -50,6 +54,6 @@ async def run_every(
         try:
             await tick()
         except transient as exc:
-            _log.warning("%s: failed (%s); will retry", name, type(exc).__name__)
+            _log.warning("%s: failed (%s); will retry", name, type(exc).__name__, extra=RETRYING)
             if on_error is not None:
                 await on_error()

@@ -18,7 +18,7 @@ import click
 import msgspec
 
 from . import config
-from ._cli_worker import load_tasks, run_worker, supervise
+from ._cli_worker import OneLinePerOutage, describe_error, load_tasks, run_worker, supervise
 from .errors import AioqueueError, ConfigurationError
 from .queue import Queue
 from .types import JobState
@@ -49,14 +49,17 @@ def _run(main: Callable[[], Awaitable[T]]) -> T:
     except Exception as exc:  # asyncpg errors and the like: one line, no traceback
         if type(exc).__module__.startswith("asyncpg"):
             _fail(f"database error: {type(exc).__name__}: {config.mask_dsn(str(exc))}")
-        raise
+        _fail(describe_error(exc))
 
 
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if verbose == 0:
+        handler.addFilter(OneLinePerOutage())
+    # a no-op when the host process has configured logging already (never touches its handlers)
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 class Options(msgspec.Struct):
@@ -196,6 +199,10 @@ def enqueue(
         value = json.loads(payload)
     except json.JSONDecodeError as exc:
         _fail(f"PAYLOAD is not valid JSON: {exc}", EXIT_USAGE)
+    except RecursionError:
+        _fail("PAYLOAD is nested too deeply", EXIT_USAGE)
+    except ValueError as exc:  # e.g. an integer literal with too many digits
+        _fail(f"PAYLOAD is not acceptable JSON: {exc}", EXIT_USAGE)
 
     async def main() -> Any:
         q = await _connect(opts)
@@ -496,4 +503,7 @@ def bench(opts: Options, args: tuple[str, ...]) -> None:
 
 
 def main() -> None:
-    cli(prog_name="aioqueue")
+    try:
+        cli(prog_name="aioqueue")
+    except Exception as exc:  # the README's promise: never a traceback (-vv shows it)
+        _fail(describe_error(exc))

@@ -34,7 +34,7 @@ from ._consumer.producer import ForbiddenFlags, Producer
 from ._consumer.registration import Registration
 from ._consumer.runners import Runners
 from ._consumer.running import RunningJob
-from ._db.connect import Dedicated
+from ._db.connect import Dedicated, Outage
 from ._db.migrate import check_schema
 from ._maintenance.pruner import Pruner
 from ._maintenance.rescuer import Rescuer
@@ -173,6 +173,8 @@ class Worker:
         self._stopped = anyio.Event()
         self._running = False
         self._released = 0
+        # one warning when the database stops answering, one when it is back
+        self._outage = Outage()
         self._runners: Runners | None = None
 
     # -- public ------------------------------------------------------------------------------
@@ -221,12 +223,14 @@ class Worker:
             on_flushed=self._on_flushed,
             flush_interval=cfg.flush_interval,
             flush_size=cfg.flush_size,
+            outage=self._outage,
         )
         claim_db = Dedicated(
             None if q.transaction_pooling else q.dsn,  # behind a pooler: no session of its own
             pool,
             application_name=f"aioqueue-claim:{self.id}",
             settings={} if q.transaction_pooling else CLAIM_SESSION,
+            outage=self._outage,
         )
         producer = self._producer = Producer(
             claim_db,
@@ -253,6 +257,7 @@ class Worker:
             lease=cfg.lease,
             on_lost=self._on_lease_lost,
             touch=registration.touch,
+            outage=self._outage,
         )
         services: list[Service] = []
         if cfg.listen:
@@ -267,6 +272,7 @@ class Worker:
                 on_reconnect=producer.wake,
                 backoff_start=min(0.1, cfg.poll_interval),
                 backoff_max=min(2.0, cfg.lease / 2),
+                outage=self._outage,
             )
             services.append(notifier)
         rescuer = Rescuer(

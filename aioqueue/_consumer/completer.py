@@ -15,8 +15,9 @@ import anyio
 import asyncpg
 from anyio.abc import TaskStatus
 
-from .._db.connect import replace_connections
+from .._db.connect import Outage, replace_connections
 from .._db.queries import Executor, Queries
+from .._service import RETRYING
 from .outcome import Outcome
 
 _log = logging.getLogger("aioqueue.worker")
@@ -51,6 +52,7 @@ class Completer:
         max_backlog: int | None = None,
         final_timeout: float = 5.0,
         max_write: float = 30.0,
+        outage: Outage | None = None,
     ) -> None:
         self._db = db
         self._queries = queries
@@ -60,6 +62,7 @@ class Completer:
         self._max_backlog = max_backlog or flush_size * 10
         self._final_timeout = final_timeout
         self._max_write = max_write  # a shielded write on a dead connection must still end
+        self._outage = outage or Outage()
         self._buffer: list[Outcome] = []
         self._has_items = anyio.Event()
         self._full = anyio.Event()
@@ -126,6 +129,7 @@ class Completer:
                         if uncertain and len(accepted) < len(batch):
                             accepted |= await self._settled_before(batch, accepted, deadline)
                     written = True
+                    self._outage.recovered("completer")
                     break
                 except TRANSIENT as exc:
                     uncertain = True
@@ -137,7 +141,10 @@ class Completer:
                             type(exc).__name__,
                         )
                         return
-                    _log.warning("completer: flush failed (%s); retrying", type(exc).__name__)
+                    self._outage.failed("completer", exc)
+                    _log.warning(
+                        "completer: flush failed (%s); retrying", type(exc).__name__, extra=RETRYING
+                    )
                     await replace_connections(self._db)  # broken or read-only: replace them
                     await anyio.sleep(delay)
                     delay = min(delay * 2, 2.0)

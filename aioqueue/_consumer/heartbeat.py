@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 import anyio
 from anyio.abc import TaskStatus
 
-from .._db.connect import replace_connections
+from .._db.connect import Outage, replace_connections
 from .._db.queries import Executor, Queries
-from .._service import jittered
+from .._service import RETRYING, jittered
 from .completer import TRANSIENT
 from .running import RunningJob, lease_margin
 
@@ -39,6 +39,7 @@ class Heartbeat:
         lease: float,
         on_lost: Callable[[RunningJob], None],
         touch: Callable[[], Awaitable[object]] | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self._db = db
         self._queries = queries
@@ -47,6 +48,7 @@ class Heartbeat:
         self._lease = lease
         self._on_lost = on_lost
         self._touch = touch
+        self._outage = outage or Outage()
         self._next_touch = -math.inf
         self._poke = anyio.Event()
         self.beats = 0
@@ -73,8 +75,12 @@ class Heartbeat:
                     self._next_touch = anyio.current_time() + self._interval / 2
                     with anyio.fail_after(max(self._lease / 2, 1.0)):
                         await self._touch()
+                        self._outage.recovered("heartbeat")  # a round trip on every tick
             except TRANSIENT as exc:
-                _log.warning("heartbeat: failed (%s); will retry", type(exc).__name__)
+                self._outage.failed("heartbeat", exc)
+                _log.warning(
+                    "heartbeat: failed (%s); will retry", type(exc).__name__, extra=RETRYING
+                )
                 await replace_connections(self._db)
 
     async def beat(self) -> None:
@@ -90,6 +96,7 @@ class Heartbeat:
                 lease=self._lease,
             )
         self.beats += 1
+        self._outage.recovered("heartbeat")
         ours = {r["id"]: r["cancel_requested"] for r in rows}
         deadline = sent + self._lease - lease_margin(self._lease)
         for job in snapshot:

@@ -38,7 +38,7 @@ import asyncpg
 
 from .._db.connect import Dedicated
 from .._db.queries import Queries
-from .._service import jittered
+from .._service import RETRYING, jittered
 from ..tasks import Tasks
 from .completer import TRANSIENT
 from .running import RunningJob, lease_margin
@@ -217,8 +217,11 @@ class Producer:
             try:
                 got = await self._claim(free)
             except TRANSIENT as exc:
+                self._db.outage.failed("producer", exc)
                 _log.warning(
-                    "producer: claim failed (%s); retrying after a poll", type(exc).__name__
+                    "producer: claim failed (%s); retrying after a poll",
+                    type(exc).__name__,
+                    extra=RETRYING,
                 )
                 backlog = False
                 continue
@@ -257,6 +260,7 @@ class Producer:
             self._db.invalidate()  # whatever broke, the next claim starts on a fresh connection
             raise
         self.claims += 1
+        self._db.outage.recovered("producer")
         self._claimed_at = anyio.current_time()
         self._claim_time += (self._claimed_at - started - self._claim_time) * EWMA
         self._measure_cost()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+import time
 from typing import Any
 
+import anyio
 import asyncpg
 
 from ..config import mask_dsn
@@ -19,6 +22,50 @@ APPLICATION_NAME = "aioqueue"
 # would be compiled on every run. Set after connecting, never as a startup parameter, which
 # PgBouncer rejects.
 POOL_SESSION = {"jit": "off"}
+
+
+RECOVERY_GRACE = 2.0  # s: a failure this soon after recovering is a stale connection's
+
+
+class Outage:
+    """The database's availability as an operator wants to read it: one warning when it stops
+    answering, one when it answers again (with how long it took); the retries in between are
+    each component's own ``RETRYING`` lines. It is over once every component that failed
+    (claims, outcomes, heartbeat, LISTEN) has succeeded again: claims failing alone (e.g. too
+    many connections) stay reported while the heartbeat works."""
+
+    def __init__(self, log: logging.Logger | None = None) -> None:
+        self._log = log or logging.getLogger("aioqueue.worker")
+        self._since: float | None = None
+        self._failing: set[str] = set()
+        self._recovered_at = -RECOVERY_GRACE
+
+    def failed(self, where: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self._since is not None:
+            self._failing.add(where)
+            return
+        if now - self._recovered_at < RECOVERY_GRACE:
+            return
+        self._since = now
+        self._failing = {where}
+        detail = mask_dsn(" ".join(str(exc).split()))
+        self._log.warning(
+            "database unavailable (%s in the %s%s); retrying until it answers again",
+            type(exc).__name__,
+            where,
+            f": {detail}" if detail else "",
+        )
+
+    def recovered(self, where: str) -> None:
+        if self._since is None:
+            return
+        self._failing.discard(where)
+        if self._failing:
+            return
+        self._recovered_at = time.monotonic()
+        took, self._since = self._recovered_at - self._since, None
+        self._log.warning("database available again after %.1f s", took)
 
 
 async def create_pool(
@@ -90,6 +137,22 @@ def is_open(conn: Any) -> bool:
         return not conn.is_closed()
     except asyncpg.InterfaceError:
         return False
+
+
+def terminate_pooled(conn: Any) -> None:
+    """Close a pool's connection at once; asyncpg then hands its slot back to the pool (the
+    pool opens a fresh connection when it needs one). Dropping a failed connection without this
+    leaks the slot: a protocol abort can close it without asyncpg's own cleanup running."""
+    with contextlib.suppress(asyncpg.InterfaceError):  # already given back (proxy detached)
+        conn.terminate()
+
+
+async def discard_pooled(pool: asyncpg.Pool, conn: Any) -> None:
+    """Give a connection back to ``pool`` terminated, through the pool's own API: for one
+    that failed, or whose session state (LISTEN, SET) must not reach an application's pool."""
+    terminate_pooled(conn)
+    with contextlib.suppress(asyncpg.InterfaceError):
+        await pool.release(conn)  # a no-op once terminated, as asyncpg expects
 
 
 class HotConnection:
@@ -252,7 +315,9 @@ class Dedicated:
         *,
         application_name: str,
         settings: dict[str, str],
+        outage: Outage | None = None,
     ) -> None:
+        self.outage = outage or Outage()  # the claims report their failures and successes
         self._dsn = dsn
         self._pool = pool
         self._application_name = application_name
@@ -261,9 +326,11 @@ class Dedicated:
 
     async def get(self) -> asyncpg.Connection | asyncpg.pool.PoolConnectionProxy:
         conn = self._conn
-        if conn is not None and not conn.is_closed():
+        if conn is not None and is_open(conn):
             return conn
         self._conn = None
+        if conn is not None and self._dsn is None:
+            await discard_pooled(self._pool, conn)  # lost: its slot goes back to the pool
         if self._dsn is not None:
             conn = await open_connection(
                 self._dsn,
@@ -278,15 +345,21 @@ class Dedicated:
             if self._dsn is not None:
                 conn.terminate()
             else:
-                await self._pool.release(conn)  # type: ignore[arg-type]
+                with anyio.CancelScope(shield=True):
+                    await discard_pooled(self._pool, conn)
             raise
         self._conn = conn
         return conn
 
     def invalidate(self) -> None:
-        """Forget a connection that failed; the next ``get`` opens a new one."""
+        """Forget a connection that failed; the next ``get`` opens a new one. A pool's
+        connection is terminated, which gives its slot back to the pool at once."""
         conn, self._conn = self._conn, None
-        if conn is not None and self._dsn is not None and not conn.is_closed():
+        if conn is None:
+            return
+        if self._dsn is None:
+            terminate_pooled(conn)
+        elif not conn.is_closed():
             conn.terminate()
 
     async def close(self) -> None:
@@ -294,6 +367,8 @@ class Dedicated:
         if conn is None:
             return
         if self._dsn is None:
-            await self._pool.release(conn)  # type: ignore[arg-type]
+            # the session carries the claim settings (synchronous_commit=off): it never goes
+            # back to an application's pool, whatever that pool's reset does
+            await discard_pooled(self._pool, conn)
         else:
             await conn.close(timeout=2)

@@ -21,6 +21,7 @@ from anyio.abc import TaskStatus
 from .. import _cron
 from .._db.connect import replace_connections
 from .._db.queries import Executor, Queries
+from .._service import RETRYING
 from ..tasks import CronSpec
 
 _log = logging.getLogger("aioqueue.maintenance")
@@ -128,6 +129,8 @@ class Scheduler:
             try:
                 await self.tick()
             except self._transient as exc:
-                _log.warning("scheduler: tick failed (%s); will retry", type(exc).__name__)
+                _log.warning(
+                    "scheduler: tick failed (%s); will retry", type(exc).__name__, extra=RETRYING
+                )
                 await replace_connections(self._db)
             await anyio.sleep(self._sleep_for())
