@@ -34,6 +34,16 @@ async def _insert_hostile(dsn: str, schema: str, payload: str = "{}", **columns:
                 await conn.execute(
                     f'ALTER TABLE "{schema}".jobs DROP CONSTRAINT "{check["conname"]}"'
                 )
+            domains = await conn.fetch(  # the run_at range (migration 0008) is a domain's check
+                "SELECT t.typname, c.conname FROM pg_constraint c "
+                "JOIN pg_type t ON t.oid = c.contypid "
+                "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1",
+                schema,
+            )
+            for d in domains:
+                await conn.execute(
+                    f'ALTER DOMAIN "{schema}"."{d["typname"]}" DROP CONSTRAINT "{d["conname"]}"'
+                )
             names = ", ".join(["kind", "payload", *columns])
             values = ", ".join(["'hostile'", "$1::jsonb", *columns.values()])
             return int(
