@@ -27,6 +27,11 @@ T = TypeVar("T")
 EXIT_USAGE = 2
 
 
+def _names(values: tuple[str, ...]) -> list[str]:
+    """Comma-separated, repeatable option values as one list (blanks dropped)."""
+    return [n.strip() for v in values for n in v.split(",") if n.strip()]
+
+
 def _fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"aioqueue: error: {message}", err=True)
     sys.exit(code)
@@ -279,6 +284,20 @@ def enqueue(
     help="Poll only, no LISTEN connection (e.g. behind PgBouncer in transaction mode).",
 )
 @click.option("--once", is_flag=True, help="Exit when no job is due and the claimed ones are done.")
+@click.option(
+    "--kinds",
+    "only_kinds",
+    multiple=True,
+    help="Run only these kinds (comma-separated, repeatable); default: every registered kind.",
+)
+@click.option(
+    "--exclude", multiple=True, help="Do not run these kinds (comma-separated, repeatable)."
+)
+@click.option(
+    "--forbidden-flags",
+    multiple=True,
+    help="Skip jobs carrying any of these flags (comma-separated, repeatable).",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -294,12 +313,19 @@ def worker(
     failed_retention: float,
     no_listen: bool,
     once: bool,
+    only_kinds: tuple[str, ...],
+    exclude: tuple[str, ...],
+    forbidden_flags: tuple[str, ...],
 ) -> None:
     """Run a worker pool for the tasks in MODULE:TASKS. SIGTERM/SIGINT stop it gracefully;
     a second signal stops it at once (running jobs go back to pending)."""
     opts: Options = ctx.obj
     try:
         tasks = load_tasks(tasks_spec)
+        if only_kinds or exclude:
+            tasks = tasks.subset(
+                kinds=_names(only_kinds) if only_kinds else None, exclude=_names(exclude)
+            )
     except ConfigurationError as exc:
         _fail(str(exc), EXIT_USAGE)
     if processes > 1:
@@ -314,6 +340,7 @@ def worker(
         "failed_retention": None if failed_retention < 0 else failed_retention,
         "cancelled_retention": None if failed_retention < 0 else failed_retention,
         "listen": not no_listen,
+        "forbidden_flags": _names(forbidden_flags) or None,
     }
     _run(lambda: run_worker(lambda: _connect(opts), tasks, concurrency, settings, once=once))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import msgspec
@@ -192,6 +192,26 @@ class Tasks:
         )
         self._crons[cron_name] = spec
         return spec
+
+    def subset(self, *, kinds: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> Tasks:
+        """A registry with only ``kinds`` (all if None) minus ``exclude``: a worker that runs
+        part of an application's tasks (``aioqueue worker --kinds/--exclude``). Crons stay: a
+        slot is enqueued once however many workers schedule it. Unknown names are an error."""
+        wanted = set(self._tasks) if kinds is None else set(kinds)
+        excluded = set(exclude)
+        unknown = sorted((wanted | excluded) - set(self._tasks))
+        if unknown:
+            raise ConfigurationError(
+                f"not registered: {', '.join(map(repr, unknown))} "
+                f"(registered: {', '.join(sorted(self._tasks))})"
+            )
+        keep = wanted - excluded
+        if not keep:
+            raise ConfigurationError("no task left to run after --kinds/--exclude")
+        out = Tasks()
+        out._tasks = {k: t for k, t in self._tasks.items() if k in keep}
+        out._crons = dict(self._crons)
+        return out
 
     @property
     def crons(self) -> list[CronSpec]:

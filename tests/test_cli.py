@@ -129,3 +129,21 @@ def test_bad_input_gives_one_clear_line(base: list[str], dsn: str) -> None:
 
 def test_status_of_missing_schema_says_how_to_fix(dsn: str) -> None:
     one_clear_line(aq("--dsn", dsn, "--schema", "never_installed", "status"), "aioqueue migrate")
+
+
+def test_worker_routing_by_kinds_exclude_and_forbidden_flags(base: list[str]) -> None:
+    """A worker takes a subset of a registry's kinds and skips jobs with forbidden flags."""
+    for kind, flags in (("mail", []), ("mail", []), ("report", []), ("mail", ["api:stripe"])):
+        args = [a for f in flags for a in ("--flag", f)]
+        assert aq(*base, "enqueue", kind, "{}", *args).returncode == 0
+    spec = "tests.routing_tasks:tasks"
+    run = aq(*base, "worker", spec, "--once", "--kinds", "mail", "--forbidden-flags", "api:stripe")
+    assert run.returncode == 0, run.stderr
+    totals = json.loads(aq(*base, "status", "--json").stdout)["totals"]
+    assert (totals["completed"], totals["pending"]) == (2, 2)  # report and the flagged mail wait
+    run = aq(*base, "worker", spec, "--once", "--exclude", "mail")
+    assert run.returncode == 0, run.stderr
+    totals = json.loads(aq(*base, "status", "--json").stdout)["totals"]
+    assert (totals["completed"], totals["pending"]) == (3, 1)
+    one_clear_line(aq(*base, "worker", spec, "--kinds", "mail,nope"), "not registered: 'nope'")
+    one_clear_line(aq(*base, "worker", spec, "--exclude", "mail,report"), "no task left")
