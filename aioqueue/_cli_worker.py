@@ -4,12 +4,14 @@ the CLI prints for errors and outages (one line each, never a traceback)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import importlib
 import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -126,8 +128,11 @@ async def run_worker(
     ``once``, also until no job is due and the claimed ones are done (graphile-worker's
     ``--once``: from cron, CI or a batch script)."""
     q = await connect()
+    counts: collections.Counter[str] = collections.Counter()
+    started = time.monotonic()
     async with q:
-        w = Worker(q, tasks, concurrency=concurrency, **settings)
+        count = [lambda e: counts.update((e.type,))] if once else []  # for the summary
+        w = Worker(q, tasks, concurrency=concurrency, hooks=count, **settings)
         loop = asyncio.get_running_loop()
         run_task = asyncio.ensure_future(w.run(until_empty=once))
         signals = 0
@@ -152,6 +157,19 @@ async def run_worker(
         except asyncio.CancelledError:
             if signals < 2:
                 raise
+    if once:
+        print(once_summary(counts, time.monotonic() - started), flush=True)
+
+
+_SUMMARY = ("completed", "failed", "retried", "snoozed", "cancelled", "released")
+
+
+def once_summary(counts: collections.Counter[str], seconds: float) -> str:
+    """``--once``'s last line: what the run did (outcomes of attempts) and how long it took."""
+    finished = sum(counts[k] for k in _SUMMARY)
+    parts = [f"{counts[k]} {k}" for k in _SUMMARY if counts[k]]
+    detail = f": {', '.join(parts)}" if parts else ""
+    return f"ran {finished} job attempts in {seconds:.1f} s{detail}"
 
 
 def supervise(processes: int) -> int:

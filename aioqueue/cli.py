@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,7 +17,8 @@ import click
 import msgspec
 
 from . import config
-from ._cli_worker import OneLinePerOutage, describe_error, load_tasks, run_worker, supervise
+from ._cli_logging import setup_logging, verbose_first
+from ._cli_worker import describe_error, load_tasks, run_worker, supervise
 from .errors import AioqueueError, ConfigurationError
 from .queue import Queue
 from .types import JobState
@@ -57,16 +57,6 @@ def _run(main: Callable[[], Awaitable[T]]) -> T:
         _fail(describe_error(exc))
 
 
-def _setup_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    if verbose == 0:
-        handler.addFilter(OneLinePerOutage())
-    # a no-op when the host process has configured logging already (never touches its handlers)
-    logging.basicConfig(level=level, handlers=[handler])
-
-
 class Options(msgspec.Struct):
     dsn: str | None
     schema: str
@@ -95,13 +85,30 @@ pass_options = click.make_pass_decorator(Options)
     default=None,
     help="Embedded server data folder (default ./.aioqueue/pgdata).",
 )
-@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="More logging: -v a line per finished job, -vv debug. Accepted anywhere on the line.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per log line (for log shippers).",
+)
 @click.pass_context
 def cli(
-    ctx: click.Context, dsn: str | None, schema: str, data_dir: Path | None, verbose: int
+    ctx: click.Context,
+    dsn: str | None,
+    schema: str,
+    data_dir: Path | None,
+    verbose: int,
+    log_format: str,
 ) -> None:
     """aioqueue: an asyncio job queue backed by PostgreSQL."""
-    _setup_logging(verbose)
+    setup_logging(verbose, log_format)
     try:
         config.validate_schema(schema)
     except AioqueueError as exc:
@@ -531,6 +538,6 @@ def bench(opts: Options, args: tuple[str, ...]) -> None:
 
 def main() -> None:
     try:
-        cli(prog_name="aioqueue")
+        cli(args=verbose_first(sys.argv[1:]), prog_name="aioqueue")
     except Exception as exc:  # the README's promise: never a traceback (-vv shows it)
         _fail(describe_error(exc))

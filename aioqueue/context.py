@@ -26,6 +26,15 @@ class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
     flags: list[str]
 
 
+class _JobLog(logging.LoggerAdapter[logging.Logger]):
+    """``ctx.log``: the job's id and kind before each message, and as ``extra`` fields."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        extra = self.extra or {}
+        kwargs["extra"] = {**extra, **kwargs.get("extra", {})}
+        return f"job {extra.get('job_id')} ({extra.get('kind')}): {msg}", kwargs
+
+
 class JobContext:
     """Handed to every handler: ``ctx.job`` (JobInfo), ``ctx.log`` (a logger bound to the job),
     ``ctx.state`` (the app's shared objects, given to the Worker), ``ctx.worker_id``."""
@@ -42,7 +51,7 @@ class JobContext:
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
         """A logger bound to the job (created on first use: most handlers never log)."""
         if self._log is None:
-            self._log = logging.LoggerAdapter(
+            self._log = _JobLog(
                 JOB_LOGGER,
                 {"job_id": self.job.id, "kind": self.job.kind, "attempt": self.job.attempts},
             )

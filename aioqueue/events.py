@@ -83,15 +83,18 @@ _LEVELS = {
     "snoozed": logging.INFO,
     "released": logging.INFO,
     "cancelled": logging.INFO,
-    "worker_started": logging.INFO,
-    "worker_stopped": logging.INFO,
+    "completed": logging.INFO,  # at -v: one line per finished job, whatever its outcome
+    # the worker logs its own start and stop lines (with its kinds and concurrency)
+    "worker_started": logging.DEBUG,
+    "worker_stopped": logging.DEBUG,
 }
 
 
 def log_event(event: Event) -> None:
     """The logging subscriber: one line per event on ``aioqueue.job`` (``aioqueue.worker`` for
     worker events) with structured fields in ``extra`` (event, job_id, kind, attempt,
-    worker_id, duration). Routine events (enqueued, started, completed) log at DEBUG."""
+    worker_id, duration). Every finished attempt logs at INFO or above (one line per job at
+    the CLI's -v); enqueued and started at DEBUG."""
     level = _LEVELS.get(event.type, logging.DEBUG)
     logger = _log if event.type.startswith("worker_") else _job_log
     if not logger.isEnabledFor(level):
@@ -108,12 +111,14 @@ def log_event(event: Event) -> None:
         logger.log(level, "%s %s", event.type, event.worker_id, extra=extra)
     else:
         suffix = f": {event.error}" if event.error and event.type != "completed" else ""
+        took = "" if event.duration is None else f" in {event.duration * 1000:.1f} ms"
         logger.log(
             level,
-            "job %s (%s) %s, attempt %s%s",
+            "job %s (%s) %s%s, attempt %s%s",
             event.job_id,
             event.kind,
             event.type,
+            took,
             event.attempt,
             suffix,
             extra=extra,

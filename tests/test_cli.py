@@ -147,3 +147,25 @@ def test_worker_routing_by_kinds_exclude_and_forbidden_flags(base: list[str]) ->
     assert (totals["completed"], totals["pending"]) == (3, 1)
     one_clear_line(aq(*base, "worker", spec, "--kinds", "mail,nope"), "not registered: 'nope'")
     one_clear_line(aq(*base, "worker", spec, "--exclude", "mail,report"), "no task left")
+
+
+def test_verbose_anywhere_one_line_per_job_json_logs_and_once_summary(base: list[str]) -> None:
+    """-v after the subcommand works; at -v each finished job is one line with id, kind,
+    outcome and duration, and no start line is doubled; --log-format json gives one JSON object
+    per line; --once ends with a summary."""
+    ids = [json.loads(aq(*base, "enqueue", "noop", "{}", "--json").stdout)["id"] for _ in range(3)]
+    run = aq(*base, "worker", "tests.cli_tasks:tasks", "--once", "-v")
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.splitlines()
+    for job_id in ids:
+        [line] = [x for x in lines if f"job {job_id} (noop) completed in " in x]
+        assert " ms, attempt 1" in line
+    assert sum("started" in x for x in lines) == 1, run.stderr
+    assert "ran 3 job attempts in" in run.stdout and "3 completed" in run.stdout
+    aq(*base, "enqueue", "noop", "{}")
+    run = aq(*base, "--log-format", "json", "worker", "tests.cli_tasks:tasks", "--once", "-v")
+    assert run.returncode == 0, run.stderr
+    records = [json.loads(x) for x in run.stderr.splitlines()]
+    done = [r for r in records if r.get("event") == "completed"]
+    assert len(done) == 1 and done[0]["kind"] == "noop" and done[0]["level"] == "INFO"
+    assert isinstance(done[0]["duration"], float)

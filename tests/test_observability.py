@@ -3,6 +3,7 @@ logged and never change a job's outcome."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -139,3 +140,16 @@ async def test_prometheus_and_opentelemetry(q: aioqueue.Queue) -> None:
     ]
     bad_span = next(s for s in finished if s.name == "aioqueue.job bad")
     assert bad_span.status.status_code.name == "ERROR"
+
+
+def test_ctx_log_lines_carry_the_job_id_and_kind(caplog: pytest.LogCaptureFixture) -> None:
+    info = aioqueue.JobInfo(
+        id=42, kind="send.email", attempts=2, max_attempts=5, priority=0,
+        run_at=dt.datetime.now(dt.UTC), created_at=dt.datetime.now(dt.UTC),
+        queue_name=None, unique_key=None, flags=[],
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="aioqueue.job"):
+        aioqueue.JobContext(info).log.info("sending to %s", "a@b.com")
+    [record] = caplog.records
+    assert record.getMessage() == "job 42 (send.email): sending to a@b.com"
+    assert (record.job_id, record.kind, record.attempt) == (42, "send.email", 2)  # type: ignore[attr-defined]
