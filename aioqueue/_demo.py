@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from . import config
 from ._db.queries import Queries
 from .context import JobContext
 from .events import Event
@@ -85,6 +87,13 @@ async def run_demo(dsn: str | None, schema: str, data_dir: Path | None, n_jobs: 
         await q.pool.execute(Queries(DEMO_SCHEMA).sql["schema_drop"])
         await q.migrate()
         console.print(f"[bold]aioqueue demo[/] on {_where(q.dsn)}, schema [cyan]{DEMO_SCHEMA}[/]")
+        embedded_dir = _embedded_dir(dsn, data_dir)
+        if embedded_dir is not None:
+            console.print(
+                f"the embedded PostgreSQL 18 keeps its data in [cyan]{embedded_dir}[/] and keeps "
+                "running for later commands; `aioqueue db stop` stops it, `aioqueue db list` "
+                "lists every embedded server started here"
+            )
         attempts_seen: Counter[str] = Counter()
         events: Counter[str] = Counter()
         tasks = _tasks(attempts_seen)
@@ -178,10 +187,30 @@ async def _throughput(console: Console, q: Queue, tasks: Tasks, n_jobs: int) -> 
         f"throughput: {n_jobs} no-op jobs in {elapsed:.2f} s = "
         f"[bold green]{n_jobs / elapsed:,.0f} jobs/s[/] (one process, concurrency 50)"
     )
+    console.print(next_steps())
+
+
+def _embedded_dir(dsn: str | None, data_dir: Path | None) -> Path | None:
+    """The embedded server's data folder, or None when a DSN is configured."""
+    if config.resolve_dsn(dsn):
+        return None
+    return (data_dir or config.data_dir_from_env()).expanduser().resolve()
+
+
+def next_steps() -> str:
+    """What to run after the demo: the CLI on the demo's schema."""
+    return (
+        f"next: `aioqueue --schema {DEMO_SCHEMA} status`, "
+        f"`aioqueue --schema {DEMO_SCHEMA} jobs list`, `aioqueue db psql`"
+    )
 
 
 def _where(dsn: str | None) -> str:
     """Where the demo runs, without credentials."""
     if not dsn:
         return "the given pool"
-    return "PostgreSQL at " + dsn.split("@")[-1].split("?")[0].lstrip("/")
+    url = urllib.parse.urlsplit(dsn)
+    query = dict(urllib.parse.parse_qsl(url.query))
+    host = url.hostname or query.get("host", "localhost")
+    port = url.port or query.get("port", 5432)
+    return f"PostgreSQL at {host}:{port}, database {url.path.lstrip('/') or 'postgres'}"

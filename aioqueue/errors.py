@@ -49,6 +49,10 @@ class SchemaError(AioqueueError):
 class SchemaNotInstalled(SchemaError):
     """The aioqueue schema has not been installed; run `aioqueue migrate`."""
 
+    def __init__(self, message: str, schema: str = "aioqueue") -> None:
+        super().__init__(message)
+        self.schema = schema
+
 
 class SchemaOutdated(SchemaError):
     """The database schema version differs from the one this code needs."""

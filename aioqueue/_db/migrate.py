@@ -76,7 +76,8 @@ async def check_schema(conn: asyncpg.Connection | asyncpg.Pool, schema: str) -> 
     if not await q.schema_exists(conn):
         raise SchemaNotInstalled(
             f"aioqueue schema {schema!r} is not installed; run `aioqueue migrate` "
-            "or connect with migrate=True"
+            "or connect with migrate=True",
+            schema,
         )
     applied = await q.migrations_applied(conn)
     current = max(applied, default=0)
