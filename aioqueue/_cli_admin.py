@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from ._report import age, warnings_for
 from .queue import Queue
@@ -42,7 +43,9 @@ async def print_status(console: Console, q: Queue, *, as_json: bool) -> None:
     console.print(table)
     console.print(f"due jobs (queue depth): {stats.due}")
     console.print(f"oldest due job: {age(stats.oldest_due)}")
-    console.print(f"throughput: {stats.throughput:.1f} jobs/s (last minute)")
+    rate = stats.throughput
+    shown = f"{rate:.1f} jobs/s" if rate >= 1 or rate == 0 else f"{rate * 60:.1f} jobs/min"
+    console.print(f"throughput: {shown} (last minute)")
     console.print(f"notification queue usage: {stats.notify_queue_usage:.1%}")
     oldest = stats.oldest_transaction_seconds
     console.print(f"oldest open transaction: {'-' if oldest is None else f'{oldest:.0f} s'}")
@@ -70,7 +73,7 @@ def _summary(job: Job) -> dict[str, Any]:
     }
 
 
-def print_jobs(console: Console, jobs: list[Job], *, as_json: bool) -> None:
+def print_jobs(console: Console, jobs: list[Job], *, as_json: bool, limit: int = 0) -> None:
     if as_json:
         console.print_json(to_json([_summary(j) for j in jobs]))
         return
@@ -78,10 +81,11 @@ def print_jobs(console: Console, jobs: list[Job], *, as_json: bool) -> None:
     for col in ("id", "kind", "state", "attempts", "run_at", "queue_name"):
         table.add_column(col)
     for j in jobs:
-        attempts = f"{j.attempts}/{j.max_attempts or '-'}"
+        # max_attempts is the task's default until the first claim: not known here
+        attempts = f"{j.attempts}/{j.max_attempts}" if j.max_attempts else str(j.attempts)
         table.add_row(str(j.id), j.kind, j.state.value, attempts, age(j.run_at), j.queue_name or "")
     console.print(table)
-    if jobs:
+    if jobs and len(jobs) >= limit:  # a short page is the last one
         console.print(f"next page: --after {jobs[-1].id}")
 
 
@@ -107,7 +111,11 @@ def print_job(console: Console, job: Job, *, payload: bool, as_json: bool) -> No
         return
     table = Table(show_header=False)
     for key, value in data.items():
-        table.add_row(key, "" if value is None else str(value))
+        if key in ("payload", "result"):
+            shown = to_json(value)  # JSON, as stored (not a Python repr)
+        else:
+            shown = "" if value is None else str(value)
+        table.add_row(key, Text(shown))  # Text: brackets in JSON are not rich markup
     console.print(table)
     if not payload:
         console.print("(payload and result hidden: add --payload to show them)")

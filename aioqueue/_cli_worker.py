@@ -74,6 +74,12 @@ class OneLinePerOutage(logging.Filter):
 def load_tasks(spec: str) -> Tasks:
     """Import ``module:attribute`` (from the current directory too) and check it is a Tasks."""
     module_name, _, attr = spec.partition(":")
+    if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
+        dotted = module_name.removesuffix(".py").replace("/", ".").replace("\\", ".")
+        raise ConfigurationError(
+            f"give a module, not a file: {dotted.strip('.')}:{attr or 'tasks'} "
+            f"(run from the folder that holds the package), got {spec!r}"
+        )
     if not module_name or not attr:
         raise ConfigurationError(f"expected module:attribute (e.g. myapp.jobs:tasks), got {spec!r}")
     if os.getcwd() not in sys.path:
@@ -91,9 +97,13 @@ def load_tasks(spec: str) -> Tasks:
         ) from None
     except Exception as exc:  # the module's own code raised while being imported
         raise ConfigurationError(_import_failure(module_name, exc)) from None
-    tasks = getattr(module, attr, None)
+    if not hasattr(module, attr):
+        raise ConfigurationError(f"module {module_name!r} has no attribute {attr!r}")
+    tasks = getattr(module, attr)
     if not isinstance(tasks, Tasks):
-        raise ConfigurationError(f"{spec} is not an aioqueue.Tasks registry")
+        raise ConfigurationError(
+            f"{spec} is a {type(tasks).__name__}, not an aioqueue.Tasks registry"
+        )
     return tasks
 
 

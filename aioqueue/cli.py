@@ -459,7 +459,7 @@ def jobs_list(
             found = await q.list_jobs(
                 kind=kind, state=state, queue_name=queue_name, limit=limit, after=after
             )
-            print_jobs(Console(), found, as_json=as_json)
+            print_jobs(Console(), found, as_json=as_json, limit=limit)
 
     _run(main)
 
@@ -563,7 +563,10 @@ def dashboard(opts: Options, host: str, port: int, allow_actions: bool) -> None:
     )
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    short_help="Run the benchmarks with their raw asyncpg baselines.",
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @pass_options
 def bench(opts: Options, args: tuple[str, ...]) -> None:

@@ -123,7 +123,8 @@ def test_bad_input_gives_one_clear_line(base: list[str], dsn: str) -> None:
     one_clear_line(aq(*base, "worker", "json:dumps"), "not an aioqueue.Tasks")
     one_clear_line(aq(*base, "jobs", "retry"), "JOB_ID or --all-failed")
     bad = aq("--dsn", "postgresql://u:hunter2@127.0.0.1:1/db", "status", timeout=30)
-    one_clear_line(bad, "cannot connect")
+    one_clear_line(bad, "cannot reach PostgreSQL at postgresql://u:***@127.0.0.1:1/db")
+    assert bad.stderr.count("127.0.0.1:1/db") == 1  # the server named once
     assert "hunter2" not in bad.stderr
 
 

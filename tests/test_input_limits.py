@@ -380,7 +380,7 @@ async def test_bad_schema_names_are_refused_before_any_sql(
 async def test_the_unreachable_dsn_really_is_unreachable() -> None:
     """Control for the test above: with a valid schema name the same DSN fails to connect."""
     unreachable = f"postgresql://nobody@127.0.0.1:{closed_port()}/nowhere"
-    with pytest.raises(ConfigurationError, match="cannot connect"):
+    with pytest.raises(aioqueue.DatabaseUnavailable, match="cannot reach PostgreSQL at"):
         await aioqueue.Queue.connect(unreachable, schema="aq")
 
 

@@ -499,7 +499,7 @@ async def test_secrets_stay_out_of_logs_errors_and_cli_output(
         )
         unreachable = dsn_wrong_port(secret_dsn)
         for target in (unreachable, dsn_wrong_port(query_dsn)):
-            with pytest.raises(aioqueue.ConfigurationError) as caught:
+            with pytest.raises(aioqueue.DatabaseUnavailable) as caught:
                 await aioqueue.Queue.connect(target, schema=schema)
             errors.append(_rendered(caught.value))
 

@@ -96,6 +96,8 @@ async def create_pool(
             connect=functools.partial(open_connection, where=mask_dsn(dsn)),
             **extra,
         )
+    except DatabaseUnavailable:
+        raise  # already names the server (never the password): not wrapped again
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise ConfigurationError(
             f"cannot connect to {mask_dsn(dsn)}: {type(exc).__name__}: {mask_dsn(str(exc))}"
@@ -238,6 +240,8 @@ async def connect(dsn: str, *, application_name: str = APPLICATION_NAME) -> asyn
     """One dedicated connection (LISTEN, migrations, CLI)."""
     try:
         return await asyncpg.connect(dsn, server_settings={"application_name": application_name})
+    except DatabaseUnavailable:
+        raise  # already names the server (never the password): not wrapped again
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise ConfigurationError(
             f"cannot connect to {mask_dsn(dsn)}: {type(exc).__name__}: {mask_dsn(str(exc))}"
