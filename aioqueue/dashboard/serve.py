@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +45,11 @@ async def serve(
     async with await Queue.connect(dsn, schema=schema, migrate=False, data_dir=data_dir) as q:
         app = create_app(q, allow_actions=allow_actions)
         server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        # bound before anything is printed: a taken port fails with one error, no success line
+        sock = socket.create_server(
+            (host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET
+        )
+        port = sock.getsockname()[1]
         if announce:
             mode = "retry/cancel enabled" if allow_actions else "read-only"
             print(f"aioqueue dashboard on http://{host}:{port}/ ({mode}); Ctrl-C stops it")
@@ -52,4 +58,4 @@ async def serve(
                     f"warning: listening on {host}: anyone who can reach this port sees job "
                     "payloads; put it behind your own authentication"
                 )
-        await server.serve()
+        await server.serve(sockets=[sock])
