@@ -1,14 +1,11 @@
 """aioqueue: an asyncio-native job queue backed by PostgreSQL and nothing else."""
 
 from ._handle import TaskHandle
-from .context import JobContext, JobInfo
+from .context import Cancel, Fail, HandlerOutcome, JobContext, JobInfo, Snooze
 from .errors import (
     AioqueueError,
-    Cancel,
     ConfigurationError,
     DatabaseUnavailable,
-    Fail,
-    HandlerOutcome,
     InvalidJobError,
     JobNotFound,
     JobStateError,
@@ -20,7 +17,6 @@ from .errors import (
     SchemaError,
     SchemaNotInstalled,
     SchemaOutdated,
-    Snooze,
     UnknownTaskError,
     WaitTimeout,
 )

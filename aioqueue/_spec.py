@@ -24,7 +24,6 @@ _encoder = msgspec.json.Encoder()
 
 # PostgreSQL raises "interval out of range" near 9.2e12 s, and inside the caller's tx= that
 # error would abort their whole transaction: cap delays well below, before any SQL.
-MAX_DELAY_SECONDS = 100 * 365 * 24 * 3600  # 100 years; run_at= reaches further if needed
 
 
 def _seconds(field: str, value: object, index: int | None) -> float:
@@ -39,9 +38,9 @@ def _seconds(field: str, value: object, index: int | None) -> float:
         raise InvalidJobError(field, f"must be seconds or a timedelta, got {value!r}", index=index)
     if not math.isfinite(seconds) or seconds < 0:
         raise InvalidJobError(field, f"must be a finite number >= 0, got {value!r}", index=index)
-    if seconds > MAX_DELAY_SECONDS:
+    if seconds > config.MAX_DELAY_SECONDS:
         raise InvalidJobError(
-            field, f"must be at most {MAX_DELAY_SECONDS} seconds (100 years)", index=index
+            field, f"must be at most {config.MAX_DELAY_SECONDS} seconds (100 years)", index=index
         )
     return seconds
 

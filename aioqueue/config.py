@@ -50,6 +50,8 @@ SMALLINT_MIN, SMALLINT_MAX = -32768, 32767
 RUN_AT_MIN = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 RUN_AT_MAX = dt.datetime(3000, 1, 1, tzinfo=dt.UTC)
 INT_MAX = 2**31 - 1
+# delay=, max_delay= and Snooze(seconds) at most: 100 years (run_at= reaches further if needed)
+MAX_DELAY_SECONDS = 100 * 365 * 24 * 3600
 
 _SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,47}")
 

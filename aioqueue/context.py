@@ -1,4 +1,5 @@
-"""JobContext: what a task handler receives besides its payload."""
+"""JobContext: what a task handler receives besides its payload; Snooze, Fail and Cancel:
+what it may raise to end its attempt on purpose."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 from typing import Any
 
 import msgspec
+
+from . import config
 
 JOB_LOGGER = logging.getLogger("aioqueue.job")
 
@@ -59,3 +62,33 @@ class JobContext:
 
     def __repr__(self) -> str:
         return f"JobContext(job_id={self.job.id}, kind={self.job.kind!r})"
+
+
+class HandlerOutcome(Exception):
+    """Base of the exceptions a handler raises to end its attempt on purpose."""
+
+
+class Snooze(HandlerOutcome):
+    """``raise aioqueue.Snooze(30)``: run the job again in 30 s; the attempt is not counted."""
+
+    MAX_SECONDS = float(config.MAX_DELAY_SECONDS)  # delay='s limit
+
+    def __init__(self, seconds: float) -> None:
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0 <= seconds <= self.MAX_SECONDS
+        ):
+            raise ValueError(
+                f"Snooze seconds must be a number from 0 to {self.MAX_SECONDS:.0f}, got {seconds!r}"
+            )
+        self.seconds = float(seconds)
+        super().__init__(f"snoozed for {self.seconds:g} s")
+
+
+class Fail(HandlerOutcome):
+    """``raise aioqueue.Fail("bad input")``: fail the job now, with no retries left."""
+
+
+class Cancel(HandlerOutcome):
+    """``raise aioqueue.Cancel("gone")``: end the job as cancelled."""

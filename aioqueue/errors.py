@@ -118,33 +118,3 @@ class DatabaseUnavailable(AioqueueError, ConnectionError):
     """PostgreSQL cannot be reached (connection refused, no socket, server starting or shutting
     down): the call sent nothing, so it is safe to retry. A ``ConnectionError`` (an ``OSError``),
     so code catching those keeps working."""
-
-
-class HandlerOutcome(Exception):
-    """Base of the exceptions a handler raises to end its attempt on purpose."""
-
-
-class Snooze(HandlerOutcome):
-    """``raise aioqueue.Snooze(30)``: run the job again in 30 s; the attempt is not counted."""
-
-    MAX_SECONDS = 100 * 365 * 86400.0
-
-    def __init__(self, seconds: float) -> None:
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, int | float)
-            or not 0 <= seconds <= self.MAX_SECONDS
-        ):
-            raise ValueError(
-                f"Snooze seconds must be a number from 0 to {self.MAX_SECONDS:.0f}, got {seconds!r}"
-            )
-        self.seconds = float(seconds)
-        super().__init__(f"snoozed for {self.seconds:g} s")
-
-
-class Fail(HandlerOutcome):
-    """``raise aioqueue.Fail("bad input")``: fail the job now, with no retries left."""
-
-
-class Cancel(HandlerOutcome):
-    """``raise aioqueue.Cancel("gone")``: end the job as cancelled."""

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from .test_cli import aq, base, one_clear_line  # noqa: F401 - the base fixture
+from .worker_helpers import drop_checks
 
 pytestmark = pytest.mark.anyio
 DEEP = 5000
@@ -26,24 +27,7 @@ async def _insert_hostile(dsn: str, schema: str, payload: str = "{}", **columns:
     try:
         async with conn.transaction():
             await conn.execute("SET LOCAL session_replication_role = replica")  # no triggers
-            checks = await conn.fetch(
-                "SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'c'",
-                f'"{schema}".jobs',
-            )
-            for check in checks:
-                await conn.execute(
-                    f'ALTER TABLE "{schema}".jobs DROP CONSTRAINT "{check["conname"]}"'
-                )
-            domains = await conn.fetch(  # the run_at range (migration 0008) is a domain's check
-                "SELECT t.typname, c.conname FROM pg_constraint c "
-                "JOIN pg_type t ON t.oid = c.contypid "
-                "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1",
-                schema,
-            )
-            for d in domains:
-                await conn.execute(
-                    f'ALTER DOMAIN "{schema}"."{d["typname"]}" DROP CONSTRAINT "{d["conname"]}"'
-                )
+            await drop_checks(conn, schema)
             names = ", ".join(["kind", "payload", *columns])
             values = ", ".join(["'hostile'", "$1::jsonb", *columns.values()])
             return int(

@@ -21,7 +21,7 @@ from aioqueue._consumer.completer import Completer
 from aioqueue._consumer.outcome import Outcome
 from aioqueue.errors import PayloadEncodeError
 
-from .worker_helpers import FAST, Recorder
+from .worker_helpers import FAST, Recorder, drop_checks
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,32 +32,6 @@ def nested(depth: int) -> Any:
     for _ in range(depth):
         value = [value]
     return value
-
-
-async def _drop_time_checks(q: aioqueue.Queue) -> None:
-    """Rows already stored before the database refused such values (migration 0008 settles
-    them, but a restored dump or a superuser's UPDATE can still hold one): drop the CHECK
-    constraints and domain checks that guard the time columns, so the test can write them."""
-    s = q.config.schema
-    names = await q.pool.fetch(
-        "SELECT c.conname FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
-        "JOIN pg_namespace n ON n.oid = t.relnamespace "
-        "WHERE n.nspname = $1 AND t.relname = 'jobs' AND c.contype = 'c' "
-        "AND (pg_get_constraintdef(c.oid) ~ '(run_at|created_at)')",
-        s,
-    )
-    for r in names:
-        await q.pool.execute(f'ALTER TABLE "{s}".jobs DROP CONSTRAINT "{r["conname"]}"')
-    domains = await q.pool.fetch(
-        "SELECT t.typname, c.conname FROM pg_constraint c JOIN pg_type t ON t.oid = c.contypid "
-        "JOIN pg_namespace n ON n.oid = t.typnamespace "
-        "WHERE n.nspname = $1 AND t.typname LIKE '%run_at%'",
-        s,
-    )
-    for r in domains:
-        await q.pool.execute(
-            f'ALTER DOMAIN "{s}"."{r["typname"]}" DROP CONSTRAINT "{r["conname"]}"'
-        )
 
 
 async def test_payload_depth_is_limited_before_anything_is_written(q: aioqueue.Queue) -> None:
@@ -112,7 +86,7 @@ async def test_fuzzed_rows_written_through_sql_are_all_settled_by_a_live_cli_wor
     (completed, or failed for good with an error naming the problem), never exits early, and
     never holds one running."""
     s = q.config.schema
-    await _drop_time_checks(q)
+    await drop_checks(q.pool, s)  # rows as an older install may hold them
     ids: dict[int, str] = {}
     for column, value in FUZZ:
         expr = value if column != "payload" else f"({value})::jsonb"

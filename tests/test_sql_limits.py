@@ -17,7 +17,7 @@ import aioqueue
 from aioqueue import InvalidJobError, JobState, config
 from aioqueue._db.migrate import migrations
 from aioqueue._db.queries import Queries, render
-from aioqueue._spec import MAX_DELAY_SECONDS
+from aioqueue.config import MAX_DELAY_SECONDS
 
 from .test_cli import aq
 

@@ -63,3 +63,23 @@ async def running_worker(
         finally:
             with anyio.CancelScope(shield=True):
                 await worker.stop(timeout=settings.get("stop_timeout", 2))
+
+
+async def drop_checks(db: Any, schema: str) -> None:
+    """Let a test write rows an older install, a restored dump or a superuser's UPDATE may
+    hold: drop every CHECK of ``schema``'s jobs table and of its domains (the column types)."""
+    table_checks = await db.fetch(
+        "SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'c'",
+        f'"{schema}".jobs',
+    )
+    for check in table_checks:
+        await db.execute(f'ALTER TABLE "{schema}".jobs DROP CONSTRAINT "{check["conname"]}"')
+    domain_checks = await db.fetch(
+        "SELECT t.typname, c.conname FROM pg_constraint c JOIN pg_type t ON t.oid = c.contypid "
+        "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1",
+        schema,
+    )
+    for d in domain_checks:
+        await db.execute(
+            f'ALTER DOMAIN "{schema}"."{d["typname"]}" DROP CONSTRAINT "{d["conname"]}"'
+        )

@@ -29,8 +29,8 @@ import msgspec
 
 from .._backoff import retry_delay
 from .._codec import encode_json
-from ..context import JobContext, JobInfo
-from ..errors import Cancel, HandlerOutcome, PayloadError, Snooze
+from ..context import Cancel, HandlerOutcome, JobContext, JobInfo, Snooze
+from ..errors import PayloadError
 from ..events import Event, Hooks
 from ..tasks import Task, Tasks
 from .outcome import Outcome
@@ -75,6 +75,18 @@ def _job_info(row: asyncpg.Record) -> JobInfo:
         queue_name=row["queue_name"],
         unique_key=row["unique_key"],
         flags=list(row["flags"] or ()),
+    )
+
+
+def _job_outcome(job: RunningJob, state: Any, **fields: Any) -> Outcome:
+    """An outcome decided from the claim alone (the handler never ran)."""
+    return Outcome(
+        id=job.id,
+        lease_token=job.lease_token,
+        kind=job.kind,
+        attempt=job.attempt,
+        state=state,
+        **fields,
     )
 
 
@@ -143,7 +155,7 @@ class Executor:
         try:
             info = _job_info(row)
         except Exception as exc:  # a row written through SQL that Python cannot hold
-            self._put(self._undecodable(row, job, exc))
+            self._put(self._undecodable(job, exc))
             on_done(0.0)
             return
         started = time.monotonic()
@@ -184,41 +196,23 @@ class Executor:
         if outcome is not None:
             self._put(outcome)
 
-    def _undecodable(self, row: asyncpg.Record, job: RunningJob, exc: Exception) -> Outcome:
+    def _undecodable(self, job: RunningJob, exc: Exception) -> Outcome:
         """A claimed row the worker cannot turn into a JobInfo: failed for good, never held."""
         message = f"job row cannot be decoded: {type(exc).__name__}: {exc}"
         _log.error("job %s (%s): %s; failed permanently", job.id, job.kind, message)
         error = _error_json(exc, job.attempt, message=message, trace=False)
-        return Outcome(
-            id=job.id,
-            lease_token=job.lease_token,
-            kind=job.kind,
-            attempt=job.attempt,
-            state="failed",
-            error=error,
-        )
+        return _job_outcome(job, "failed", error=error)
 
     def unstarted(self, job: RunningJob) -> Outcome | None:
         """The outcome of a job claimed ahead that never started: given back (attempt not
         counted), cancelled if that was asked, nothing if its lease was lost already."""
         if job.reason == "lease_lost":
             return None
-        out = Outcome(
-            id=job.id,
-            lease_token=job.lease_token,
-            kind=job.kind,
-            attempt=job.attempt,
-            state="pending",
-            delay=0.0,
-            give_back=True,
-        )
         if job.reason == "cancel_requested":
             message = "cancelled before it started (Queue.cancel or on_conflict='supersede')"
             error = _error_json(asyncio.CancelledError(), job.attempt, message=message)
-            out = msgspec.structs.replace(
-                out, state="cancelled", delay=None, give_back=False, error=error
-            )
-        return out
+            return _job_outcome(job, "cancelled", error=error)
+        return _job_outcome(job, "pending", delay=0.0, give_back=True)
 
     def _abandon(self, task: Task, info: JobInfo, job: RunningJob) -> None:
         """The handler outlived its timeout by ``stuck_grace`` (it ignores cancellation or blocks):
