@@ -45,7 +45,7 @@ async def run_every(
     *,
     name: str,
     transient: tuple[type[BaseException], ...] = (),
-    on_error: Callable[[], Awaitable[object]] | None = None,
+    on_error: Callable[[BaseException], Awaitable[object]] | None = None,
 ) -> None:
     """Call ``tick`` every ``interval`` seconds (jittered) forever; a transient database error
     is logged (then ``on_error`` is awaited) and the next tick tries again."""
@@ -56,4 +56,4 @@ async def run_every(
         except transient as exc:
             _log.warning("%s: failed (%s); will retry", name, type(exc).__name__, extra=RETRYING)
             if on_error is not None:
-                await on_error()
+                await on_error(exc)

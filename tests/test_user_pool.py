@@ -162,9 +162,19 @@ async def test_failed_claims_on_open_connections_give_their_slots_back(
         async def failover(read_only: bool) -> None:
             value = "SET default_transaction_read_only = on" if read_only else "RESET ALL"
             await admin.execute(f'ALTER DATABASE "{name}" {value}')
-            await admin.execute(  # every session dies; new ones see the new setting
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            ended = await admin.fetchval(  # every session dies; new ones see the new setting
+                "SELECT array_agg(pid) FILTER (WHERE pg_terminate_backend(pid)) "
+                "FROM pg_stat_activity WHERE datname = $1",
+                name,
             )
+            # Wait until those backends are gone (their sockets closed): a pool that lends an
+            # expired connection the driver has not yet seen closed closes it in a task of its
+            # own, whose broken pipe nobody awaits (asyncpg's behaviour, not aioqueue's).
+            with anyio.fail_after(10):
+                while await admin.fetchval(  # noqa: ASYNC110 - only the server shows it
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)", ended or []
+                ):
+                    await anyio.sleep(0.01)
 
         def failed_claims() -> int:
             return sum("producer: claim failed" in r.getMessage() for r in caplog.records)

@@ -145,7 +145,7 @@ class Completer:
                     _log.warning(
                         "completer: flush failed (%s); retrying", type(exc).__name__, extra=RETRYING
                     )
-                    await replace_connections(self._db)  # broken or read-only: replace them
+                    await replace_connections(self._db, exc)
                     await anyio.sleep(delay)
                     delay = min(delay * 2, 2.0)
             self._on_flushed(batch, accepted)

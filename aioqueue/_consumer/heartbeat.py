@@ -81,7 +81,7 @@ class Heartbeat:
                 _log.warning(
                     "heartbeat: failed (%s); will retry", type(exc).__name__, extra=RETRYING
                 )
-                await replace_connections(self._db)
+                await replace_connections(self._db, exc)
 
     async def beat(self) -> None:
         snapshot = list(self._jobs.values())

@@ -228,11 +228,12 @@ def ended_while_idle(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InternalClientError) and "cannot switch to state" in str(exc)
 
 
-async def replace_connections(db: Executor) -> None:
-    """After a transient error, make a pool open fresh connections (each as it is released):
+async def replace_connections(db: Executor, exc: BaseException) -> None:
+    """After a read-only error, make a pool open fresh connections (each as it is released):
     a session attached to a server that turned read-only (failover) stays read-only even once
-    the database is writable again."""
-    if isinstance(db, asyncpg.Pool):
+    the database is writable again. Lost connections need nothing: the pool drops them, and
+    expiring them would make asyncpg close each in a task of its own whose error nobody awaits."""
+    if isinstance(db, asyncpg.Pool) and isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
         await db.expire_connections()
 
 

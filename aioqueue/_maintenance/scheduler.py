@@ -132,5 +132,5 @@ class Scheduler:
                 _log.warning(
                     "scheduler: tick failed (%s); will retry", type(exc).__name__, extra=RETRYING
                 )
-                await replace_connections(self._db)
+                await replace_connections(self._db, exc)
             await anyio.sleep(self._sleep_for())
