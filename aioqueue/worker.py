@@ -57,6 +57,9 @@ CLAIM_SESSION = {
     "synchronous_commit": "off",
     "plan_cache_mode": "force_generic_plan",
 }
+# Behind a transaction pooler the claim sets these for its own transaction instead (its
+# unnamed statement is planned for its parameters each time, so plan_cache_mode is moot).
+CLAIM_TRANSACTION = {"jit": "off", "synchronous_commit": "off"}
 
 _OUTCOME_EVENTS: dict[str, Any] = {
     "completed": "completed",
@@ -229,8 +232,9 @@ class Worker:
             None if q.transaction_pooling else q.dsn,  # behind a pooler: no session of its own
             pool,
             application_name=f"aioqueue-claim:{self.id}",
-            settings={} if q.transaction_pooling else CLAIM_SESSION,
+            settings=CLAIM_TRANSACTION if q.transaction_pooling else CLAIM_SESSION,
             outage=self._outage,
+            per_transaction=q.transaction_pooling,
         )
         producer = self._producer = Producer(
             claim_db,

@@ -21,7 +21,7 @@ import pytest
 
 import aioqueue
 from aioqueue._db.connect import Dedicated
-from aioqueue.worker import CLAIM_SESSION
+from aioqueue.worker import CLAIM_SESSION, CLAIM_TRANSACTION
 
 from .conftest import skip_unless_required
 
@@ -184,6 +184,8 @@ async def test_no_hot_statement_needs_a_session_setting_to_stay_out_of_jit(
     sql, types = big.queries.sql[CLAIM[0]], CLAIM[1]
     # the backlog is big enough to matter: left to itself, the claim's generic plan is compiled
     assert await _jit(conn, sql, "generic", types, CLAIM_ARGS)
+    # its custom plan (an unnamed statement's, as behind a pooler) is not
+    assert not await _jit(conn, sql, "custom", types, CLAIM_ARGS)
     compiled = [
         (name, plan)
         for name, types, args in HOT
@@ -215,3 +217,22 @@ async def test_aioqueues_connections_never_jit_compile_a_hot_statement(
             if await _jit(pooled, big.queries.sql[name], plan, types, args)
         ]
         assert not compiled
+
+
+async def test_behind_a_pooler_the_claim_turns_jit_off_for_its_own_transaction(
+    big: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """Behind a transaction pooler no session setting can be relied on, and a DBA may force
+    generic plans: the claim's transaction sets jit=off (and asynchronous commit) for itself."""
+    await conn.execute("SET jit = on")
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+    db = Dedicated(
+        None, big.pool, application_name="t", settings=CLAIM_TRANSACTION, per_transaction=True
+    )
+    sql, types = big.queries.sql[CLAIM[0]], CLAIM[1]
+    async with db.transaction(conn):
+        assert await conn.fetchval("SELECT current_setting('synchronous_commit')") == "off"
+        assert not await _jit(conn, sql, "generic", types, CLAIM_ARGS)
+    # for that transaction only: the session (another client's, behind a pooler) is untouched
+    assert await conn.fetchval("SELECT current_setting('jit')") == "on"
+    assert await _jit(conn, sql, "generic", types, CLAIM_ARGS)

@@ -247,15 +247,16 @@ class Producer:
         started = time.monotonic()
         try:
             conn = await self._db.get()
-            rows = await self._queries.job_claim(
-                conn,
-                kinds=self._kinds,
-                default_max_attempts=self._defaults,
-                forbidden_flags=await self._forbidden_flags(),
-                batch=free,
-                worker_id=self._worker_id,
-                lease=self._lease,
-            )
+            async with self._db.transaction(conn):
+                rows = await self._queries.job_claim(
+                    conn,
+                    kinds=self._kinds,
+                    default_max_attempts=self._defaults,
+                    forbidden_flags=await self._forbidden_flags(),
+                    batch=free,
+                    worker_id=self._worker_id,
+                    lease=self._lease,
+                )
         except Exception:
             self._db.invalidate()  # whatever broke, the next claim starts on a fresh connection
             raise

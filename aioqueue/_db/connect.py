@@ -6,6 +6,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -121,10 +122,11 @@ async def open_connection(*args: Any, where: str, **kwargs: Any) -> asyncpg.Conn
         ) from exc
 
 
-async def apply_session(conn: Any, settings: dict[str, str]) -> None:
-    """Session settings, each through its ``session_<name>.sql`` (set_config)."""
+async def apply_session(conn: Any, settings: dict[str, str], *, local: bool = False) -> None:
+    """Session settings, each through its ``session_<name>.sql`` (set_config); ``local``: for
+    the current transaction only."""
     for name, value in settings.items():
-        await conn.execute(statement_texts()[f"session_{name}"], value)
+        await conn.execute(statement_texts()[f"session_{name}"], value, local)
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -310,7 +312,10 @@ class Dedicated:
 
     ``settings`` are session settings, e.g. ``synchronous_commit=off`` for claims: a claim lost
     in a server crash only leaves its jobs pending (they run later), so claims need not wait for
-    the WAL flush; outcomes are written elsewhere, durably.
+    the WAL flush; outcomes are written elsewhere, durably. ``per_transaction``: behind a
+    transaction pooler a session setting may land on another client's server connection, so
+    ``transaction()`` wraps each use in a transaction that sets them LOCAL (``jit`` is the one that
+    matters: a DBA's ``plan_cache_mode=force_generic_plan`` gets the claim JIT-compiled).
     """
 
     def __init__(
@@ -321,8 +326,10 @@ class Dedicated:
         application_name: str,
         settings: dict[str, str],
         outage: Outage | None = None,
+        per_transaction: bool = False,
     ) -> None:
         self.outage = outage or Outage()  # the claims report their failures and successes
+        self._per_transaction = per_transaction
         self._dsn = dsn
         self._pool = pool
         self._application_name = application_name
@@ -345,7 +352,8 @@ class Dedicated:
         else:
             conn = await self._pool.acquire()
         try:
-            await apply_session(conn, self._settings)  # set_config: PgBouncer rejects startup
+            if not self._per_transaction:
+                await apply_session(conn, self._settings)  # set_config: PgBouncer rejects startup
         except BaseException:
             if self._dsn is not None:
                 conn.terminate()
@@ -355,6 +363,19 @@ class Dedicated:
             raise
         self._conn = conn
         return conn
+
+    def transaction(self, conn: Any) -> contextlib.AbstractAsyncContextManager[None]:
+        """Around each use of ``conn``: nothing when the settings hold for the session; else a
+        transaction whose first statement sets them for itself (three more round trips)."""
+        if not self._per_transaction or not self._settings:
+            return contextlib.nullcontext()
+        return self._local(conn)
+
+    @contextlib.asynccontextmanager
+    async def _local(self, conn: Any) -> AsyncIterator[None]:
+        async with conn.transaction():
+            await apply_session(conn, self._settings, local=True)
+            yield
 
     def invalidate(self) -> None:
         """Forget a connection that failed; the next ``get`` opens a new one. A pool's

@@ -1,3 +1,5 @@
--- session_synchronous_commit: set synchronous_commit for this session (claims only).
+-- session_synchronous_commit: set synchronous_commit for this session, or for the current
+-- transaction (claims only).
 -- $1 value text ('off' | 'on' | ...)
-SELECT set_config('synchronous_commit', $1::text, false)
+-- $2 local boolean (true: for the current transaction only)
+SELECT set_config('synchronous_commit', $1::text, $2::boolean)
