@@ -22,6 +22,9 @@ APPLICATION_NAME = "aioqueue"
 # would be compiled on every run. Set after connecting, never as a startup parameter, which
 # PgBouncer rejects.
 POOL_SESSION = {"jit": "off"}
+# The reader pool (read_dsn=): every transaction read-only, so nothing can write through it even
+# when read_dsn names the primary itself (a standby refuses writes anyway).
+READER_SESSION = {**POOL_SESSION, "default_transaction_read_only": "on"}
 
 
 RECOVERY_GRACE = 2.0  # s: a failure this soon after recovering is a stale connection's
@@ -75,17 +78,22 @@ async def create_pool(
     max_size: int = 10,
     application_name: str = APPLICATION_NAME,
     transaction_pooling: bool = False,
+    read_only: bool = False,
 ) -> asyncpg.Pool:
     """An asyncpg pool; connection errors name the server but never the password.
 
     ``transaction_pooling``: ``dsn`` is a pooler in transaction mode (PgBouncer): no named
     prepared statements (asyncpg's statement cache) and no session settings, which would land
-    on whichever server connection the pooler lent, and stay there for its other clients."""
+    on whichever server connection the pooler lent, and stay there for its other clients.
+    ``read_only``: every transaction of the pool is read-only (the reader of ``read_dsn=``);
+    behind a transaction pooler, which keeps no session setting, only the server itself (a
+    standby) refuses writes."""
     extra: dict[str, Any] = {}
     if transaction_pooling:
         extra["statement_cache_size"] = 0
     else:
-        extra["init"] = functools.partial(apply_session, settings=POOL_SESSION)
+        settings = READER_SESSION if read_only else POOL_SESSION
+        extra["init"] = functools.partial(apply_session, settings=settings)
     try:
         pool = await asyncpg.create_pool(
             dsn,
@@ -107,7 +115,14 @@ async def create_pool(
 
 
 # Failures to open a connection, before anything is sent: the call can simply be retried.
-UNREACHABLE = (FileNotFoundError, ConnectionRefusedError, asyncpg.CannotConnectNowError)
+# TargetServerAttributeNotMatched: a multi-host DSN with target_session_attrs=read-write found
+# only standbys (mid-failover, before one is promoted).
+UNREACHABLE = (
+    FileNotFoundError,
+    ConnectionRefusedError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TargetServerAttributeNotMatched,
+)
 
 
 async def open_connection(*args: Any, where: str, **kwargs: Any) -> asyncpg.Connection:
@@ -214,9 +229,12 @@ class _HotUse:
         try:
             if exc_type is not None:
                 hot._conn = None  # the pool resets or discards it
-                if ended_while_idle(exc):
-                    conn.terminate()  # not closed yet to the driver: the pool would lend it again
+                if ended_while_idle(exc) or isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
+                    # not closed yet to the driver: the pool would lend it again (a read-only
+                    # session stays read-only: attached to a server demoted to a standby)
+                    conn.terminate()
                 await hot._pool.release(conn)
+                await replace_connections(hot._pool, exc)
         finally:
             hot._busy = False
 

@@ -1,0 +1,239 @@
+"""A real failover: a primary and a synchronous streaming standby (Debian's PostgreSQL 15, both
+started here), producers and a worker on a multi-host DSN with target_session_attrs=read-write.
+The primary is killed (``pg_ctl stop -m immediate``) and the standby promoted; then the old
+primary's host comes back as a standby of the new one, and the same happens the other way.
+Nothing restarts: the worker (claims, notifier, completer, heartbeat) and the producers carry on,
+no enqueue that returned is lost and no acknowledged completion is undone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import anyio
+import asyncpg
+import pytest
+
+import aioqueue
+from aioqueue._db.connect import READER_SESSION
+
+from .pgcluster import Cluster, Node, cluster, wait_streaming
+from .worker_helpers import FAST, Recorder
+
+SYNC = "synchronous_standby_names='*'"  # any standby: a commit returns once it has the WAL
+
+# what a producer sees while there is no writable server: retried with the same unique_key
+RETRYABLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+def multi_host(*nodes: Node) -> str:
+    hosts = ",".join(f"127.0.0.1:{n.port}" for n in nodes)
+    return f"postgresql://aioqueue@{hosts}/postgres?target_session_attrs=read-write"
+
+
+class Ledger:
+    """Every enqueue that returned (unique_key -> job id), with when it returned."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.returned_at: list[float] = []
+        self.retries = 0
+        self.changed = anyio.Event()
+
+    async def produce(self, q: aioqueue.Queue, name: str, stop: anyio.Event) -> None:
+        n = 0
+        while not stop.is_set():
+            key = f"{name}-{n}"
+            while True:
+                try:
+                    with anyio.fail_after(10):
+                        out = await q.enqueue("work", n, unique_key=key)
+                    break
+                except RETRYABLE:
+                    self.retries += 1  # the commit may have landed: the same key dedupes it
+                    await anyio.sleep(0.05)
+            self.ids[key] = out.id
+            self.returned_at.append(time.monotonic())
+            self.changed.set()
+            self.changed = anyio.Event()
+            n += 1
+
+    def count_after(self, t: float) -> int:
+        return sum(1 for r in self.returned_at if r > t)
+
+
+class Completions:
+    """A worker hook: when each job's completion was acknowledged (its outcome committed)."""
+
+    def __init__(self) -> None:
+        self.at: dict[int, float] = {}
+
+    def __call__(self, event: aioqueue.Event) -> None:
+        if event.type == "completed" and event.job_id is not None:
+            self.at[event.job_id] = time.monotonic()
+
+
+@pytest.fixture
+async def pg_cluster() -> AsyncIterator[Cluster]:
+    with cluster() as made:
+        yield made
+
+
+async def _fail_over(old: Node, new: Node) -> float:
+    """Kill ``old`` and promote ``new``; returns when the promotion has finished."""
+    await anyio.to_thread.run_sync(old.kill)
+    await anyio.to_thread.run_sync(new.promote)
+    return time.monotonic()
+
+
+async def _check_ledger(dsn: str, schema: str, ledger: Ledger, acked: dict[int, float]) -> None:
+    """On the (new) primary: every job whose enqueue returned exists, every acknowledged
+    completion is still a completion."""
+    returned = set(ledger.ids.values())  # the producers go on meanwhile
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert not await conn.fetchval("SELECT pg_is_in_recovery()")
+        rows = await conn.fetch(
+            f'SELECT id, state FROM "{schema}".jobs WHERE id = ANY($1::bigint[])', list(returned)
+        )
+    finally:
+        await conn.close()
+    states = {r["id"]: r["state"] for r in rows}
+    lost = returned - set(states)
+    assert not lost, f"{len(lost)} jobs whose enqueue returned are gone: {sorted(lost)[:10]}"
+    undone = {i for i in acked if states.get(i) != "completed"}
+    assert not undone, f"acknowledged completions undone: {sorted(undone)[:10]}"
+
+
+async def test_rides_through_failover_with_sync_replication(
+    pg_cluster: Cluster, schema: str
+) -> None:
+    node1 = pg_cluster.primary(SYNC)
+    node2 = pg_cluster.standby_of(node1)
+    await wait_streaming(node1.dsn, sync=True)
+    dsn = multi_host(node1, node2)
+
+    tasks = aioqueue.Tasks()
+
+    @tasks.task("work")
+    async def work(ctx: aioqueue.JobContext, payload: int) -> int:
+        return payload
+
+    producer_q = await aioqueue.Queue.connect(dsn, schema=schema)
+    worker_q = await aioqueue.Queue.connect(dsn, schema=schema, migrate=False)
+    rec, done = Recorder(), Completions()
+    worker = aioqueue.Worker(worker_q, tasks, concurrency=20, hooks=[done, rec], **FAST)
+    ledger = Ledger()
+    stop = anyio.Event()
+    exited = anyio.Event()
+    report: list[str] = []
+
+    async def run_worker() -> None:
+        await worker.run()
+        exited.set()
+
+    async def ride_through(old: Node, new: Node, label: str) -> None:
+        done_before = len(done.at)
+        await rec.wait(lambda r: len(done.at) >= done_before + 100, timeout=30)
+        acked = dict(done.at)  # acknowledged before the crash
+        enqueued = len(ledger.ids)
+        killed = time.monotonic()
+        promoted = await _fail_over(old, new)
+        # resumed: fresh jobs enqueued and completed on the promoted server
+        await rec.wait(
+            lambda r: sum(t > promoted for t in done.at.values()) >= 50,
+            timeout=30,
+        )
+        with anyio.fail_after(30):
+            while ledger.count_after(promoted) < 50:
+                await ledger.changed.wait()
+        first_done = min(t for t in done.at.values() if t > promoted)
+        first_enqueue = min(t for t in ledger.returned_at if t > promoted)
+        assert not exited.is_set()
+        await _check_ledger(new.dsn, schema, ledger, acked)
+        report.append(
+            f"{label}: promote took {promoted - killed:.2f} s; after it, first enqueue "
+            f"{first_enqueue - promoted:.2f} s, first completion {first_done - promoted:.2f} s; "
+            f"{enqueued} enqueued and {len(acked)} completed before the crash, all kept"
+        )
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_worker)
+            await rec.wait_for("worker_started")
+            for name in ("a", "b"):
+                tg.start_soon(ledger.produce, producer_q, name, stop)
+
+            # 1. node1 crashes, node2 takes over
+            await ride_through(node1, node2, "failover 1")
+
+            # 2. node1's host comes back as a synchronous standby of node2 (first in the DSN,
+            # accepting connections, read-only): new connections skip it
+            node3 = await anyio.to_thread.run_sync(
+                lambda: pg_cluster.standby_of(node2, port=node1.port)
+            )
+            admin = await asyncpg.connect(node2.dsn)
+            try:
+                await admin.execute(f"ALTER SYSTEM SET {SYNC}")
+                await admin.execute("SELECT pg_reload_conf()")
+            finally:
+                await admin.close()
+            await wait_streaming(node2.dsn, sync=True)
+            fresh = await asyncpg.connect(dsn)
+            try:
+                assert fresh.get_settings().server_version  # connected
+                assert not await fresh.fetchval("SELECT pg_is_in_recovery()")
+            finally:
+                await fresh.close()
+
+            # 3. node2 crashes, the old primary's host takes over again
+            await ride_through(node2, node3, "failover 2")
+
+            stop.set()
+            # every job enqueued is eventually run, and exactly the ledger's
+            await rec.wait(lambda r: set(ledger.ids.values()) <= set(done.at), timeout=30)
+            assert worker._notifier is not None and worker._notifier.reconnects >= 2
+            await worker.stop(timeout=10)
+    finally:
+        stop.set()
+        await producer_q.close()
+        await worker_q.close()
+    print("\n" + "\n".join(report) + f"\nproducer retries: {ledger.retries}")
+
+
+async def test_reader_on_a_standby(pg_cluster: Cluster, schema: str) -> None:
+    """``read_dsn=`` a standby: list_jobs, stats and history read there; writes go to the
+    primary, and nothing can write through the reader, on the standby or on the primary."""
+    primary = pg_cluster.primary(SYNC)
+    standby = pg_cluster.standby_of(primary)
+    await wait_streaming(primary.dsn, sync=True)
+    q = await aioqueue.Queue.connect(primary.dsn, schema=schema, read_dsn=standby.dsn)
+    try:
+        ids = [(await q.enqueue("work", i)).id for i in range(5)]
+        # synchronous_commit=on waits for the standby's flush, not its replay: wait on it
+        with anyio.fail_after(10):
+            while len(await q.list_jobs(kind="work")) < 5:
+                await anyio.sleep(0.02)
+        assert {j.id for j in await q.list_jobs(kind="work")} == set(ids)
+        stats = await q.stats()
+        assert stats.totals["pending"] == 5
+        assert await q.history(minutes=5) is not None
+        async with q.read_pool.acquire() as conn:
+            assert await conn.fetchval("SELECT pg_is_in_recovery()")
+            with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+                await conn.execute(f'DELETE FROM "{schema}".jobs')
+        async with q.pool.acquire() as conn:
+            assert not await conn.fetchval("SELECT pg_is_in_recovery()")
+    finally:
+        await q.close()
+
+    # read_dsn= the primary itself: the reader's sessions are read-only all the same
+    q = await aioqueue.Queue.connect(primary.dsn, schema=schema, read_dsn=primary.dsn)
+    try:
+        assert len(await q.list_jobs()) == 5
+        async with q.read_pool.acquire() as conn:
+            assert READER_SESSION["default_transaction_read_only"] == "on"
+            with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+                await conn.execute(f'DELETE FROM "{schema}".jobs')
+    finally:
+        await q.close()
