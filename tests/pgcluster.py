@@ -3,6 +3,7 @@ free loopback ports in a temporary folder (as the ``postgres`` system user when 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -96,10 +97,8 @@ class Cluster:
     def stop_all(self) -> None:
         for node in self.nodes:
             if (node.data / "postmaster.pid").exists():
-                try:
+                with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                     node.kill()
-                except (RuntimeError, subprocess.TimeoutExpired):
-                    pass
 
 
 @contextmanager
