@@ -7,15 +7,21 @@ no enqueue that returned is lost and no acknowledged completion is undone."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
+from typing import Any
 from collections.abc import AsyncIterator
 
 import anyio
 import asyncpg
+import httpx
 import pytest
 
 import aioqueue
-from aioqueue._db.connect import READER_SESSION
+from aioqueue.dashboard import create_app
 
 from .pgcluster import Cluster, Node, cluster, wait_streaming
 from .worker_helpers import FAST, Recorder
@@ -201,36 +207,75 @@ async def test_rides_through_failover_with_sync_replication(
     print("\n" + "\n".join(report) + f"\nproducer retries: {ledger.retries}")
 
 
+def aq(*args: str) -> dict[str, Any] | list[Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "aioqueue", *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "AIOQUEUE_DSN": ""},
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
 async def test_reader_on_a_standby(pg_cluster: Cluster, schema: str) -> None:
-    """``read_dsn=`` a standby: list_jobs, stats and history read there; writes go to the
-    primary, and nothing can write through the reader, on the standby or on the primary."""
+    """``read_dsn=`` / ``--read-dsn`` a standby: list_jobs, stats, history, ``aioqueue status``,
+    ``jobs list`` and the dashboard read there (seen by pausing the standby's replay: they show
+    its older state); enqueues and get_job go to the primary; nothing can write through the
+    reader, whether it is a standby or the primary itself."""
     # remote_apply: a commit returns once the standby shows it, so its reads see every job
     primary = pg_cluster.primary(SYNC, "synchronous_commit=remote_apply")
     standby = pg_cluster.standby_of(primary)
     await wait_streaming(primary.dsn, sync=True)
     q = await aioqueue.Queue.connect(primary.dsn, schema=schema, read_dsn=standby.dsn)
+    admin = await asyncpg.connect(standby.dsn)
     try:
         ids = [(await q.enqueue("work", i)).id for i in range(5)]
         assert {j.id for j in await q.list_jobs(kind="work")} == set(ids)
+        # the standby stops replaying: what it serves stays at these 5 jobs
+        await admin.execute("SELECT pg_wal_replay_pause()")
+        async with q.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit = local")  # not waiting on replay
+            late = await conn.fetchval(
+                f"INSERT INTO \"{schema}\".jobs (kind) VALUES ('late') RETURNING id"
+            )
+        assert (await q.get_job(late)).kind == "late"  # from the primary
+        assert late not in {j.id for j in await q.list_jobs()}
         stats = await q.stats()
         assert stats.totals["pending"] == 5
         assert await q.history(minutes=5) is not None
+        cli = ["--dsn", primary.dsn, "--read-dsn", standby.dsn, "--schema", schema]
+        status = aq(*cli, "status")
+        assert isinstance(status, dict) and status["totals"]["pending"] == 5, status
+        listed = aq(*cli, "jobs", "list")
+        assert sorted(j["id"] for j in listed) == sorted(ids), listed
+        app = create_app(dsn=primary.dsn, schema=schema, read_dsn=standby.dsn)
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://dash") as http:
+                page = await http.get("/jobs")
+                assert page.status_code == 200 and f"/jobs/{ids[0]}" in page.text
+                assert f"/jobs/{late}" not in page.text
+        finally:
+            await app.state.dashboard.close()
         async with q.read_pool.acquire() as conn:
             assert await conn.fetchval("SELECT pg_is_in_recovery()")
             with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
                 await conn.execute(f'DELETE FROM "{schema}".jobs')
-        async with q.pool.acquire() as conn:
-            assert not await conn.fetchval("SELECT pg_is_in_recovery()")
+        await admin.execute("SELECT pg_wal_replay_resume()")
     finally:
+        await admin.close()
         await q.close()
 
     # read_dsn= the primary itself: the reader's sessions are read-only all the same
     q = await aioqueue.Queue.connect(primary.dsn, schema=schema, read_dsn=primary.dsn)
     try:
-        assert len(await q.list_jobs()) == 5
+        assert len(await q.list_jobs()) == 6
         async with q.read_pool.acquire() as conn:
-            assert READER_SESSION["default_transaction_read_only"] == "on"
             with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
                 await conn.execute(f'DELETE FROM "{schema}".jobs')
+            with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+                await conn.execute(f'UPDATE "{schema}".jobs SET priority = 1')
     finally:
         await q.close()
