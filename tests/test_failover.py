@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
-from typing import Any
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import anyio
 import asyncpg
@@ -23,6 +25,7 @@ import pytest
 import aioqueue
 from aioqueue.dashboard import create_app
 
+from .failover_tasks import tasks
 from .pgcluster import Cluster, Node, cluster, wait_streaming
 from .worker_helpers import FAST, Recorder
 
@@ -111,19 +114,34 @@ async def _check_ledger(dsn: str, schema: str, ledger: Ledger, acked: dict[int, 
     assert not undone, f"acknowledged completions undone: {sorted(undone)[:10]}"
 
 
+async def _all_completed(q: aioqueue.Queue, schema: str, ids: set[int]) -> None:
+    """Until every job of ``ids`` is completed (by either worker): polls the table."""
+    with anyio.fail_after(30):
+        while True:
+            rows = await q.pool.fetch(
+                f'SELECT id FROM "{schema}".jobs WHERE id = ANY($1::bigint[]) '
+                "AND state = 'completed'",
+                list(ids),
+            )
+            if len(rows) == len(ids):
+                return
+            await anyio.sleep(0.1)
+
+
+async def _until_workers(q: aioqueue.Queue, n: int) -> None:
+    """Until ``n`` workers have registered (the CLI's takes seconds to import and connect)."""
+    with anyio.fail_after(60):
+        while len((await q.stats()).workers) < n:  # noqa: ASYNC110 - only the DB shows it
+            await anyio.sleep(0.1)
+
+
 async def test_rides_through_failover_with_sync_replication(
-    pg_cluster: Cluster, schema: str
+    pg_cluster: Cluster, schema: str, tmp_path: Path
 ) -> None:
     node1 = pg_cluster.primary(SYNC)
     node2 = pg_cluster.standby_of(node1)
     await wait_streaming(node1.dsn, sync=True)
     dsn = multi_host(node1, node2)
-
-    tasks = aioqueue.Tasks()
-
-    @tasks.task("work")
-    async def work(ctx: aioqueue.JobContext, payload: int) -> int:
-        return payload
 
     producer_q = await aioqueue.Queue.connect(dsn, schema=schema)
     worker_q = await aioqueue.Queue.connect(dsn, schema=schema, migrate=False)
@@ -163,12 +181,22 @@ async def test_rides_through_failover_with_sync_replication(
             f"{enqueued} enqueued and {len(acked)} completed before the crash, all kept"
         )
 
+    # a second worker, as deployed: the CLI in a process of its own, never restarted
+    log = tmp_path / "cli-worker.log"
+    cli_worker = await anyio.open_process(
+        [sys.executable, "-m", "aioqueue", "--dsn", dsn, "--schema", schema, "worker",
+         "tests.failover_tasks:tasks", "--concurrency", "10", "--lease", "3",
+         "--poll-interval", "0.2", "--rescue-interval", "0.5", "--retention", "-1"],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )  # fmt: skip
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(run_worker)
             await rec.wait_for("worker_started")
             for name in ("a", "b"):
                 tg.start_soon(ledger.produce, producer_q, name, stop)
+            await _until_workers(producer_q, 2)  # the CLI worker has started too
 
             # 1. node1 crashes, node2 takes over
             await ride_through(node1, node2, "failover 1")
@@ -196,12 +224,17 @@ async def test_rides_through_failover_with_sync_replication(
             await ride_through(node2, node3, "failover 2")
 
             stop.set()
-            # every job enqueued is eventually run, and exactly the ledger's
-            await rec.wait(lambda r: set(ledger.ids.values()) <= set(done.at), timeout=30)
+            await _all_completed(producer_q, schema, set(ledger.ids.values()))
             assert worker._notifier is not None and worker._notifier.reconnects >= 2
+            assert cli_worker.returncode is None, log.read_text()  # never exited
+            cli_worker.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                assert await cli_worker.wait() == 0, log.read_text()
             await worker.stop(timeout=10)
     finally:
         stop.set()
+        if cli_worker.returncode is None:
+            cli_worker.kill()
         await producer_q.close()
         await worker_q.close()
     print("\n" + "\n".join(report) + f"\nproducer retries: {ledger.retries}")
