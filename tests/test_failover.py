@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import pytest
 import aioqueue
 from aioqueue.dashboard import create_app
 
+from .conftest import _with_database
 from .failover_tasks import tasks
 from .pgcluster import Cluster, Node, cluster, wait_streaming
 from .worker_helpers import FAST, Recorder
@@ -311,4 +313,43 @@ async def test_reader_on_a_standby(pg_cluster: Cluster, schema: str) -> None:
             with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
                 await conn.execute(f'UPDATE "{schema}".jobs SET priority = 1')
     finally:
+        await q.close()
+
+
+@pytest.fixture
+async def private_db(server_dsn: str) -> AsyncIterator[tuple[str, str]]:
+    """A database of this test's own (it is made read-only), dropped at the end."""
+    name = f"aq_fo_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield _with_database(server_dsn, name), name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_producer_replaces_read_only_sessions(
+    private_db: tuple[str, str], server_dsn: str, schema: str
+) -> None:
+    """A producer's sessions opened while its server was read-only (a DNS name still pointing
+    at the old primary, now a standby) stay read-only: after the error they are replaced, so
+    the first enqueue once the server is writable again succeeds."""
+    dsn, name = private_db
+    admin = await asyncpg.connect(server_dsn)
+    q = await aioqueue.Queue.connect(dsn, schema=schema, pool_min_size=3)
+    try:
+        await q.enqueue("work", 0)
+        await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        for _ in range(3):  # the hot connection and the pool's others, all read-only now
+            with pytest.raises((asyncpg.ReadOnlySQLTransactionError, *RETRYABLE)):
+                await q.enqueue("work", 1)
+        await admin.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        for i in range(5):  # the pool's sessions were replaced: none is read-only any more
+            await q.enqueue("work", i, unique_key=f"k{i}")
+    finally:
+        await admin.close()
         await q.close()
