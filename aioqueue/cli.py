@@ -131,13 +131,15 @@ def cli(
     ctx.obj = Options(dsn=dsn or None, schema=schema, data_dir=data_dir, read_dsn=read_dsn or None)
 
 
-async def _connect(opts: Options, *, migrate: bool | None = True) -> Queue:
+async def _connect(opts: Options, *, migrate: bool | None = True, monitor: bool = False) -> Queue:
+    """``monitor``: the command only reads (status, jobs list), from --read-dsn if given; the
+    others (retry --all-failed lists what it then changes) read the primary."""
     return await Queue.connect(
         opts.dsn,
         schema=opts.schema,
         migrate=migrate,
         data_dir=opts.data_dir,
-        read_dsn=opts.read_dsn,
+        read_dsn=opts.read_dsn if monitor else None,
     )
 
 
@@ -433,7 +435,7 @@ def status(opts: Options, as_json: bool) -> None:
     from ._cli_admin import print_status
 
     async def main() -> None:
-        async with await _connect(opts, migrate=False) as q:
+        async with await _connect(opts, migrate=False, monitor=True) as q:
             await print_status(Console(), q, as_json=as_json)
 
     _run(main)
@@ -467,7 +469,7 @@ def jobs_list(
     from ._cli_admin import print_jobs
 
     async def main() -> None:
-        async with await _connect(opts, migrate=False) as q:
+        async with await _connect(opts, migrate=False, monitor=True) as q:
             found = await q.list_jobs(
                 kind=kind, state=state, queue_name=queue_name, limit=limit, after=after
             )
