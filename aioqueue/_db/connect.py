@@ -22,9 +22,6 @@ APPLICATION_NAME = "aioqueue"
 # would be compiled on every run. Set after connecting, never as a startup parameter, which
 # PgBouncer rejects.
 POOL_SESSION = {"jit": "off"}
-# The reader pool (read_dsn=): every transaction read-only, so nothing can write through it even
-# when read_dsn names the primary itself (a standby refuses writes anyway).
-READER_SESSION = {**POOL_SESSION, "default_transaction_read_only": "on"}
 
 
 RECOVERY_GRACE = 2.0  # s: a failure this soon after recovering is a stale connection's
@@ -92,8 +89,7 @@ async def create_pool(
     if transaction_pooling:
         extra["statement_cache_size"] = 0
     else:
-        settings = READER_SESSION if read_only else POOL_SESSION
-        extra["init"] = functools.partial(apply_session, settings=settings)
+        extra["init"] = _reader_session if read_only else _pool_session
     try:
         pool = await asyncpg.create_pool(
             dsn,
@@ -140,6 +136,17 @@ async def apply_session(conn: Any, settings: dict[str, str]) -> None:
     """Session settings, each through its ``session_<name>.sql`` (set_config)."""
     for name, value in settings.items():
         await conn.execute(statement_texts()[f"session_{name}"], value)
+
+
+async def _pool_session(conn: Any) -> None:
+    await apply_session(conn, POOL_SESSION)
+
+
+async def _reader_session(conn: Any) -> None:
+    """The reader pool's (read_dsn=): every transaction read-only, so nothing can write through
+    it even when read_dsn names the primary (a standby refuses writes anyway)."""
+    await apply_session(conn, POOL_SESSION)
+    await conn.execute(statement_texts()["reader_read_only"])
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
