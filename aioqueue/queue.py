@@ -277,10 +277,14 @@ class Queue:
             return []
         if route != "dedupe":  # nothing to dedupe: one INSERT instead of the add_jobs function
             db = await self._db(tx)
-            if route == "bare":
-                ids = await self.queries.jobs_insert_bare(db, encoded)
-            else:
-                ids = await self.queries.jobs_insert_many(db, encoded)
+            try:
+                if route == "bare":
+                    ids = await self.queries.jobs_insert_bare(db, encoded)
+                else:
+                    ids = await self.queries.jobs_insert_many(db, encoded)
+            except asyncpg.ReadOnlySQLTransactionError as exc:
+                await _connect.replace_connections(db, exc)  # see _add
+                raise
             results = [EnqueueResult(job_id, False) for job_id in ids]
         else:
             rows = await self._add(encoded, tx)
@@ -297,7 +301,14 @@ class Queue:
                 self.hooks.emit(Event(type="enqueued", job_id=res.id, kind=kind))
 
     async def _add(self, specs: str, tx: Any) -> list[asyncpg.Record]:
-        return await self.queries.jobs_add(await self._db(tx), specs)
+        db = await self._db(tx)
+        try:
+            return await self.queries.jobs_add(db, specs)
+        except asyncpg.ReadOnlySQLTransactionError as exc:
+            # a session on a server that became a standby stays read-only: the pool's are
+            # replaced (a caller's tx= connection is the caller's to replace)
+            await _connect.replace_connections(db, exc)
+            raise
 
     async def _db(self, tx: Any) -> Any:
         """Where an enqueue runs: the pool, or the caller's transaction (``tx=``)."""

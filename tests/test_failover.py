@@ -31,6 +31,8 @@ from .failover_tasks import tasks
 from .pgcluster import Cluster, Node, cluster, wait_streaming
 from .worker_helpers import FAST, Recorder
 
+pytestmark = pytest.mark.anyio
+
 SYNC = "synchronous_standby_names='*'"  # any standby: a commit returns once it has the WAL
 
 # what a producer sees while there is no writable server: retried with the same unique_key
@@ -329,8 +331,9 @@ async def private_db(server_dsn: str) -> AsyncIterator[tuple[str, str]]:
         await admin.close()
 
 
+@pytest.mark.parametrize("keyed", [False, True])
 async def test_producer_replaces_read_only_sessions(
-    private_db: tuple[str, str], server_dsn: str, schema: str
+    private_db: tuple[str, str], server_dsn: str, schema: str, keyed: bool
 ) -> None:
     """A producer's sessions opened while its server was read-only (a DNS name still pointing
     at the old primary, now a standby) stay read-only: after the error they are replaced, so
@@ -344,12 +347,12 @@ async def test_producer_replaces_read_only_sessions(
         await admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
         )
-        for _ in range(3):  # the hot connection and the pool's others, all read-only now
+        for n in range(3):  # the hot connection and the pool's others, all read-only now
             with pytest.raises((asyncpg.ReadOnlySQLTransactionError, *RETRYABLE)):
-                await q.enqueue("work", 1)
+                await q.enqueue("work", 1, unique_key=f"ro{n}" if keyed else None)
         await admin.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
         for i in range(5):  # the pool's sessions were replaced: none is read-only any more
-            await q.enqueue("work", i, unique_key=f"k{i}")
+            await q.enqueue("work", i, unique_key=f"k{i}" if keyed else None)
     finally:
         await admin.close()
         await q.close()
