@@ -68,6 +68,7 @@ class Options(msgspec.Struct):
     dsn: str | None
     schema: str
     data_dir: Path | None
+    read_dsn: str | None = None
 
 
 pass_options = click.make_pass_decorator(Options)
@@ -78,6 +79,12 @@ pass_options = click.make_pass_decorator(Options)
     "--dsn",
     envvar="AIOQUEUE_DSN",
     help="PostgreSQL DSN (default: $AIOQUEUE_DSN, $DATABASE_URL, else the embedded server).",
+)
+@click.option(
+    "--read-dsn",
+    envvar="AIOQUEUE_READ_DSN",
+    help="A standby's DSN for the reads of status, jobs list and the dashboard (default: "
+    "$AIOQUEUE_READ_DSN, else --dsn); nothing is written through it.",
 )
 @click.option(
     "--schema",
@@ -109,6 +116,7 @@ pass_options = click.make_pass_decorator(Options)
 def cli(
     ctx: click.Context,
     dsn: str | None,
+    read_dsn: str | None,
     schema: str,
     data_dir: Path | None,
     verbose: int,
@@ -120,12 +128,18 @@ def cli(
         config.validate_schema(schema)
     except AioqueueError as exc:
         _fail(str(exc), EXIT_USAGE)
-    ctx.obj = Options(dsn=dsn or None, schema=schema, data_dir=data_dir)
+    ctx.obj = Options(dsn=dsn or None, schema=schema, data_dir=data_dir, read_dsn=read_dsn or None)
 
 
-async def _connect(opts: Options, *, migrate: bool | None = True) -> Queue:
+async def _connect(opts: Options, *, migrate: bool | None = True, monitor: bool = False) -> Queue:
+    """``monitor``: the command only reads (status, jobs list), from --read-dsn if given; the
+    others (retry --all-failed lists what it then changes) read the primary."""
     return await Queue.connect(
-        opts.dsn, schema=opts.schema, migrate=migrate, data_dir=opts.data_dir
+        opts.dsn,
+        schema=opts.schema,
+        migrate=migrate,
+        data_dir=opts.data_dir,
+        read_dsn=opts.read_dsn if monitor else None,
     )
 
 
@@ -421,7 +435,7 @@ def status(opts: Options, as_json: bool) -> None:
     from ._cli_admin import print_status
 
     async def main() -> None:
-        async with await _connect(opts, migrate=False) as q:
+        async with await _connect(opts, migrate=False, monitor=True) as q:
             await print_status(Console(), q, as_json=as_json)
 
     _run(main)
@@ -455,7 +469,7 @@ def jobs_list(
     from ._cli_admin import print_jobs
 
     async def main() -> None:
-        async with await _connect(opts, migrate=False) as q:
+        async with await _connect(opts, migrate=False, monitor=True) as q:
             found = await q.list_jobs(
                 kind=kind, state=state, queue_name=queue_name, limit=limit, after=after
             )
@@ -559,6 +573,7 @@ def dashboard(opts: Options, host: str, port: int, allow_actions: bool) -> None:
             host=host,
             port=port,
             allow_actions=allow_actions,
+            read_dsn=opts.read_dsn,
         )
     )
 

@@ -51,12 +51,15 @@ class Queue:
         dsn: str | None = None,
         hooks: Sequence[Subscriber] = (),
         transaction_pooling: bool = False,
+        read_pool: asyncpg.Pool | None = None,
         _owns_pool: bool = False,
     ) -> None:
         self.config = config.QueueConfig(
             schema=config.resolve_schema(schema), max_payload_bytes=max_payload_bytes
         )
         self.pool = pool
+        # monitoring reads (list_jobs, stats, history, lineage): a standby's pool, else the pool
+        self.read_pool = pool if read_pool is None else read_pool
         self.dsn = dsn
         # behind PgBouncer in transaction mode: no LISTEN, no session settings (README)
         self.transaction_pooling = transaction_pooling
@@ -82,12 +85,16 @@ class Queue:
         max_payload_bytes: int = config.DEFAULT_MAX_PAYLOAD_BYTES,
         hooks: Sequence[Subscriber] = (),
         transaction_pooling: bool | None = None,
+        read_dsn: str | None = None,
     ) -> Queue:
         """Connect to ``dsn`` (else $AIOQUEUE_DSN, $DATABASE_URL, else the embedded server).
         ``migrate=True`` applies pending migrations; ``False`` requires the schema to be
         installed at this version already; ``None`` does neither (for ``aioqueue migrate``).
         ``transaction_pooling=True`` (default: $AIOQUEUE_TRANSACTION_POOLING): ``dsn`` is a
-        pooler in transaction mode such as PgBouncer; see the README on what changes."""
+        pooler in transaction mode such as PgBouncer; see the README on what changes.
+        ``read_dsn``: a standby (or any read-only DSN) for the monitoring reads, ``list_jobs``,
+        ``stats``, ``history`` and ``lineage``, through a pool whose transactions are all
+        read-only; everything else (enqueues, ``get_job``, ``wait``, admin) uses ``dsn``."""
         schema = config.resolve_schema(schema)
         if transaction_pooling is None:
             transaction_pooling = config.transaction_pooling_from_env()
@@ -98,6 +105,20 @@ class Queue:
             max_size=pool_max_size,
             transaction_pooling=transaction_pooling,
         )
+        try:
+            read_pool = None
+            if read_dsn is not None:
+                read_pool = await _connect.create_pool(
+                    read_dsn,
+                    min_size=1,
+                    max_size=max(2, pool_max_size // 2),
+                    application_name="aioqueue-reader",
+                    transaction_pooling=transaction_pooling,
+                    read_only=True,
+                )
+        except BaseException:
+            await pool.close()
+            raise
         queue = cls(
             pool,
             schema=schema,
@@ -105,6 +126,7 @@ class Queue:
             dsn=resolved,
             hooks=hooks,
             transaction_pooling=transaction_pooling,
+            read_pool=read_pool,
             _owns_pool=True,
         )
         try:
@@ -113,7 +135,7 @@ class Queue:
             elif migrate is not None:
                 await _migrate.check_schema(pool, schema)
         except BaseException:
-            await pool.close()
+            await queue.close()
             raise
         return queue
 
@@ -130,6 +152,8 @@ class Queue:
             self._waiter = None
         if self._owns_pool:
             await self.pool.close()
+            if self.read_pool is not self.pool:
+                await self.read_pool.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -253,10 +277,14 @@ class Queue:
             return []
         if route != "dedupe":  # nothing to dedupe: one INSERT instead of the add_jobs function
             db = await self._db(tx)
-            if route == "bare":
-                ids = await self.queries.jobs_insert_bare(db, encoded)
-            else:
-                ids = await self.queries.jobs_insert_many(db, encoded)
+            try:
+                if route == "bare":
+                    ids = await self.queries.jobs_insert_bare(db, encoded)
+                else:
+                    ids = await self.queries.jobs_insert_many(db, encoded)
+            except asyncpg.ReadOnlySQLTransactionError as exc:
+                await _connect.replace_connections(db, exc)  # see _add
+                raise
             results = [EnqueueResult(job_id, False) for job_id in ids]
         else:
             rows = await self._add(encoded, tx)
@@ -273,7 +301,14 @@ class Queue:
                 self.hooks.emit(Event(type="enqueued", job_id=res.id, kind=kind))
 
     async def _add(self, specs: str, tx: Any) -> list[asyncpg.Record]:
-        return await self.queries.jobs_add(await self._db(tx), specs)
+        db = await self._db(tx)
+        try:
+            return await self.queries.jobs_add(db, specs)
+        except asyncpg.ReadOnlySQLTransactionError as exc:
+            # a session on a server that became a standby stays read-only: the pool's are
+            # replaced (a caller's tx= connection is the caller's to replace)
+            await _connect.replace_connections(db, exc)
+            raise
 
     async def _db(self, tx: Any) -> Any:
         """Where an enqueue runs: the pool, or the caller's transaction (``tx=``)."""
@@ -326,7 +361,7 @@ class Queue:
         _check_filter("kind", kind)
         _check_filter("queue_name", queue_name)
         rows = await self.queries.fetch(
-            self.pool,
+            self.read_pool,
             "job_list",
             kind,
             None if state is None else str(state),
@@ -339,11 +374,12 @@ class Queue:
     async def stats(self, *, window: float = 60.0) -> Stats:
         """Counts per kind and state, the oldest due job, throughput over ``window`` seconds,
         the live workers and the due kinds that none of them has a handler for."""
-        counts = await self.queries.fetch(self.pool, "stats_counts")
-        (summary,) = await self.queries.fetch(self.pool, "stats_summary", window)
+        db = self.read_pool
+        counts = await self.queries.fetch(db, "stats_counts")
+        (summary,) = await self.queries.fetch(db, "stats_summary", window)
         live = config.WORKER_LIVE_WINDOW
-        workers = await self.queries.fetch(self.pool, "stats_workers", live, None)
-        unhandled = await self.queries.fetch(self.pool, "stats_unhandled", live, None)
+        workers = await self.queries.fetch(db, "stats_workers", live, None)
+        unhandled = await self.queries.fetch(db, "stats_unhandled", live, None)
         kinds: dict[str, dict[str, int]] = {}
         totals: dict[str, int] = {s.value: 0 for s in JobState}
         for row in counts:
@@ -369,13 +405,13 @@ class Queue:
         """Jobs completed and failed per minute over the last ``minutes`` (oldest first)."""
         if not isinstance(minutes, int) or not 1 <= minutes <= 7 * 24 * 60:
             raise ConfigurationError("minutes must be an integer between 1 and 10080")
-        rows = await self.queries.fetch(self.pool, "stats_history", minutes)
+        rows = await self.queries.fetch(self.read_pool, "stats_history", minutes)
         return [HistoryPoint(minute=r[0], completed=r[1], failed=r[2]) for r in rows]
 
     async def lineage(self, job_id: int, *, depth: int = 20) -> list[Job]:
         """The chain of jobs linked to ``job_id`` by ``rescheduled_from`` (retries of it, cron
         occurrences before and after), up to ``depth`` each way, oldest first."""
-        rows = await self.queries.fetch(self.pool, "job_lineage", job_id, depth)
+        rows = await self.queries.fetch(self.read_pool, "job_lineage", job_id, depth)
         if not rows:
             raise JobNotFound(job_id)
         return [job_from_row(r) for r in rows]

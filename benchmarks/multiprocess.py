@@ -25,7 +25,9 @@ PROCESSES = 4
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def our_drain(server: str, schema: str, n: int, q: Any) -> tuple[float, float, int]:
+async def our_drain(
+    server: str, schema: str, n: int, q: Any, processes: int = PROCESSES
+) -> tuple[float, float, int]:
     """(jobs/s once all processes run, jobs/s including their start-up, jobs not completed)."""
     await q.pool.execute(f'TRUNCATE "{schema}".jobs')
     await load_backlog(q, n)
@@ -51,7 +53,7 @@ async def our_drain(server: str, schema: str, n: int, q: Any) -> tuple[float, fl
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
-        for _ in range(PROCESSES)
+        for _ in range(processes)
     ]
     jobs = f'"{schema}".jobs'
     workers_sql = f'SELECT count(*) FROM "{schema}".workers'
@@ -59,7 +61,7 @@ async def our_drain(server: str, schema: str, n: int, q: Any) -> tuple[float, fl
                         + (SELECT count(*) FROM {jobs} WHERE state = 'running')"""
     try:
         # registered: about to claim (or one has already drained and left, with a small N)
-        while await q.pool.fetchval(workers_sql) < PROCESSES:
+        while await q.pool.fetchval(workers_sql) < processes:
             if any(p.returncode is not None for p in procs):
                 break
             await asyncio.sleep(0.01)

@@ -76,17 +76,21 @@ async def create_pool(
     max_size: int = 10,
     application_name: str = APPLICATION_NAME,
     transaction_pooling: bool = False,
+    read_only: bool = False,
 ) -> asyncpg.Pool:
     """An asyncpg pool; connection errors name the server but never the password.
 
     ``transaction_pooling``: ``dsn`` is a pooler in transaction mode (PgBouncer): no named
     prepared statements (asyncpg's statement cache) and no session settings, which would land
-    on whichever server connection the pooler lent, and stay there for its other clients."""
+    on whichever server connection the pooler lent, and stay there for its other clients.
+    ``read_only``: every transaction of the pool is read-only (the reader of ``read_dsn=``);
+    behind a transaction pooler, which keeps no session setting, only the server itself (a
+    standby) refuses writes."""
     extra: dict[str, Any] = {}
     if transaction_pooling:
         extra["statement_cache_size"] = 0
     else:
-        extra["init"] = functools.partial(apply_session, settings=POOL_SESSION)
+        extra["init"] = _reader_session if read_only else _pool_session
     try:
         pool = await asyncpg.create_pool(
             dsn,
@@ -108,7 +112,14 @@ async def create_pool(
 
 
 # Failures to open a connection, before anything is sent: the call can simply be retried.
-UNREACHABLE = (FileNotFoundError, ConnectionRefusedError, asyncpg.CannotConnectNowError)
+# TargetServerAttributeNotMatched: a multi-host DSN with target_session_attrs=read-write found
+# only standbys (mid-failover, before one is promoted).
+UNREACHABLE = (
+    FileNotFoundError,
+    ConnectionRefusedError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TargetServerAttributeNotMatched,
+)
 
 
 async def open_connection(*args: Any, where: str, **kwargs: Any) -> asyncpg.Connection:
@@ -127,6 +138,17 @@ async def apply_session(conn: Any, settings: dict[str, str], *, local: bool = Fa
     the current transaction only."""
     for name, value in settings.items():
         await conn.execute(statement_texts()[f"session_{name}"], value, local)
+
+
+async def _pool_session(conn: Any) -> None:
+    await apply_session(conn, POOL_SESSION)
+
+
+async def _reader_session(conn: Any) -> None:
+    """The reader pool's (read_dsn=): every transaction read-only, so nothing can write through
+    it even when read_dsn names the primary (a standby refuses writes anyway)."""
+    await apply_session(conn, POOL_SESSION)
+    await conn.execute(statement_texts()["reader_read_only"])
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -216,9 +238,12 @@ class _HotUse:
         try:
             if exc_type is not None:
                 hot._conn = None  # the pool resets or discards it
-                if ended_while_idle(exc):
-                    conn.terminate()  # not closed yet to the driver: the pool would lend it again
+                if ended_while_idle(exc) or isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
+                    # not closed yet to the driver: the pool would lend it again (a read-only
+                    # session stays read-only: attached to a server demoted to a standby)
+                    conn.terminate()
                 await hot._pool.release(conn)
+                await replace_connections(hot._pool, exc)
         finally:
             hot._busy = False
 

@@ -66,10 +66,12 @@ class Dashboard:
         schema: str | None,
         allow_actions: bool,
         title: str,
+        read_dsn: str | None = None,
     ) -> None:
         self._queue = queue
         self._owns_queue = False
         self._dsn = dsn
+        self._read_dsn = read_dsn
         self._schema = config.resolve_schema(schema)
         self._lock = asyncio.Lock()
         self.allow_actions = allow_actions
@@ -88,7 +90,9 @@ class Dashboard:
         if self._queue is None:
             async with self._lock:
                 if self._queue is None:
-                    self._queue = await Queue.connect(self._dsn, schema=self._schema, migrate=False)
+                    self._queue = await Queue.connect(
+                        self._dsn, schema=self._schema, migrate=False, read_dsn=self._read_dsn
+                    )
                     self._owns_queue = True
         return self._queue
 
@@ -237,12 +241,16 @@ def create_app(
     schema: str | None = None,
     allow_actions: bool = False,
     title: str = "aioqueue",
+    read_dsn: str | None = None,
 ) -> Starlette:
     """The dashboard as an ASGI app. Pass your ``queue`` when mounting it in your own app
     (``app.mount("/queue", create_app(q))``); otherwise it connects to ``dsn`` (else the
     configured DSN, else the embedded server) on first use. ``allow_actions`` enables the retry
-    and cancel buttons; protect the mount point with your app's authentication."""
-    dash = Dashboard(queue, dsn=dsn, schema=schema, allow_actions=allow_actions, title=title)
+    and cancel buttons; protect the mount point with your app's authentication. ``read_dsn``
+    (when it connects by itself): a standby its pages read from (``Queue.connect(read_dsn=)``)."""
+    dash = Dashboard(
+        queue, dsn=dsn, schema=schema, allow_actions=allow_actions, title=title, read_dsn=read_dsn
+    )
     g = dash.guarded
     routes = [
         Route("/", g(dash.overview), name="overview"),

@@ -40,9 +40,12 @@ async def serve(
     port: int,
     allow_actions: bool,
     announce: bool = True,
+    read_dsn: str | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM. Fails at once if the schema is missing or outdated."""
-    async with await Queue.connect(dsn, schema=schema, migrate=False, data_dir=data_dir) as q:
+    async with await Queue.connect(
+        dsn, schema=schema, migrate=False, data_dir=data_dir, read_dsn=read_dsn
+    ) as q:
         app = create_app(q, allow_actions=allow_actions)
         server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
         # bound before anything is printed: a taken port fails with one error, no success line
