@@ -12,7 +12,7 @@ import anyio
 import asyncpg
 import msgspec
 
-from . import _codec, config
+from . import _codec, _flow, config
 from ._db import connect as _connect
 from ._db import migrate as _migrate
 from ._db.queries import Executor, Queries
@@ -160,8 +160,10 @@ class Queue:
         queue_name: str | None = None,
         flags: Sequence[str] | None = None,
         tx: Any = None,
+        concurrency_key: str | None = None,
     ) -> EnqueueResult:
-        """Enqueue one job. With ``tx=`` it exists only if that transaction commits."""
+        """Enqueue one job. With ``tx=`` it exists only if that transaction commits.
+        ``concurrency_key``: the key a task's ``key_concurrency`` limits (e.g. a tenant)."""
         if (
             delay is None
             and run_at is None
@@ -170,6 +172,7 @@ class Queue:
             and max_attempts is None
             and queue_name is None
             and flags is None
+            and concurrency_key is None
             and on_conflict == "ignore"
             and type(priority) is int
             and priority == 0
@@ -200,6 +203,7 @@ class Queue:
             max_attempts=max_attempts,
             queue_name=queue_name,
             flags=_flags(flags),
+            concurrency_key=concurrency_key,
         )
         if unique_key is None and max_delay is None:
             # nothing to dedupe: a plain INSERT statement instead of the add_jobs function
@@ -335,6 +339,47 @@ class Queue:
             limit,
         )
         return [job_from_row(r) for r in rows]
+
+    # -- flow control (_flow.py) --------------------------------------------------------------
+
+    async def set_limits(
+        self,
+        kind: str,
+        *,
+        concurrency: int | None = _flow.UNSET,
+        key_concurrency: int | None = _flow.UNSET,
+        rate_limit: tuple[int, float] | None = _flow.UNSET,
+    ) -> None:
+        """Change ``kind``'s global limits now, for every worker (None removes one; a setting
+        not given is kept). Survives worker restarts: it wins over the task's declaration."""
+        changes = _flow.settings(
+            concurrency=concurrency, key_concurrency=key_concurrency, rate_limit=rate_limit
+        )
+        await _flow.set_limits(self.pool, self.queries, kind, changes)
+
+    async def pause(self, kind: str | None = None, *, queue_name: str | None = None) -> None:
+        """Stop claiming ``kind`` (or the named queue) on every worker; running jobs finish."""
+        await self._set_paused(kind, queue_name, paused=True)
+
+    async def resume(self, kind: str | None = None, *, queue_name: str | None = None) -> None:
+        await self._set_paused(kind, queue_name, paused=False)
+
+    async def _set_paused(self, kind: str | None, queue_name: str | None, *, paused: bool) -> None:
+        if (kind is None) == (queue_name is None):
+            raise ConfigurationError("give a kind or queue_name=, not both")
+        if queue_name is not None:
+            await _flow.pause_queue(self.pool, self.queries, queue_name, paused=paused)
+        else:
+            assert kind is not None
+            await _flow.set_limits(self.pool, self.queries, kind, {"paused": paused})
+
+    async def limits(self) -> _flow.FlowStatus:
+        """Every kind's flow settings with its running and held-back jobs; paused queues."""
+        return await _flow.status(self.pool, self.queries)
+
+    async def reset_limits(self, kind: str) -> bool:
+        """Forget ``kind``'s flow settings (workers started later declare theirs again)."""
+        return await _flow.reset(self.pool, self.queries, kind)
 
     async def stats(self, *, window: float = 60.0) -> Stats:
         """Counts per kind and state, the oldest due job, throughput over ``window`` seconds,

@@ -71,6 +71,7 @@ class JobSpec(msgspec.Struct, kw_only=True, frozen=True):
     max_attempts: int | None = None
     queue_name: str | None = None
     flags: list[str] | tuple[str, ...] | None = None
+    concurrency_key: str | None = None  # a task's key_concurrency limits jobs per key
 
 
 class EnqueueResult(msgspec.Struct, frozen=True):

@@ -1,0 +1,118 @@
+"""Flow control (issue 20): global concurrency limits per kind and per concurrency key, rate
+limits, pause/resume of kinds and named queues. Settings live in the ``flow_limits`` and
+``flow_paused_queues`` tables (migration 0009); the claim enforces them (``claim_gated``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+
+from ._db.queries import Executor, Queries
+from .errors import ConfigurationError
+from .tasks import Tasks, validate_limits
+
+UNSET: Any = object()  # a set_limits argument not given: that setting is kept
+
+
+class KindFlow(msgspec.Struct, frozen=True, kw_only=True):
+    """One kind's flow settings and what runs under them (``Queue.limits()``)."""
+
+    kind: str
+    concurrency: int | None = None
+    key_concurrency: int | None = None
+    rate_limit: tuple[int, float] | None = None
+    paused: bool = False
+    max_depth: int | None = None
+    running: int = 0  # running jobs of the kind, all workers
+    running_keys: int = 0  # distinct concurrency keys among them
+    busiest_key_running: int = 0  # running jobs of the key with the most
+    throttled: int = 0  # due jobs held back (counted up to 10001)
+
+
+class FlowStatus(msgspec.Struct, frozen=True, kw_only=True):
+    kinds: list[KindFlow]
+    paused_queues: list[str]
+
+
+def settings(**given: Any) -> dict[str, Any]:
+    """The settings actually given (UNSET dropped; None kept: it clears that setting)."""
+    return {k: v for k, v in given.items() if v is not UNSET}
+
+
+def check(kind: str, changes: dict[str, Any]) -> str:
+    if not isinstance(kind, str) or not kind:
+        raise ConfigurationError(f"kind must be a non-empty string: {kind!r}")
+    if not changes:
+        raise ConfigurationError("set_limits: give at least one setting")
+    validate_limits(kind, {k: v for k, v in changes.items() if v is not None})
+    out = {k: (list(v) if k == "rate_limit" and v is not None else v) for k, v in changes.items()}
+    return msgspec.json.encode(out).decode()
+
+
+async def set_limits(db: Executor, queries: Queries, kind: str, changes: dict[str, Any]) -> None:
+    await queries.fetch(db, "flow_set_limits", kind, check(kind, changes))
+
+
+async def declare(db: Executor, queries: Queries, tasks: Tasks) -> None:
+    """Write the limits declared on tasks, for kinds without flow settings yet."""
+    for kind, limits in tasks.declared_limits().items():
+        await queries.fetch(db, "flow_declare", kind, check(kind, limits))
+
+
+async def reset(db: Executor, queries: Queries, kind: str) -> bool:
+    return bool(await queries.fetch(db, "flow_reset", kind))
+
+
+async def pause_queue(db: Executor, queries: Queries, name: str, *, paused: bool) -> None:
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"queue_name must be a non-empty string: {name!r}")
+    await queries.fetch(db, "flow_pause_queue" if paused else "flow_resume_queue", name)
+
+
+async def status(db: Executor, queries: Queries) -> FlowStatus:
+    kinds = [
+        KindFlow(
+            kind=r["kind"],
+            concurrency=r["concurrency"],
+            key_concurrency=r["key_concurrency"],
+            rate_limit=None if r["rate_n"] is None else (r["rate_n"], r["rate_seconds"]),
+            paused=r["paused"],
+            max_depth=r["max_depth"],
+            running=r["running"],
+            running_keys=r["running_keys"],
+            busiest_key_running=r["busiest_key_running"],
+            throttled=r["throttled"],
+        )
+        for r in await queries.fetch(db, "flow_status")
+    ]
+    queues = [r["queue_name"] for r in await queries.fetch(db, "flow_paused_queues")]
+    return FlowStatus(kinds=kinds, paused_queues=queues)
+
+
+def describe(flow: FlowStatus, now: dt.datetime | None = None) -> list[str]:
+    """Lines for ``aioqueue status`` / ``aioqueue limits show``."""
+    lines = []
+    for k in flow.kinds:
+        parts = []
+        if k.paused:
+            parts.append("PAUSED")
+        if k.concurrency is not None:
+            parts.append(f"running {k.running}/{k.concurrency}")
+        else:
+            parts.append(f"running {k.running}")
+        if k.key_concurrency is not None:
+            parts.append(
+                f"per key {k.key_concurrency} (busiest key {k.busiest_key_running},"
+                f" {k.running_keys} keys running)"
+            )
+        if k.rate_limit is not None:
+            parts.append(f"rate {k.rate_limit[0]}/{k.rate_limit[1]:g}s")
+        if k.max_depth is not None:
+            parts.append(f"max depth {k.max_depth}")
+        if k.throttled:
+            parts.append(f"held back {k.throttled}{'+' if k.throttled > 10000 else ''}")
+        lines.append(f"{k.kind}: " + ", ".join(parts))
+    lines.extend(f"queue {name}: PAUSED" for name in flow.paused_queues)
+    return lines
