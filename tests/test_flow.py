@@ -45,3 +45,109 @@ async def test_kind_concurrency_holds_across_workers(q: aioqueue.Queue) -> None:
     assert max_overlap([(s, e) for _, s, e in stamps]) <= 3
     flow = await q.limits()
     assert [(k.kind, k.concurrency) for k in flow.kinds] == [("lim", 3)]
+
+
+async def wait_stamps(stamps: list[Any], n: int, timeout: float = 60) -> None:
+    with anyio.fail_after(timeout):
+        while len(stamps) < n:
+            await anyio.sleep(0.05)
+
+
+async def test_key_concurrency_and_fair_rotation(q: aioqueue.Queue) -> None:
+    """One key with a big backlog enqueued first does not starve 30 small keys: keys take turns
+    (each turn up to key_concurrency jobs), so every small key starts within one rotation."""
+    stamps: list[tuple[str | None, float, float]] = []
+    tasks = ledger_tasks("fair", stamps, key_concurrency=2)
+    await q.enqueue_many(
+        [aioqueue.JobSpec(kind="fair", payload={"key": "big"}, concurrency_key="big")] * 300
+    )
+    small = [f"k{i:02}" for i in range(30)]
+    await q.enqueue_many(
+        [
+            aioqueue.JobSpec(kind="fair", payload={"key": k}, concurrency_key=k)
+            for k in small
+            for _ in range(2)
+        ]
+    )
+    async with running_worker(q, tasks, concurrency=10):
+        await wait_stamps(stamps, 360)
+    for key in ["big", *small]:
+        assert max_overlap([(s, e) for k, s, e in stamps if k == key]) <= 2, key
+    order = [k for k, _, _ in sorted(stamps, key=lambda t: t[1])]
+    last_small = max(i for i, k in enumerate(order) if k != "big")
+    # 60 small jobs; the big key gets at most 2 per rotation of 31 keys: bounded well under 300
+    assert last_small < 60 + 2 * 10, order[: last_small + 1]
+
+
+async def test_pause_and_resume_kind_and_queue(q: aioqueue.Queue) -> None:
+    stamps: list[tuple[str | None, float, float]] = []
+    tasks = ledger_tasks("p", stamps)
+    await q.pause("p")
+    await q.pause(queue_name="serial")
+    a = await q.enqueue("p", {"key": "a"})
+    other = aioqueue.Tasks()
+
+    @other.task("q")
+    async def in_queue(ctx: aioqueue.JobContext, payload: Any) -> None:
+        stamps.append(("queue", 0.0, 0.0))
+
+    tasks_all = aioqueue.Tasks()
+    tasks_all._tasks = {**tasks._tasks, **other._tasks}
+    b = await q.enqueue("q", {}, queue_name="serial")
+    async with running_worker(q, tasks_all, concurrency=5) as (_, rec):
+        c = await q.enqueue("q", {})
+        await rec.wait_for("completed", c.id)
+        assert (await q.get_job(a.id)).state == "pending"
+        assert (await q.get_job(b.id)).state == "pending"
+        flow = await q.limits()
+        assert flow.paused_queues == ["serial"]
+        assert [(k.kind, k.paused) for k in flow.kinds] == [("p", True)]
+        await q.resume("p")
+        await q.resume(queue_name="serial")
+        await rec.wait_for("completed", a.id)
+        await rec.wait_for("completed", b.id)
+
+
+async def test_rate_limit_is_a_token_bucket(q: aioqueue.Queue) -> None:
+    """rate_limit=(5, 1.0): a burst of 5, then one start per 0.2 s: for any two starts i < j
+    (in start order), j - i + 1 <= 5 + 5 * (t_j - t_i). Started times are the database's."""
+    stamps: list[tuple[str | None, float, float]] = []
+    tasks = ledger_tasks("rl", stamps, rate_limit=(5, 1.0))
+    ids = [r.id for r in await q.enqueue_many([{"kind": "rl", "payload": {}}] * 15)]
+    async with running_worker(q, tasks, concurrency=10, poll_interval=0.05):
+        await wait_stamps(stamps, 15)
+    jobs = [await q.get_job(i) for i in ids]
+    times = sorted(j.started_at.timestamp() for j in jobs if j.started_at)
+    assert len(times) == 15
+    for i in range(15):
+        for j in range(i + 1, 15):
+            assert j - i + 1 <= 5 + 5 * (times[j] - times[i]) + 0.1, (i, j, times)
+    # and it did not wait much longer than the bucket requires (10 refills of 0.2 s)
+    assert times[-1] - times[0] >= 10 * 0.2 - 0.1
+
+
+async def test_set_limits_validates_and_clears(q: aioqueue.Queue) -> None:
+    import pytest
+
+    with pytest.raises(aioqueue.ConfigurationError, match="concurrency"):
+        await q.set_limits("x", concurrency=-1)
+    with pytest.raises(aioqueue.ConfigurationError, match="rate_limit"):
+        await q.set_limits("x", rate_limit=(0, 1))
+    await q.set_limits("x", concurrency=4, key_concurrency=2, rate_limit=(10, 60))
+    (k,) = (await q.limits()).kinds
+    assert (k.concurrency, k.key_concurrency, k.rate_limit) == (4, 2, (10, 60.0))
+    await q.set_limits("x", concurrency=None)
+    (k,) = (await q.limits()).kinds
+    assert (k.concurrency, k.key_concurrency) == (None, 2)
+    assert await q.reset_limits("x")
+    assert (await q.limits()).kinds == []
+
+
+async def test_declared_limits_do_not_override_run_time_ones(q: aioqueue.Queue) -> None:
+    stamps: list[tuple[str | None, float, float]] = []
+    await q.set_limits("d", concurrency=7)
+    tasks = ledger_tasks("d", stamps, concurrency=2)
+    async with running_worker(q, tasks):
+        pass
+    (k,) = (await q.limits()).kinds
+    assert k.concurrency == 7
