@@ -5,35 +5,18 @@ limits, pause/resume of kinds and named queues. Settings live in the ``flow_limi
 from __future__ import annotations
 
 import datetime as dt
+import math
+import time
 from typing import Any
 
 import msgspec
 
 from ._db.queries import Executor, Queries
-from .errors import ConfigurationError
+from .errors import ConfigurationError, QueueFull
 from .tasks import Tasks, validate_limits
+from .types import FlowStatus, KindFlow
 
 UNSET: Any = object()  # a set_limits argument not given: that setting is kept
-
-
-class KindFlow(msgspec.Struct, frozen=True, kw_only=True):
-    """One kind's flow settings and what runs under them (``Queue.limits()``)."""
-
-    kind: str
-    concurrency: int | None = None
-    key_concurrency: int | None = None
-    rate_limit: tuple[int, float] | None = None
-    paused: bool = False
-    max_depth: int | None = None
-    running: int = 0  # running jobs of the kind, all workers
-    running_keys: int = 0  # distinct concurrency keys among them
-    busiest_key_running: int = 0  # running jobs of the key with the most
-    throttled: int = 0  # due jobs held back (counted up to 10001)
-
-
-class FlowStatus(msgspec.Struct, frozen=True, kw_only=True):
-    kinds: list[KindFlow]
-    paused_queues: list[str]
 
 
 def settings(**given: Any) -> dict[str, Any]:
@@ -116,3 +99,52 @@ def describe(flow: FlowStatus, now: dt.datetime | None = None) -> list[str]:
         lines.append(f"{k.kind}: " + ", ".join(parts))
     lines.extend(f"queue {name}: PAUSED" for name in flow.paused_queues)
     return lines
+
+
+# Backpressure (max_depth). Which kinds have one is cached for LIMITS_TTL seconds, so an
+# enqueue of a kind without one costs no lookup (one small query per second per Queue, the
+# first enqueue after the TTL runs it). A kind's depth is counted at most every DEPTH_TTL
+# seconds (up to max_depth + 1 rows of the claim index) and this Queue's enqueues since are
+# added: other producers' enqueues in that window can overshoot the maximum by that much.
+LIMITS_TTL = 1.0
+DEPTH_TTL = 0.1
+
+
+class DepthGuard:
+    def __init__(self, queries: Queries) -> None:
+        self._queries = queries
+        self._caps: dict[str, int] = {}
+        self._caps_at = -math.inf
+        self._depth: dict[str, tuple[float, int]] = {}
+
+    def needed(self) -> bool:
+        """False (most calls): no kind has a max_depth and the cache is fresh."""
+        return bool(self._caps) or time.monotonic() - self._caps_at >= LIMITS_TTL
+
+    def forget(self) -> None:
+        self._caps_at = -math.inf
+
+    async def check(self, db: Executor, counts: dict[str, int]) -> None:
+        """Raise QueueFull if adding ``counts`` (kind -> jobs) goes over a max_depth; nothing
+        is counted as enqueued then (all-or-nothing for enqueue_many)."""
+        now = time.monotonic()
+        if now - self._caps_at >= LIMITS_TTL:
+            rows = await self._queries.fetch(db, "flow_max_depths")
+            self._caps = {r["kind"]: r["max_depth"] for r in rows}
+            self._caps_at = now
+            self._depth = {k: v for k, v in self._depth.items() if k in self._caps}
+        if not self._caps:
+            return
+        fresh: dict[str, tuple[float, int]] = {}
+        for kind, n in counts.items():
+            cap = self._caps.get(kind)
+            if cap is None:
+                continue
+            at, depth = self._depth.get(kind, (-math.inf, 0))
+            if now - at >= DEPTH_TTL:
+                rows = await self._queries.fetch(db, "flow_depth", kind, cap + 1)
+                at, depth = now, rows[0]["depth"]
+            if depth + n > cap:
+                raise QueueFull(kind, depth, cap)
+            fresh[kind] = (at, depth + n)
+        self._depth.update(fresh)

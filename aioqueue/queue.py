@@ -24,6 +24,7 @@ from .errors import ConfigurationError, JobNotFound, JobStateError, WaitTimeout
 from .events import Event, Hooks, Subscriber
 from .types import (
     EnqueueResult,
+    FlowStatus,
     HistoryPoint,
     Job,
     JobError,
@@ -61,6 +62,7 @@ class Queue:
         # behind PgBouncer in transaction mode: no LISTEN, no session settings (README)
         self.transaction_pooling = transaction_pooling
         self.queries = Queries(self.config.schema)
+        self._depth_guard = _flow.DepthGuard(self.queries)  # max_depth (backpressure)
         self._owns_pool = _owns_pool
         self._waiter: Waiter | None = None
         self.hooks = Hooks(list(hooks))  # "enqueued" events (with tx=: before the commit)
@@ -183,6 +185,8 @@ class Queue:
                 {} if payload is _MISSING else payload,
                 max_payload_bytes=self.config.max_payload_bytes,
             )
+            if self._depth_guard.needed():
+                await self._depth_guard.check(self.pool, {kind: 1})
             row = await self._insert_one(
                 lambda db, notify: self.queries.job_insert_now(db, kind, body, notify_due=notify),
                 tx,
@@ -205,6 +209,8 @@ class Queue:
             flags=_flags(flags),
             concurrency_key=concurrency_key,
         )
+        if self._depth_guard.needed() and isinstance(kind, str):  # else encoding rejects it
+            await self._depth_guard.check(self.pool, {kind: 1})
         if unique_key is None and max_delay is None:
             # nothing to dedupe: a plain INSERT statement instead of the add_jobs function
             one = encode_spec(spec, max_payload_bytes=self.config.max_payload_bytes)
@@ -255,6 +261,12 @@ class Queue:
         encoded, route = encode_specs(items, max_payload_bytes=self.config.max_payload_bytes)
         if encoded == "[]":
             return []
+        if self._depth_guard.needed():  # all or nothing: the whole batch must fit
+            counts: dict[str, int] = {}
+            for i in items:
+                k = i["kind"] if isinstance(i, Mapping) else i.kind
+                counts[k] = counts.get(k, 0) + 1
+            await self._depth_guard.check(self.pool, counts)
         if route != "dedupe":  # nothing to dedupe: one INSERT instead of the add_jobs function
             db = await self._db(tx)
             if route == "bare":
@@ -373,9 +385,15 @@ class Queue:
             assert kind is not None
             await _flow.set_limits(self.pool, self.queries, kind, {"paused": paused})
 
-    async def limits(self) -> _flow.FlowStatus:
+    async def limits(self) -> FlowStatus:
         """Every kind's flow settings with its running and held-back jobs; paused queues."""
         return await _flow.status(self.pool, self.queries)
+
+    async def set_max_depth(self, kind: str, max_depth: int | None) -> None:
+        """Backpressure: an enqueue that would take ``kind`` over ``max_depth`` waiting jobs
+        (pending and scheduled) raises QueueFull; None removes the maximum."""
+        await _flow.set_limits(self.pool, self.queries, kind, {"max_depth": max_depth})
+        self._depth_guard.forget()
 
     async def reset_limits(self, kind: str) -> bool:
         """Forget ``kind``'s flow settings (workers started later declare theirs again)."""
@@ -407,6 +425,7 @@ class Queue:
                 else float(summary["oldest_xact_seconds"])
             ),
             workers=[WorkerInfo(**dict(r)) for r in workers],
+            flow=await _flow.status(self.pool, self.queries),
             unhandled_kinds={r["kind"]: r["due"] for r in unhandled},
         )
 

@@ -194,7 +194,11 @@ class Tasks:
         _validate_options(kind, max_attempts, timeout, retry_delay)
         limits = validate_limits(
             kind,
-            {"concurrency": concurrency, "key_concurrency": key_concurrency, "rate_limit": rate_limit},
+            {
+                "concurrency": concurrency,
+                "key_concurrency": key_concurrency,
+                "rate_limit": rate_limit,
+            },
         )
 
         def register(fn: Callable[[JobContext, P], Awaitable[R]]) -> TaskHandle[P, R]:

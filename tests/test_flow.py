@@ -22,41 +22,51 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
     return best
 
 
-def ledger_tasks(kind: str, stamps: list[tuple[str | None, float, float]], **limits: Any) -> Any:
+class Stamps(list[tuple[str | None, float, float]]):
+    """The ledger of one test's handlers: (key, start, end); ``wait(n)`` until n entries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = anyio.Event()
+
+    def add(self, entry: tuple[str | None, float, float]) -> None:
+        self.append(entry)
+        self.changed.set()
+
+    async def wait(self, n: int, timeout: float = 60) -> None:
+        with anyio.fail_after(timeout):
+            while len(self) < n:
+                self.changed = anyio.Event()
+                await self.changed.wait()
+
+
+def ledger_tasks(kind: str, stamps: Stamps, **limits: Any) -> Any:
     tasks = aioqueue.Tasks()
 
     @tasks.task(kind, **limits)
     async def handler(ctx: aioqueue.JobContext, payload: Any) -> None:
         start = time.monotonic()
-        await anyio.sleep(0.01)
-        stamps.append((payload.get("key"), start, time.monotonic()))
+        await anyio.sleep(0.01)  # the job's work: long enough for jobs to overlap
+        stamps.add((payload.get("key"), start, time.monotonic()))
 
     return tasks
 
 
 async def test_kind_concurrency_holds_across_workers(q: aioqueue.Queue) -> None:
-    stamps: list[tuple[str | None, float, float]] = []
+    stamps = Stamps()
     tasks = ledger_tasks("lim", stamps, concurrency=3)
     await q.enqueue_many([{"kind": "lim", "payload": {}} for _ in range(60)])
     async with running_worker(q, tasks, concurrency=20), running_worker(q, tasks, concurrency=20):
-        with anyio.fail_after(60):
-            while len(stamps) < 60:
-                await anyio.sleep(0.05)
+        await stamps.wait(60)
     assert max_overlap([(s, e) for _, s, e in stamps]) <= 3
     flow = await q.limits()
     assert [(k.kind, k.concurrency) for k in flow.kinds] == [("lim", 3)]
 
 
-async def wait_stamps(stamps: list[Any], n: int, timeout: float = 60) -> None:
-    with anyio.fail_after(timeout):
-        while len(stamps) < n:
-            await anyio.sleep(0.05)
-
-
 async def test_key_concurrency_and_fair_rotation(q: aioqueue.Queue) -> None:
     """One key with a big backlog enqueued first does not starve 30 small keys: keys take turns
     (each turn up to key_concurrency jobs), so every small key starts within one rotation."""
-    stamps: list[tuple[str | None, float, float]] = []
+    stamps = Stamps()
     tasks = ledger_tasks("fair", stamps, key_concurrency=2)
     await q.enqueue_many(
         [aioqueue.JobSpec(kind="fair", payload={"key": "big"}, concurrency_key="big")] * 300
@@ -70,7 +80,7 @@ async def test_key_concurrency_and_fair_rotation(q: aioqueue.Queue) -> None:
         ]
     )
     async with running_worker(q, tasks, concurrency=10):
-        await wait_stamps(stamps, 360)
+        await stamps.wait(360)
     for key in ["big", *small]:
         assert max_overlap([(s, e) for k, s, e in stamps if k == key]) <= 2, key
     order = [k for k, _, _ in sorted(stamps, key=lambda t: t[1])]
@@ -80,7 +90,7 @@ async def test_key_concurrency_and_fair_rotation(q: aioqueue.Queue) -> None:
 
 
 async def test_pause_and_resume_kind_and_queue(q: aioqueue.Queue) -> None:
-    stamps: list[tuple[str | None, float, float]] = []
+    stamps = Stamps()
     tasks = ledger_tasks("p", stamps)
     await q.pause("p")
     await q.pause(queue_name="serial")
@@ -89,7 +99,7 @@ async def test_pause_and_resume_kind_and_queue(q: aioqueue.Queue) -> None:
 
     @other.task("q")
     async def in_queue(ctx: aioqueue.JobContext, payload: Any) -> None:
-        stamps.append(("queue", 0.0, 0.0))
+        stamps.add(("queue", 0.0, 0.0))
 
     tasks_all = aioqueue.Tasks()
     tasks_all._tasks = {**tasks._tasks, **other._tasks}
@@ -111,11 +121,11 @@ async def test_pause_and_resume_kind_and_queue(q: aioqueue.Queue) -> None:
 async def test_rate_limit_is_a_token_bucket(q: aioqueue.Queue) -> None:
     """rate_limit=(5, 1.0): a burst of 5, then one start per 0.2 s: for any two starts i < j
     (in start order), j - i + 1 <= 5 + 5 * (t_j - t_i). Started times are the database's."""
-    stamps: list[tuple[str | None, float, float]] = []
+    stamps = Stamps()
     tasks = ledger_tasks("rl", stamps, rate_limit=(5, 1.0))
     ids = [r.id for r in await q.enqueue_many([{"kind": "rl", "payload": {}}] * 15)]
     async with running_worker(q, tasks, concurrency=10, poll_interval=0.05):
-        await wait_stamps(stamps, 15)
+        await stamps.wait(15)
     jobs = [await q.get_job(i) for i in ids]
     times = sorted(j.started_at.timestamp() for j in jobs if j.started_at)
     assert len(times) == 15
@@ -144,10 +154,34 @@ async def test_set_limits_validates_and_clears(q: aioqueue.Queue) -> None:
 
 
 async def test_declared_limits_do_not_override_run_time_ones(q: aioqueue.Queue) -> None:
-    stamps: list[tuple[str | None, float, float]] = []
+    stamps = Stamps()
     await q.set_limits("d", concurrency=7)
     tasks = ledger_tasks("d", stamps, concurrency=2)
     async with running_worker(q, tasks):
         pass
     (k,) = (await q.limits()).kinds
     assert k.concurrency == 7
+
+
+async def test_max_depth_raises_queue_full_all_or_nothing(q: aioqueue.Queue) -> None:
+    import pytest
+
+    await q.set_max_depth("bp", 5)
+    await q.enqueue_many([{"kind": "bp", "payload": {}}] * 3)
+    with pytest.raises(aioqueue.QueueFull) as info:
+        await q.enqueue_many([{"kind": "bp", "payload": {}}] * 3)  # 6 > 5: none written
+    assert (info.value.kind, info.value.max_depth) == ("bp", 5)
+    assert isinstance(info.value, aioqueue.AioqueueError)
+    await q.enqueue("bp", {})
+    await q.enqueue("bp", {}, priority=1)
+    with pytest.raises(aioqueue.QueueFull):
+        await q.enqueue("bp", {})
+    await q.enqueue("other", {})  # other kinds are not limited
+    counts = await q.pool.fetchval(
+        f"SELECT count(*) FROM \"{q.config.schema}\".jobs WHERE kind = 'bp'"
+    )
+    assert counts == 5
+    await q.set_max_depth("bp", None)
+    await q.enqueue("bp", {})
+    stats = await q.stats()
+    assert stats.flow is not None and stats.flow.kinds[0].max_depth is None

@@ -46,7 +46,9 @@ def worst(stamps: list[tuple[float, float]], changes: list[tuple[float, float, i
             over = open_ - allowed(changes, s)
             at = s
     if over > 0:
-        print("worst at", at, over, [(round(a - at, 3), c) for a, _, c in changes if abs(a - at) < 3])
+        print(
+            "worst at", at, over, [(round(a - at, 3), c) for a, _, c in changes if abs(a - at) < 3]
+        )
         print(sorted((round(s2 - at, 4), round(e2 - at, 4)) for s2, e2 in stamps if s2 <= at < e2))
     return over
 
@@ -67,7 +69,9 @@ async def test_three_processes_never_exceed_limits_changed_at_random(
     cmd = [sys.executable, "-m", "aioqueue", "--dsn", dsn, "--schema", schema, "worker"]
     cmd += ["tests.flow_tasks:tasks", "--processes", "3", "--concurrency", "50"]
     cmd += ["--poll-interval", "0.2", "--lease", "10"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), stderr=subprocess.PIPE)
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once; the test polls it
+        cmd, cwd=ROOT, env=os.environ.copy(), stderr=subprocess.PIPE
+    )
     try:
         with anyio.fail_after(240):
             while True:
@@ -79,7 +83,7 @@ async def test_three_processes_never_exceed_limits_changed_at_random(
                 kind_changes.append((called, returned, conc))
                 key_changes.append((called, returned, keyc))
                 done = await q.pool.fetchval(
-                    f'SELECT count(*) FROM "{schema}".jobs WHERE state = \'completed\''
+                    f"SELECT count(*) FROM \"{schema}\".jobs WHERE state = 'completed'"
                 )
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
                 if done == JOBS:
@@ -88,8 +92,8 @@ async def test_three_processes_never_exceed_limits_changed_at_random(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     rows = await q.pool.fetch(
-        f'SELECT concurrency_key, result::text AS r, locked_by, lease_token, attempts, id'
-        f' FROM "{schema}".jobs WHERE kind = \'limited\''
+        f"SELECT concurrency_key, result::text AS r, locked_by, lease_token, attempts, id"
+        f" FROM \"{schema}\".jobs WHERE kind = 'limited'"
     )
     ledger = [(r["concurrency_key"], json.loads(r["r"])) for r in rows]
     first = min(x["start"] for _, x in ledger) - 10
