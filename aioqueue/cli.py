@@ -589,7 +589,7 @@ def main() -> None:
 def _register_flow() -> None:
     from ._cli_flow import register
 
-    register(cli, pass_options, lambda opts: _connect(opts, migrate=False), _run)
+    register(cli, pass_options, lambda opts: _connect(opts), _run)
 
 
 _register_flow()
