@@ -4,11 +4,15 @@ limits, pause/resume of kinds and named queues. Settings live in the ``flow_limi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import logging
 import math
 import time
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from ._db.queries import Executor, Queries
@@ -16,6 +20,7 @@ from .errors import ConfigurationError, QueueFull
 from .tasks import Tasks, validate_limits
 from .types import FlowStatus, KindFlow
 
+_log = logging.getLogger("aioqueue.queue")
 UNSET: Any = object()  # a set_limits argument not given: that setting is kept
 
 
@@ -101,40 +106,73 @@ def describe(flow: FlowStatus, now: dt.datetime | None = None) -> list[str]:
     return lines
 
 
-# Backpressure (max_depth). Which kinds have one is cached for LIMITS_TTL seconds, so an
-# enqueue of a kind without one costs no lookup (one small query per second per Queue, the
-# first enqueue after the TTL runs it). A kind's depth is counted at most every DEPTH_TTL
-# seconds (up to max_depth + 1 rows of the claim index) and this Queue's enqueues since are
-# added: other producers' enqueues in that window can overshoot the maximum by that much.
+# Backpressure (max_depth). Which kinds have one is cached per Queue and re-read in the
+# background every LIMITS_TTL seconds (Queue.connect reads it once), so an enqueue of a kind
+# without one costs no lookup and no extra round trip: a maximum set by another process applies
+# within about LIMITS_TTL. A kind's depth is counted at most every DEPTH_TTL seconds (up to
+# max_depth + 1 entries of the claim index) and this Queue's enqueues since are added: other
+# producers' enqueues in that window can overshoot the maximum by that much.
 LIMITS_TTL = 1.0
 DEPTH_TTL = 0.1
 
 
 class DepthGuard:
-    def __init__(self, queries: Queries) -> None:
+    def __init__(self, db: Executor, queries: Queries) -> None:
+        self._db = db
         self._queries = queries
         self._caps: dict[str, int] = {}
         self._caps_at = -math.inf
         self._depth: dict[str, tuple[float, int]] = {}
+        self._refreshing: asyncio.Task[None] | None = None
 
     def needed(self) -> bool:
-        """False (most calls): no kind has a max_depth and the cache is fresh."""
-        return bool(self._caps) or time.monotonic() - self._caps_at >= LIMITS_TTL
+        """False (most calls): no kind has a max_depth; a stale cache is re-read meanwhile."""
+        if self._caps:
+            return True
+        if time.monotonic() - self._caps_at >= LIMITS_TTL and self._refreshing is None:
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh_quietly())
+        return False
+
+    async def load(self) -> None:
+        rows = await self._queries.fetch(self._db, "flow_max_depths")
+        self._caps = {r["kind"]: r["max_depth"] for r in rows}
+        self._caps_at = time.monotonic()
+        self._depth = {k: v for k, v in self._depth.items() if k in self._caps}
+
+    async def preload(self) -> None:
+        """At connect. A role without rights on flow_limits (granted before 0009) enqueues
+        without the max_depth check rather than failing to connect."""
+        try:
+            await self.load()
+        except asyncpg.InsufficientPrivilegeError:
+            _log.warning("no SELECT on flow_limits: max_depth is not checked by this Queue")
+            self._caps_at = math.inf
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.load()
+        except Exception as exc:  # the next enqueue after LIMITS_TTL tries again
+            _log.debug("max_depth cache refresh failed: %r", exc)
+            self._caps_at = time.monotonic()
+        finally:
+            self._refreshing = None
 
     def forget(self) -> None:
         self._caps_at = -math.inf
 
-    async def check(self, db: Executor, counts: dict[str, int]) -> None:
+    async def close(self) -> None:
+        task = self._refreshing
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def check(self, counts: dict[str, int]) -> None:
         """Raise QueueFull if adding ``counts`` (kind -> jobs) goes over a max_depth; nothing
         is counted as enqueued then (all-or-nothing for enqueue_many)."""
         now = time.monotonic()
         if now - self._caps_at >= LIMITS_TTL:
-            rows = await self._queries.fetch(db, "flow_max_depths")
-            self._caps = {r["kind"]: r["max_depth"] for r in rows}
-            self._caps_at = now
-            self._depth = {k: v for k, v in self._depth.items() if k in self._caps}
-        if not self._caps:
-            return
+            await self.load()
         fresh: dict[str, tuple[float, int]] = {}
         for kind, n in counts.items():
             cap = self._caps.get(kind)
@@ -142,7 +180,7 @@ class DepthGuard:
                 continue
             at, depth = self._depth.get(kind, (-math.inf, 0))
             if now - at >= DEPTH_TTL:
-                rows = await self._queries.fetch(db, "flow_depth", kind, cap + 1)
+                rows = await self._queries.fetch(self._db, "flow_depth", kind, cap + 1)
                 at, depth = now, rows[0]["depth"]
             if depth + n > cap:
                 raise QueueFull(kind, depth, cap)

@@ -62,7 +62,7 @@ class Queue:
         # behind PgBouncer in transaction mode: no LISTEN, no session settings (README)
         self.transaction_pooling = transaction_pooling
         self.queries = Queries(self.config.schema)
-        self._depth_guard = _flow.DepthGuard(self.queries)  # max_depth (backpressure)
+        self._depth_guard = _flow.DepthGuard(pool, self.queries)  # max_depth (backpressure)
         self._owns_pool = _owns_pool
         self._waiter: Waiter | None = None
         self.hooks = Hooks(list(hooks))  # "enqueued" events (with tx=: before the commit)
@@ -114,6 +114,8 @@ class Queue:
                 await queue.migrate()
             elif migrate is not None:
                 await _migrate.check_schema(pool, schema)
+            if migrate is not None:
+                await queue._depth_guard.preload()  # enqueues never wait for this cache
         except BaseException:
             await pool.close()
             raise
@@ -125,6 +127,7 @@ class Queue:
             return await _migrate.migrate(conn, self.config.schema)
 
     async def close(self) -> None:
+        await self._depth_guard.close()
         await self._waker.close()
         await self._hot.close()
         if self._waiter is not None:
@@ -186,7 +189,7 @@ class Queue:
                 max_payload_bytes=self.config.max_payload_bytes,
             )
             if self._depth_guard.needed():
-                await self._depth_guard.check(self.pool, {kind: 1})
+                await self._depth_guard.check({kind: 1})
             row = await self._insert_one(
                 lambda db, notify: self.queries.job_insert_now(db, kind, body, notify_due=notify),
                 tx,
@@ -210,7 +213,7 @@ class Queue:
             concurrency_key=concurrency_key,
         )
         if self._depth_guard.needed() and isinstance(kind, str):  # else encoding rejects it
-            await self._depth_guard.check(self.pool, {kind: 1})
+            await self._depth_guard.check({kind: 1})
         if unique_key is None and max_delay is None:
             # nothing to dedupe: a plain INSERT statement instead of the add_jobs function
             one = encode_spec(spec, max_payload_bytes=self.config.max_payload_bytes)
@@ -266,7 +269,7 @@ class Queue:
             for i in items:
                 k = i["kind"] if isinstance(i, Mapping) else i.kind
                 counts[k] = counts.get(k, 0) + 1
-            await self._depth_guard.check(self.pool, counts)
+            await self._depth_guard.check(counts)
         if route != "dedupe":  # nothing to dedupe: one INSERT instead of the add_jobs function
             db = await self._db(tx)
             if route == "bare":
@@ -393,7 +396,7 @@ class Queue:
         """Backpressure: an enqueue that would take ``kind`` over ``max_depth`` waiting jobs
         (pending and scheduled) raises QueueFull; None removes the maximum."""
         await _flow.set_limits(self.pool, self.queries, kind, {"max_depth": max_depth})
-        self._depth_guard.forget()
+        await self._depth_guard.load()
 
     async def reset_limits(self, kind: str) -> bool:
         """Forget ``kind``'s flow settings (workers started later declare theirs again)."""
