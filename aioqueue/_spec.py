@@ -151,10 +151,6 @@ def encode_spec(
     if spec.flags is not None:
         out["flags"] = encode_flags(spec.flags, index)
     if spec.concurrency_key is not None:
-        if "unique_key" in out or "max_delay" in out:
-            raise InvalidJobError(
-                "concurrency_key", "cannot be combined with unique_key yet", index=index
-            )
         out["concurrency_key"] = _text(
             "concurrency_key", spec.concurrency_key, CONCURRENCY_KEY_MAX_BYTES, index
         )

@@ -185,3 +185,30 @@ async def test_max_depth_raises_queue_full_all_or_nothing(q: aioqueue.Queue) -> 
     await q.enqueue("bp", {})
     stats = await q.stats()
     assert stats.flow is not None and stats.flow.kinds[0].max_depth is None
+
+
+async def test_concurrency_key_through_every_enqueue_path(q: aioqueue.Queue) -> None:
+    """enqueue (plain and with a unique_key), enqueue_many (plain and dedupe), SQL add_jobs."""
+    s = q.config.schema
+    a = await q.enqueue("k", {}, concurrency_key="t1")
+    b = await q.enqueue("k", {}, concurrency_key="t2", unique_key="u1")
+    c, d = await q.enqueue_many(
+        [
+            aioqueue.JobSpec(kind="k", concurrency_key="t3"),
+            aioqueue.JobSpec(kind="k", concurrency_key="t4", unique_key="u2"),
+        ]
+    )
+    add_jobs = f'SELECT id FROM "{s}".add_jobs($1::jsonb)'
+    (e,) = await q.pool.fetch(add_jobs, '[{"kind": "k", "concurrency_key": "t5"}]')
+    dup = await q.enqueue("k", {}, concurrency_key="other", unique_key="u1")
+    assert dup.deduped and dup.id == b.id
+    rows = await q.pool.fetch(f'SELECT id, concurrency_key FROM "{s}".jobs')
+    keys = {r["id"]: r["concurrency_key"] for r in rows}
+    assert [keys[i] for i in (a.id, b.id, c.id, d.id, e["id"])] == ["t1", "t2", "t3", "t4", "t5"]
+    import asyncpg
+    import pytest
+
+    with pytest.raises(asyncpg.InvalidParameterValueError, match="concurrency_key"):
+        await q.pool.fetch(add_jobs, '[{"kind": "k", "concurrency_key": 5}]')
+    with pytest.raises(aioqueue.InvalidJobError, match="concurrency_key"):
+        await q.enqueue("k", {}, concurrency_key="")

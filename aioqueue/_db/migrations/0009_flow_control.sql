@@ -344,3 +344,68 @@ BEGIN
     ORDER BY c.priority DESC, c.run_at_us, c.id;
 END;
 $fn$;
+
+-- add_jobs learns concurrency_key (for the SQL API, aioqueue.sync and Queue.enqueue with a
+-- unique_key). 0008's add_jobs is copied, unchanged, as add_jobs_without_keys (its definition
+-- read back from the catalog; only its name and its parameters' qualifier change), and
+-- add_jobs(jsonb) becomes a wrapper: it calls the copy, then sets the key of the jobs written
+-- (or replaced while still waiting) in a later statement of the same transaction, so no worker
+-- ever sees a keyed job without its key. Specs without a key cost one scan of the specs more.
+DO $do$
+DECLARE
+    v_def text := pg_catalog.pg_get_functiondef(
+        '/*schema*/.add_jobs(jsonb, timestamptz)'::pg_catalog.regprocedure);
+BEGIN
+    v_def := pg_catalog.replace(v_def, '.add_jobs(specs jsonb', '.add_jobs_without_keys(specs jsonb');
+    v_def := pg_catalog.replace(v_def, 'add_jobs.now', 'add_jobs_without_keys.now');
+    v_def := pg_catalog.replace(v_def, 'add_jobs.specs', 'add_jobs_without_keys.specs');
+    EXECUTE v_def;
+END;
+$do$;
+
+CREATE OR REPLACE FUNCTION /*schema*/.add_jobs(specs jsonb, now timestamptz DEFAULT NULL)
+RETURNS TABLE (ord integer, id bigint, deduped boolean)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_bad   integer;
+    v_keyed boolean := false;
+    v_ords  integer[];
+    v_ids   bigint[];
+    v_dd    boolean[];
+BEGIN
+    IF jsonb_typeof(specs) = 'array' THEN
+        SELECT min(s.ordinality) FILTER (
+                   WHERE jsonb_typeof(s.value -> 'concurrency_key') <> 'string'
+                      OR octet_length(s.value ->> 'concurrency_key') NOT BETWEEN 1 AND 256) - 1,
+               count(*) > 0
+        INTO v_bad, v_keyed
+        FROM jsonb_array_elements(specs) WITH ORDINALITY AS s
+        WHERE jsonb_typeof(s.value) = 'object'
+          AND jsonb_typeof(s.value -> 'concurrency_key') <> 'null';
+        IF v_bad IS NOT NULL THEN
+            RAISE EXCEPTION 'aioqueue: spec %: concurrency_key must be a string of 1-256 bytes',
+                v_bad USING ERRCODE = '22023';
+        END IF;
+    END IF;
+    SELECT array_agg(a.ord ORDER BY a.ord), array_agg(a.id ORDER BY a.ord),
+           array_agg(a.deduped ORDER BY a.ord)
+    INTO v_ords, v_ids, v_dd
+    FROM /*schema*/.add_jobs_without_keys(add_jobs.specs, add_jobs.now) AS a;
+    IF v_keyed THEN  -- a later statement: it sees the rows just written
+        UPDATE /*schema*/.jobs AS j
+        SET concurrency_key = s.value ->> 'concurrency_key'
+        FROM unnest(v_ords, v_ids, v_dd) AS r(o, i, d)
+        JOIN jsonb_array_elements(add_jobs.specs) WITH ORDINALITY AS s ON s.ordinality = r.o
+        WHERE j.id = r.i
+          AND (s.value ->> 'concurrency_key') IS NOT NULL
+          AND j.state IN ('pending', 'scheduled')
+          AND (NOT r.d
+               OR coalesce(s.value ->> 'on_conflict', 'ignore')
+                  IN ('replace', 'preserve_run_at', 'supersede'));
+    END IF;
+    RETURN QUERY
+    SELECT r.o, r.i, r.d FROM unnest(v_ords, v_ids, v_dd) AS r(o, i, d) ORDER BY r.o;
+END;
+$fn$;
