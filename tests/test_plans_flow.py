@@ -86,7 +86,9 @@ def _read(node: dict[str, Any]) -> int:
     )
 
 
-async def _nested_plans(conn: asyncpg.Connection, sql: str, *args: Any) -> list[dict[str, Any]]:
+async def _nested_plans(
+    conn: asyncpg.Connection, sql: str, mode: str, *args: Any
+) -> list[dict[str, Any]]:
     """Run ``sql`` (rolled back) with auto_explain reporting every nested statement's plan."""
     notices: list[str] = []
 
@@ -105,6 +107,7 @@ async def _nested_plans(conn: asyncpg.Connection, sql: str, *args: Any) -> list[
             ("auto_explain.log_format", "json"),
             ("auto_explain.log_level", "notice"),
             ("client_min_messages", "notice"),
+            ("plan_cache_mode", mode),
         ):
             await conn.execute("SELECT set_config($1, $2, true)", setting, value)
         rows = await conn.fetch(sql, *args)
@@ -120,13 +123,15 @@ async def _nested_plans(conn: asyncpg.Connection, sql: str, *args: Any) -> list[
 async def test_claim_gated_reads_o_batch_with_a_big_backlog(
     fq: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
-    for gated in ("keyed", "capped"):
-        await _guard_claim(fq, conn, gated)
+    """Both plan modes: workers' claim sessions force generic plans (worker.py)."""
+    for mode in ("auto", "force_generic_plan"):
+        for gated in ("keyed", "capped"):
+            await _guard_claim(fq, conn, gated, mode)
 
 
-async def _guard_claim(fq: aioqueue.Queue, conn: asyncpg.Connection, kind: str) -> None:
+async def _guard_claim(fq: aioqueue.Queue, conn: asyncpg.Connection, kind: str, mode: str) -> None:
     plans = await _nested_plans(
-        conn, fq.queries.sql["claim_gated"], [kind], [25], [], BATCH, "w", 30.0, None
+        conn, fq.queries.sql["claim_gated"], mode, [kind], [25], [], BATCH, "w", 30.0, None
     )
     total = 0
     for plan in plans:
