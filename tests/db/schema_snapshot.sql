@@ -514,10 +514,12 @@ DECLARE
     v_rcounts bigint[];
     v_start   text;
     v_key     text;
-    v_next    text;
-    v_wrapped boolean;
+    v_keys    text[];
+    v_from    text;
+    v_upto    text;
+    v_pass    integer;
+    v_last    bigint;
     v_probes  integer;
-    v_kfree   bigint;
 BEGIN
     IF p_batch IS NULL OR p_batch <= 0 OR p_kinds IS NULL THEN
         RETURN;
@@ -572,32 +574,48 @@ BEGIN
             FROM (SELECT j.concurrency_key AS k, count(*) AS n FROM aioqueue.jobs AS j
                   WHERE j.state = 'running' AND j.kind = r.kind AND j.concurrency_key IS NOT NULL
                   GROUP BY j.concurrency_key) AS c;
+            -- The keys with waiting jobs after the cursor (a loose index scan: one probe
+            -- per key, at most 2 * room + 32), then those from the start up to the cursor.
             v_start := coalesce(r.key_cursor, '');
-            v_key := v_start;
-            v_wrapped := false;
-            v_probes := 0;
-            WHILE v_room > v_kind_n AND v_probes < 2 * v_room + 32 LOOP
-                v_probes := v_probes + 1;
-                v_next := NULL;
-                SELECT j.concurrency_key INTO v_next FROM aioqueue.jobs AS j
-                WHERE j.kind = r.kind AND j.concurrency_key > v_key
-                  AND j.concurrency_key IS NOT NULL AND j.state IN ('pending', 'scheduled')
-                ORDER BY j.kind, j.concurrency_key
-                LIMIT 1;
-                IF v_next IS NULL THEN
-                    EXIT WHEN v_wrapped OR v_start = '';
-                    v_wrapped := true;
-                    v_key := '';
-                    CONTINUE;
-                END IF;
-                EXIT WHEN v_wrapped AND v_next > v_start;  -- every key had its turn
-                v_key := v_next;
-                v_kfree := r.key_concurrency
-                           - coalesce(v_rcounts[array_position(v_rkeys, v_key)], 0);
-                IF v_kfree > 0 THEN
-                    v_got := ARRAY(
+            v_keys := '{}';
+            v_probes := 2 * v_room + 32;
+            FOR v_pass IN 1 .. 2 LOOP
+                EXIT WHEN cardinality(v_keys) >= v_probes OR (v_pass = 2 AND v_start = '');
+                v_from := CASE WHEN v_pass = 1 THEN v_start ELSE '' END;
+                v_upto := CASE WHEN v_pass = 1 THEN NULL ELSE v_start END;
+                v_keys := v_keys || ARRAY(
+                    WITH RECURSIVE walk(k, n) AS (
+                        SELECT (SELECT j.concurrency_key FROM aioqueue.jobs AS j
+                                WHERE j.kind = r.kind AND j.concurrency_key > v_from
+                                  AND j.concurrency_key IS NOT NULL
+                                  AND j.state IN ('pending', 'scheduled')
+                                ORDER BY j.kind, j.concurrency_key
+                                LIMIT 1), 1
+                        UNION ALL
+                        SELECT (SELECT j.concurrency_key FROM aioqueue.jobs AS j
+                                WHERE j.kind = r.kind AND j.concurrency_key > w.k
+                                  AND j.concurrency_key IS NOT NULL
+                                  AND j.state IN ('pending', 'scheduled')
+                                ORDER BY j.kind, j.concurrency_key
+                                LIMIT 1), w.n + 1
+                        FROM walk AS w
+                        WHERE w.k IS NOT NULL AND w.n < v_probes - cardinality(v_keys)
+                          AND (v_upto IS NULL OR w.k < v_upto)
+                    )
+                    SELECT w.k FROM walk AS w
+                    WHERE w.k IS NOT NULL AND (v_upto IS NULL OR w.k <= v_upto)
+                    ORDER BY w.n);
+            END LOOP;
+            IF cardinality(v_keys) > 0 THEN
+                -- Each key in turn, up to its free slots, until the room is used: one statement.
+                SELECT coalesce(array_agg(x.id), '{}'), max(x.ord)
+                INTO v_got, v_last
+                FROM (
+                    SELECT c.id, k.ord
+                    FROM unnest(v_keys) WITH ORDINALITY AS k(key, ord)
+                    CROSS JOIN LATERAL (
                         SELECT j.id FROM aioqueue.jobs AS j
-                        WHERE j.kind = r.kind AND j.concurrency_key = v_key
+                        WHERE j.kind = r.kind AND j.concurrency_key = k.key
                           AND j.state IN ('pending', 'scheduled')
                           AND j.run_at <= v_now
                           AND NOT (j.flags && p_forbidden)
@@ -610,14 +628,20 @@ BEGIN
                                       AND h.state IN ('pending', 'scheduled', 'running')
                                       AND h.id < j.id)))
                         ORDER BY j.priority DESC, j.run_at, j.id
-                        LIMIT least(v_kfree, v_room - v_kind_n)
-                        FOR UPDATE OF j SKIP LOCKED);
-                    v_ids := v_ids || v_got;
-                    v_kind_n := v_kind_n + cardinality(v_got);
-                END IF;
-            END LOOP;
-            UPDATE aioqueue.flow_limits AS f SET key_cursor = v_key
-            WHERE f.kind = r.kind AND f.key_cursor IS DISTINCT FROM v_key;
+                        LIMIT greatest(0, r.key_concurrency
+                                          - coalesce(v_rcounts[array_position(v_rkeys, k.key)], 0))
+                        FOR UPDATE OF j SKIP LOCKED
+                    ) AS c
+                    LIMIT v_room
+                ) AS x;
+                v_ids := v_ids || v_got;
+                v_kind_n := cardinality(v_got);
+                -- the next claim starts after the last key served (or probed, if none had room)
+                v_key := v_keys[CASE WHEN v_kind_n < v_room OR v_last IS NULL
+                                     THEN cardinality(v_keys) ELSE v_last END];
+                UPDATE aioqueue.flow_limits AS f SET key_cursor = v_key
+                WHERE f.kind = r.kind AND f.key_cursor IS DISTINCT FROM v_key;
+            END IF;
             IF v_room > v_kind_n THEN  -- unkeyed jobs of the kind: not limited per key
                 v_got := ARRAY(
                     SELECT j.id FROM aioqueue.jobs AS j
