@@ -179,7 +179,7 @@ AS $function$
     SELECT r.ord, r.id, r.deduped
     FROM aioqueue.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
 $function$
-function aioqueue.add_jobs_without_keys(jsonb,timestamp with time zone) security_definer=false acl=PUBLIC:EXECUTE owner:EXECUTE
+function aioqueue.add_jobs_without_keys(jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.add_jobs_without_keys(specs jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
  RETURNS TABLE(ord integer, id bigint, deduped boolean)
  LANGUAGE plpgsql
@@ -489,7 +489,7 @@ BEGIN
     END IF;
 END;
 $function$
-function aioqueue.claim_gated(text[],integer[],text[],integer,text,double precision,timestamp with time zone) security_definer=false acl=PUBLIC:EXECUTE owner:EXECUTE
+function aioqueue.claim_gated(text[],integer[],text[],integer,text,double precision,timestamp with time zone) security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.claim_gated(p_kinds text[], p_default_max_attempts integer[], p_forbidden text[], p_batch integer, p_worker text, p_lease double precision, p_now timestamp with time zone)
  RETURNS TABLE(id bigint, kind text, payload text, attempts integer, max_attempts integer, lease_token bigint, priority smallint, run_at_us bigint, queue_name text, flags text[], unique_key text, created_at_us bigint)
  LANGUAGE plpgsql
@@ -760,7 +760,7 @@ BEGIN
     RETURN v_id;
 END;
 $function$
-function aioqueue.pause_queue(text) security_definer=false acl=PUBLIC:EXECUTE owner:EXECUTE
+function aioqueue.pause_queue(text) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.pause_queue(queue_name text)
  RETURNS void
  LANGUAGE sql
@@ -769,7 +769,7 @@ BEGIN ATOMIC
  INSERT INTO aioqueue.flow_paused_queues (queue_name)
    VALUES (pause_queue.queue_name) ON CONFLICT DO NOTHING;
 END
-function aioqueue.resume_queue(text) security_definer=false acl=PUBLIC:EXECUTE owner:EXECUTE
+function aioqueue.resume_queue(text) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.resume_queue(queue_name text)
  RETURNS void
  LANGUAGE plpgsql
@@ -823,7 +823,7 @@ BEGIN
     RETURN QUERY SELECT v_id, v_deduped;
 END;
 $function$
-function aioqueue.set_limits(text,jsonb) security_definer=false acl=PUBLIC:EXECUTE owner:EXECUTE
+function aioqueue.set_limits(text,jsonb) security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.set_limits(kind text, settings jsonb)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -896,8 +896,8 @@ index CREATE UNIQUE INDEX migrations_pkey ON aioqueue.migrations USING btree (ve
 index CREATE UNIQUE INDEX workers_pkey ON aioqueue.workers USING btree (id)
 sequence jobs_id_seq
 table crons options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
-table flow_limits options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
-table flow_paused_queues options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table flow_limits options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE pg_write_all_data:INSERT pg_write_all_data:SELECT pg_write_all_data:UPDATE
+table flow_paused_queues options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE pg_write_all_data:SELECT
 table jobs options=fillfactor=70 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table migrations options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table workers options=fillfactor=50 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE

@@ -32,6 +32,8 @@ CREATE INDEX jobs_claim_key
     ON /*schema*/.jobs (kind, concurrency_key, priority DESC, run_at, id)
     WHERE concurrency_key IS NOT NULL AND state IN ('pending', 'scheduled');
 
+-- No row-level security on the two flow tables: they hold kinds and numbers, no payloads, and
+-- a claimer that could not see a kind's row would claim it unlimited.
 CREATE TABLE /*schema*/.flow_limits (
     kind            text PRIMARY KEY CHECK (octet_length(kind) BETWEEN 1 AND 128),
     concurrency     integer CHECK (concurrency >= 0),
@@ -49,13 +51,11 @@ CREATE TABLE /*schema*/.flow_limits (
         concurrency IS NOT NULL OR key_concurrency IS NOT NULL OR rate_n IS NOT NULL OR paused
     ) STORED
 );
-ALTER TABLE /*schema*/.flow_limits ENABLE ROW LEVEL SECURITY;
 
 CREATE TABLE /*schema*/.flow_paused_queues (
     queue_name text PRIMARY KEY CHECK (octet_length(queue_name) BETWEEN 1 AND 128),
     paused_at  timestamptz NOT NULL DEFAULT now()
 );
-ALTER TABLE /*schema*/.flow_paused_queues ENABLE ROW LEVEL SECURITY;
 
 -- set_limits(kind, settings): the keys present in settings are set, JSON null clears one;
 -- absent keys are kept. Keys: concurrency, key_concurrency, rate_limit ([n, seconds] or null),
@@ -433,3 +433,35 @@ BEGIN
     SELECT r.o, r.i, r.d FROM unnest(v_ords, v_ids, v_dd) AS r(o, i, d) ORDER BY r.o;
 END;
 $fn$;
+
+-- Privileges: as for add_jobs (0001), nothing for PUBLIC. Roles that can already claim (UPDATE
+-- on jobs, e.g. examples/sql_least_privilege.sql's aq_worker) get what a worker needs here, so
+-- an upgrade does not stop them: the flow tables (a worker writes its tasks' declared limits,
+-- and a claim locks and updates its kind's row) and the new functions.
+REVOKE ALL ON FUNCTION /*schema*/.set_limits(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION /*schema*/.pause_queue(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION /*schema*/.resume_queue(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION /*schema*/.claim_gated(text[], integer[], text[], integer, text,
+    double precision, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION /*schema*/.add_jobs_without_keys(jsonb, timestamptz) FROM PUBLIC;
+
+DO $do$
+DECLARE
+    v_role name;
+BEGIN
+    FOR v_role IN
+        SELECT r.rolname FROM pg_catalog.pg_roles AS r
+        WHERE r.rolname <> current_user AND NOT r.rolsuper
+          AND pg_catalog.has_table_privilege(r.oid, '/*schema*/.jobs', 'UPDATE')
+    LOOP
+        EXECUTE pg_catalog.format(
+            'GRANT SELECT, INSERT, UPDATE ON /*schema*/.flow_limits TO %I', v_role);
+        EXECUTE pg_catalog.format(
+            'GRANT SELECT ON /*schema*/.flow_paused_queues TO %I', v_role);
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION /*schema*/.claim_gated(text[], '
+            'integer[], text[], integer, text, double precision, timestamptz), '
+            '/*schema*/.set_limits(text, jsonb), '
+            '/*schema*/.add_jobs_without_keys(jsonb, timestamptz) TO %I', v_role);
+    END LOOP;
+END;
+$do$;
