@@ -14,6 +14,7 @@ from .errors import (
     PayloadTooLarge,
     PayloadValidationError,
     PayloadValueError,
+    QueueFull,
     SchemaError,
     SchemaNotInstalled,
     SchemaOutdated,
@@ -23,7 +24,16 @@ from .errors import (
 from .events import Event, Hooks
 from .queue import Queue
 from .tasks import Task, Tasks
-from .types import EnqueueResult, Job, JobError, JobSpec, JobState, OnConflict
+from .types import (
+    EnqueueResult,
+    FlowStatus,
+    Job,
+    JobError,
+    JobSpec,
+    JobState,
+    KindFlow,
+    OnConflict,
+)
 from .worker import Worker, WorkerConfig
 
 __version__ = "0.1.0"
@@ -36,6 +46,7 @@ __all__ = [
     "EnqueueResult",
     "Event",
     "Fail",
+    "FlowStatus",
     "HandlerOutcome",
     "Hooks",
     "InvalidJobError",
@@ -47,6 +58,7 @@ __all__ = [
     "JobSpec",
     "JobState",
     "JobStateError",
+    "KindFlow",
     "OnConflict",
     "PayloadEncodeError",
     "PayloadError",
@@ -54,6 +66,7 @@ __all__ = [
     "PayloadValidationError",
     "PayloadValueError",
     "Queue",
+    "QueueFull",
     "SchemaError",
     "SchemaNotInstalled",
     "SchemaOutdated",

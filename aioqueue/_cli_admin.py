@@ -14,6 +14,7 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
+from ._flow import describe
 from ._report import age, warnings_for
 from .queue import Queue
 from .types import Job, JobState
@@ -55,6 +56,9 @@ async def print_status(console: Console, q: Queue, *, as_json: bool) -> None:
         f"live workers: {len(stats.workers)} on {hosts} host{'s' if hosts != 1 else ''}, "
         f"handling {handled} kind{'s' if handled != 1 else ''}"
     )
+    if stats.flow is not None:
+        for line in describe(stats.flow):  # flow control: limits, running, held back, paused
+            console.print(f"flow {escape(line)}")
     for warning in warnings:  # kinds are user text: never read as markup
         console.print(f"[bold yellow]warning:[/] {escape(warning)}")
 

@@ -150,7 +150,14 @@ def encode_spec(
         out["queue_name"] = _text("queue_name", spec.queue_name, config.QUEUE_NAME_MAX_BYTES, index)
     if spec.flags is not None:
         out["flags"] = encode_flags(spec.flags, index)
+    if spec.concurrency_key is not None:
+        out["concurrency_key"] = _text(
+            "concurrency_key", spec.concurrency_key, CONCURRENCY_KEY_MAX_BYTES, index
+        )
     return out
+
+
+CONCURRENCY_KEY_MAX_BYTES = 256  # the CHECK of jobs.concurrency_key (0009)
 
 
 def encode_flags(flags: Iterable[str], index: int | None = None) -> list[str]:

@@ -599,3 +599,12 @@ def main() -> None:
         cli(args=verbose_first(sys.argv[1:]), prog_name="aioqueue")
     except Exception as exc:  # the README's promise: never a traceback (-vv shows it)
         _fail(describe_error(exc))
+
+
+def _register_flow() -> None:
+    from ._cli_flow import register
+
+    register(cli, pass_options, lambda opts: _connect(opts), _run)
+
+
+_register_flow()

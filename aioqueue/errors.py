@@ -15,6 +15,7 @@
     ├── JobNotFound (LookupError)
     ├── JobStateError                        admin call on a job in the wrong state
     ├── WaitTimeout (TimeoutError)           Queue.wait(...) ran out of time
+    ├── QueueFull                            an enqueue over a kind's max_depth (backpressure)
     └── DatabaseUnavailable (ConnectionError) PostgreSQL cannot be reached; nothing was sent
 
 Errors raised by the database driver (``asyncpg.PostgresError`` subclasses) pass through
@@ -118,3 +119,14 @@ class DatabaseUnavailable(AioqueueError, ConnectionError):
     """PostgreSQL cannot be reached (connection refused, no socket, server starting or shutting
     down): the call sent nothing, so it is safe to retry. A ``ConnectionError`` (an ``OSError``),
     so code catching those keeps working."""
+
+
+class QueueFull(AioqueueError):
+    """An enqueue would take ``kind`` over its ``max_depth`` (``Queue.set_max_depth``); nothing
+    was written. Slow the producer down and try again later."""
+
+    def __init__(self, kind: str, depth: int, max_depth: int) -> None:
+        self.kind = kind
+        self.depth = depth
+        self.max_depth = max_depth
+        super().__init__(f"queue full: {kind!r} has {depth} waiting jobs, max_depth {max_depth}")

@@ -12,7 +12,7 @@ import anyio
 import asyncpg
 import msgspec
 
-from . import _codec, config
+from . import _codec, _flow, config
 from ._db import connect as _connect
 from ._db import migrate as _migrate
 from ._db.queries import Executor, Queries
@@ -24,6 +24,7 @@ from .errors import ConfigurationError, JobNotFound, JobStateError, WaitTimeout
 from .events import Event, Hooks, Subscriber
 from .types import (
     EnqueueResult,
+    FlowStatus,
     HistoryPoint,
     Job,
     JobError,
@@ -64,6 +65,7 @@ class Queue:
         # behind PgBouncer in transaction mode: no LISTEN, no session settings (README)
         self.transaction_pooling = transaction_pooling
         self.queries = Queries(self.config.schema)
+        self._depth_guard = _flow.DepthGuard(pool, self.queries)  # max_depth (backpressure)
         self._owns_pool = _owns_pool
         self._waiter: Waiter | None = None
         self.hooks = Hooks(list(hooks))  # "enqueued" events (with tx=: before the commit)
@@ -134,6 +136,8 @@ class Queue:
                 await queue.migrate()
             elif migrate is not None:
                 await _migrate.check_schema(pool, schema)
+            if migrate is not None:
+                await queue._depth_guard.preload()  # enqueues never wait for this cache
         except BaseException:
             await queue.close()
             raise
@@ -145,6 +149,7 @@ class Queue:
             return await _migrate.migrate(conn, self.config.schema)
 
     async def close(self) -> None:
+        await self._depth_guard.close()
         await self._waker.close()
         await self._hot.close()
         if self._waiter is not None:
@@ -184,8 +189,10 @@ class Queue:
         queue_name: str | None = None,
         flags: Sequence[str] | None = None,
         tx: Any = None,
+        concurrency_key: str | None = None,
     ) -> EnqueueResult:
-        """Enqueue one job. With ``tx=`` it exists only if that transaction commits."""
+        """Enqueue one job. With ``tx=`` it exists only if that transaction commits.
+        ``concurrency_key``: the key a task's ``key_concurrency`` limits (e.g. a tenant)."""
         if (
             delay is None
             and run_at is None
@@ -194,6 +201,7 @@ class Queue:
             and max_attempts is None
             and queue_name is None
             and flags is None
+            and concurrency_key is None
             and on_conflict == "ignore"
             and type(priority) is int
             and priority == 0
@@ -204,6 +212,8 @@ class Queue:
                 {} if payload is _MISSING else payload,
                 max_payload_bytes=self.config.max_payload_bytes,
             )
+            if self._depth_guard.needed():
+                await self._depth_guard.check({kind: 1})
             row = await self._insert_one(
                 lambda db, notify: self.queries.job_insert_now(db, kind, body, notify_due=notify),
                 tx,
@@ -224,7 +234,10 @@ class Queue:
             max_attempts=max_attempts,
             queue_name=queue_name,
             flags=_flags(flags),
+            concurrency_key=concurrency_key,
         )
+        if self._depth_guard.needed() and isinstance(kind, str):  # else encoding rejects it
+            await self._depth_guard.check({kind: 1})
         if unique_key is None and max_delay is None:
             # nothing to dedupe: a plain INSERT statement instead of the add_jobs function
             one = encode_spec(spec, max_payload_bytes=self.config.max_payload_bytes)
@@ -275,6 +288,12 @@ class Queue:
         encoded, route = encode_specs(items, max_payload_bytes=self.config.max_payload_bytes)
         if encoded == "[]":
             return []
+        if self._depth_guard.needed():  # all or nothing: the whole batch must fit
+            counts: dict[str, int] = {}
+            for i in items:
+                k = i["kind"] if isinstance(i, Mapping) else i.kind
+                counts[k] = counts.get(k, 0) + 1
+            await self._depth_guard.check(counts)
         if route != "dedupe":  # nothing to dedupe: one INSERT instead of the add_jobs function
             db = await self._db(tx)
             try:
@@ -371,6 +390,53 @@ class Queue:
         )
         return [job_from_row(r) for r in rows]
 
+    # -- flow control (_flow.py) --------------------------------------------------------------
+
+    async def set_limits(
+        self,
+        kind: str,
+        *,
+        concurrency: int | None = _flow.UNSET,
+        key_concurrency: int | None = _flow.UNSET,
+        rate_limit: tuple[int, float] | None = _flow.UNSET,
+    ) -> None:
+        """Change ``kind``'s global limits now, for every worker (None removes one; a setting
+        not given is kept). Survives worker restarts: it wins over the task's declaration."""
+        changes = _flow.settings(
+            concurrency=concurrency, key_concurrency=key_concurrency, rate_limit=rate_limit
+        )
+        await _flow.set_limits(self.pool, self.queries, kind, changes)
+
+    async def pause(self, kind: str | None = None, *, queue_name: str | None = None) -> None:
+        """Stop claiming ``kind`` (or the named queue) on every worker; running jobs finish."""
+        await self._set_paused(kind, queue_name, paused=True)
+
+    async def resume(self, kind: str | None = None, *, queue_name: str | None = None) -> None:
+        await self._set_paused(kind, queue_name, paused=False)
+
+    async def _set_paused(self, kind: str | None, queue_name: str | None, *, paused: bool) -> None:
+        if (kind is None) == (queue_name is None):
+            raise ConfigurationError("give a kind or queue_name=, not both")
+        if queue_name is not None:
+            await _flow.pause_queue(self.pool, self.queries, queue_name, paused=paused)
+        else:
+            assert kind is not None
+            await _flow.set_limits(self.pool, self.queries, kind, {"paused": paused})
+
+    async def limits(self) -> FlowStatus:
+        """Every kind's flow settings with its running and held-back jobs; paused queues."""
+        return await _flow.status(self.pool, self.queries)
+
+    async def set_max_depth(self, kind: str, max_depth: int | None) -> None:
+        """Backpressure: an enqueue that would take ``kind`` over ``max_depth`` waiting jobs
+        (pending and scheduled) raises QueueFull; None removes the maximum."""
+        await _flow.set_limits(self.pool, self.queries, kind, {"max_depth": max_depth})
+        await self._depth_guard.load()
+
+    async def reset_limits(self, kind: str) -> bool:
+        """Forget ``kind``'s flow settings (workers started later declare theirs again)."""
+        return await _flow.reset(self.pool, self.queries, kind)
+
     async def stats(self, *, window: float = 60.0) -> Stats:
         """Counts per kind and state, the oldest due job, throughput over ``window`` seconds,
         the live workers and the due kinds that none of them has a handler for."""
@@ -398,6 +464,7 @@ class Queue:
                 else float(summary["oldest_xact_seconds"])
             ),
             workers=[WorkerInfo(**dict(r)) for r in workers],
+            flow=await _flow.status(self.pool, self.queries),
             unhandled_kinds={r["kind"]: r["due"] for r in unhandled},
         )
 

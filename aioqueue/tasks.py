@@ -25,7 +25,16 @@ _ANY_TYPES: tuple[Any, ...] = (Any, object, None, inspect.Parameter.empty)
 class Task:
     """One registered handler and its options."""
 
-    __slots__ = ("decoder", "fn", "kind", "max_attempts", "payload_type", "retry_delay", "timeout")
+    __slots__ = (
+        "decoder",
+        "fn",
+        "kind",
+        "limits",
+        "max_attempts",
+        "payload_type",
+        "retry_delay",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -35,9 +44,11 @@ class Task:
         max_attempts: int | None,
         timeout: float | None,
         retry_delay: RetryDelay,
+        limits: dict[str, Any] | None = None,
     ) -> None:
         self.kind = kind
         self.fn = fn
+        self.limits = limits or {}  # declared flow limits (_flow.declare writes them)
         self.max_attempts = max_attempts
         self.timeout = timeout
         self.retry_delay = retry_delay
@@ -100,6 +111,43 @@ def _validate_options(
         )
 
 
+def validate_limits(kind: str, limits: dict[str, Any]) -> dict[str, Any]:
+    """The given (not None) flow limits, checked; raises ConfigurationError naming the bad one.
+    ``None`` values are dropped (a declaration cannot clear a limit)."""
+    out: dict[str, Any] = {}
+    for name, value in limits.items():
+        if value is None:
+            continue
+        if name in ("concurrency", "key_concurrency", "max_depth"):
+            lo = 1 if name == "key_concurrency" else 0
+            hi = 2**63 - 1 if name == "max_depth" else 2**31 - 1
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ConfigurationError(f"task {kind!r}: {name} must be an integer >= {lo}")
+        elif name == "rate_limit":
+            ok = isinstance(value, tuple | list) and len(value) == 2
+            n, per = (value[0], value[1]) if ok else (None, None)
+            if (
+                not ok
+                or isinstance(n, bool)
+                or not isinstance(n, int)
+                or not 1 <= n <= 2**31 - 1
+                or isinstance(per, bool)
+                or not isinstance(per, int | float)
+                or not 0 < per <= 31_536_000
+            ):
+                raise ConfigurationError(
+                    f"task {kind!r}: rate_limit must be (starts >= 1, seconds in (0, 1 year])"
+                )
+            value = [n, float(per)]
+        elif name == "paused":
+            if not isinstance(value, bool):
+                raise ConfigurationError(f"task {kind!r}: paused must be a bool")
+        else:
+            raise ConfigurationError(f"task {kind!r}: unknown limit {name!r}")
+        out[name] = value
+    return out
+
+
 class CronSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A recurring job: ``kind`` enqueued at every slot of ``expr`` (in ``timezone``)."""
 
@@ -134,10 +182,24 @@ class Tasks:
         max_attempts: int | None = None,
         timeout: float | None = None,
         retry_delay: RetryDelay = None,
+        concurrency: int | None = None,
+        key_concurrency: int | None = None,
+        rate_limit: tuple[int, float] | None = None,
     ) -> Callable[[Callable[[JobContext, P], Awaitable[R]]], TaskHandle[P, R]]:
         """Register ``async def handler(ctx, payload)`` for ``kind``; returns a ``TaskHandle``
-        (call it to run the handler; ``await handle.enqueue(q, payload)`` to enqueue)."""
+        (call it to run the handler; ``await handle.enqueue(q, payload)`` to enqueue).
+        ``concurrency``, ``key_concurrency`` and ``rate_limit=(starts, seconds)`` are global
+        limits across all workers, written when a worker starts if the kind has no flow
+        settings yet (run-time settings from ``Queue.set_limits`` win)."""
         _validate_options(kind, max_attempts, timeout, retry_delay)
+        limits = validate_limits(
+            kind,
+            {
+                "concurrency": concurrency,
+                "key_concurrency": key_concurrency,
+                "rate_limit": rate_limit,
+            },
+        )
 
         def register(fn: Callable[[JobContext, P], Awaitable[R]]) -> TaskHandle[P, R]:
             if not inspect.iscoroutinefunction(fn):
@@ -145,7 +207,12 @@ class Tasks:
             if kind in self._tasks:
                 raise ConfigurationError(f"task {kind!r} is already registered")
             self._tasks[kind] = Task(
-                kind, fn, max_attempts=max_attempts, timeout=timeout, retry_delay=retry_delay
+                kind,
+                fn,
+                max_attempts=max_attempts,
+                timeout=timeout,
+                retry_delay=retry_delay,
+                limits=limits,
             )
             return TaskHandle(kind, fn)
 
@@ -232,6 +299,10 @@ class Tasks:
     @property
     def kinds(self) -> list[str]:
         return sorted(self._tasks)
+
+    def declared_limits(self) -> dict[str, dict[str, Any]]:
+        """The flow limits declared on tasks (``concurrency=`` ...), by kind."""
+        return {k: t.limits for k, t in self._tasks.items() if t.limits}
 
     def default_max_attempts(self) -> list[int]:
         """Per kind (aligned with ``kinds``): the task's max_attempts, else the global default."""

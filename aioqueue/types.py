@@ -71,6 +71,7 @@ class JobSpec(msgspec.Struct, kw_only=True, frozen=True):
     max_attempts: int | None = None
     queue_name: str | None = None
     flags: list[str] | tuple[str, ...] | None = None
+    concurrency_key: str | None = None  # a task's key_concurrency limits jobs per key
 
 
 class EnqueueResult(msgspec.Struct, frozen=True):
@@ -130,6 +131,28 @@ class WorkerInfo(msgspec.Struct, frozen=True, kw_only=True):
     last_seen_at: dt.datetime
 
 
+class KindFlow(msgspec.Struct, frozen=True, kw_only=True):
+    """One kind's flow settings and what runs under them (``Queue.limits()``)."""
+
+    kind: str
+    concurrency: int | None = None
+    key_concurrency: int | None = None
+    rate_limit: tuple[int, float] | None = None
+    paused: bool = False
+    max_depth: int | None = None
+    running: int = 0  # running jobs of the kind, all workers
+    running_keys: int = 0  # distinct concurrency keys among them
+    busiest_key_running: int = 0  # running jobs of the key with the most
+    throttled: int = 0  # due jobs held back (counted up to 10001)
+
+
+class FlowStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """``Queue.limits()``: the kinds with flow settings; the paused queue names."""
+
+    kinds: list[KindFlow]
+    paused_queues: list[str]
+
+
 class Stats(msgspec.Struct, frozen=True, kw_only=True):
     """``Queue.stats()``: a snapshot for dashboards and ``aioqueue status``."""
 
@@ -144,6 +167,8 @@ class Stats(msgspec.Struct, frozen=True, kw_only=True):
     workers: list[WorkerInfo] = msgspec.field(default_factory=list)
     # kind -> due jobs (pending, or scheduled and due) that no live worker has a handler for
     unhandled_kinds: dict[str, int] = msgspec.field(default_factory=dict)
+    # flow control (issue 20): limits, running per kind/key, paused kinds and queues, held back
+    flow: FlowStatus | None = None
 
 
 class HistoryPoint(msgspec.Struct, frozen=True, kw_only=True):

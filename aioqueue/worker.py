@@ -25,7 +25,7 @@ import anyio
 import asyncpg
 import msgspec
 
-from . import config
+from . import _flow, config
 from ._consumer.completer import TRANSIENT, Completer
 from ._consumer.executor import Executor
 from ._consumer.heartbeat import Heartbeat
@@ -321,6 +321,7 @@ class Worker:
         async with AsyncExitStack() as stack:
             stack.push_async_callback(_shielded_close, claim_db)
             await registration.register()  # for `aioqueue status`: the kinds this worker runs
+            await _flow.declare(pool, q.queries, self.tasks)  # before the first claim
             stack.push_async_callback(registration.deregister)  # after the heartbeat stops
             for service in (*services, completer, heartbeat, rescuer, scheduler, pruner):
                 await stack.enter_async_context(running(service))

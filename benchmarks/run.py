@@ -18,6 +18,7 @@ from benchmarks import (
     enqueue_concurrent,
     enqueue_many,
     enqueue_single,
+    flow,
     latency,
     mixed,
     multiprocess,
@@ -36,6 +37,7 @@ SUITE = [
     "mixed",
     "poison_backlog",
     "scaling",
+    "flow",
 ]
 
 
@@ -51,6 +53,7 @@ async def run_all(quick: bool, only: list[str], repeat: int | None, reporter: Re
         "mixed": lambda: mixed.run(5 if quick else 30, 2000.0, reporter),
         "poison_backlog": lambda: poison_backlog.run(2000 if quick else 10000, r, reporter),
         "scaling": lambda: scaling.run(20000 if quick else 100000, r, reporter),
+        "flow": lambda: flow.run(10000 if quick else 30000, r, reporter),
     }
     for name in only:
         await plan[name]()

@@ -49,6 +49,18 @@ GRANT EXECUTE ON FUNCTION aioqueue.retry_job(bigint) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.cron_enqueue(text, timestamptz, jsonb, timestamptz)
     TO aq_worker;
 
+-- flow control (migration 0009): a claim locks and updates its kind's flow_limits row, a
+-- worker writes its tasks' declared limits at start, claims skip paused queues; enqueues with
+-- a concurrency_key go through add_jobs_without_keys
+GRANT SELECT, INSERT, UPDATE ON aioqueue.flow_limits TO aq_worker;
+GRANT SELECT ON aioqueue.flow_paused_queues TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.claim_gated(text[], integer[], text[], integer, text,
+    double precision, timestamptz) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.set_limits(text, jsonb) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.pause_queue(text) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.resume_queue(text) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.add_jobs_without_keys(jsonb, timestamptz) TO aq_worker;
+
 -- Row-level security is on with no policy: without these the worker would see no row.
 CREATE POLICY aq_worker_all ON aioqueue.jobs FOR ALL TO aq_worker USING (true) WITH CHECK (true);
 CREATE POLICY aq_worker_all ON aioqueue.crons FOR ALL TO aq_worker USING (true) WITH CHECK (true);

@@ -66,9 +66,9 @@ HOT: list[tuple[str, list[str], tuple[Any, ...]]] = [
         "job_insert",
         [
             *("text", "text", "smallint", "timestamptz", "float8", "integer", "text", "text[]"),
-            *("timestamptz", "boolean"),
+            *("timestamptz", "boolean", "text"),
         ],
-        ("k", "{}", 0, None, 5.0, None, "q", None, None, False),
+        ("k", "{}", 0, None, 5.0, None, "q", None, None, False, None),
     ),
     (
         "jobs_insert_many",

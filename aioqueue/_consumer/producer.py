@@ -29,6 +29,7 @@ import asyncio
 import collections
 import inspect
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -56,6 +57,10 @@ EWMA = 0.2  # weight of the newest sample in the claim and job time averages
 # take the worker far less than a claim get that many, and they all start within two claims'
 # time (~10 ms for no-op jobs).
 PREFETCH_CAP = 450
+# How often a worker re-reads which of its kinds are gated (a limit, a rate or a pause: claimed
+# through claim_gated). The ordinary claim skips gated kinds itself, so a stale list only delays
+# a kind's jobs (by up to this long after it is gated or ungated), never over-admits.
+GATED_REFRESH = 1.0
 
 
 class Producer:
@@ -102,6 +107,8 @@ class Producer:
         self._claimed_at = 0.0
         self.active = 0  # handlers running (slots in use)
         self.claims = 0
+        self._gated: list[str] = []  # this worker's kinds with flow limits (GATED_REFRESH)
+        self._gated_at = -math.inf
 
     # -- signals (called from other services; all synchronous and cheap) ------------------
 
@@ -125,6 +132,8 @@ class Producer:
         self._job_time = duration if t is None else t + (duration - t) * EWMA
         self.finished += 1
         self._slot_freed.set()  # the producer is the only waiter; it clears before waiting
+        if self._gated:  # a limit may have held jobs back: a slot of the kind may be free now
+            self._wake.set()
 
     def take_next(self) -> tuple[asyncpg.Record, RunningJob] | None:
         """The next job claimed ahead, for the runner whose job just ended (its slot is taken
@@ -247,16 +256,32 @@ class Producer:
         started = time.monotonic()
         try:
             conn = await self._db.get()
+            if started - self._gated_at >= GATED_REFRESH:
+                self._gated = await self._queries.flow_gated_kinds(conn, self._kinds)
+                self._gated_at = started
+            forbidden = await self._forbidden_flags()
+            rows: list[asyncpg.Record] = []
             async with self._db.transaction(conn):
-                rows = await self._queries.job_claim(
-                    conn,
-                    kinds=self._kinds,
-                    default_max_attempts=self._defaults,
-                    forbidden_flags=await self._forbidden_flags(),
-                    batch=free,
-                    worker_id=self._worker_id,
-                    lease=self._lease,
-                )
+                if len(self._gated) < len(self._kinds):  # it skips gated kinds itself
+                    rows = await self._queries.job_claim(
+                        conn,
+                        kinds=self._kinds,
+                        default_max_attempts=self._defaults,
+                        forbidden_flags=forbidden,
+                        batch=free,
+                        worker_id=self._worker_id,
+                        lease=self._lease,
+                    )
+                if self._gated and len(rows) < free:
+                    rows += await self._queries.claim_gated(
+                        conn,
+                        kinds=self._kinds,
+                        default_max_attempts=self._defaults,
+                        forbidden_flags=forbidden,
+                        batch=free - len(rows),
+                        worker_id=self._worker_id,
+                        lease=self._lease,
+                    )
         except Exception:
             self._db.invalidate()  # whatever broke, the next claim starts on a fresh connection
             raise

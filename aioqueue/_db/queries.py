@@ -84,6 +84,7 @@ class Queries:
             spec.get("flags"),
             None,
             notify_due,
+            spec.get("concurrency_key"),
         )
         return rows[0]
 
@@ -136,6 +137,33 @@ class Queries:
             lease,
             now,
         )
+
+    async def claim_gated(
+        self,
+        db: Executor,
+        *,
+        kinds: list[str],
+        default_max_attempts: list[int],
+        forbidden_flags: list[str],
+        batch: int,
+        worker_id: str,
+        lease: float,
+        now: dt.datetime | None = None,
+    ) -> list[asyncpg.Record]:
+        """``job_claim`` for the kinds with a limit, a rate or a pause (0009)."""
+        return await db.fetch(
+            self.sql["claim_gated"],
+            kinds,
+            default_max_attempts,
+            forbidden_flags,
+            batch,
+            worker_id,
+            lease,
+            now,
+        )
+
+    async def flow_gated_kinds(self, db: Executor, kinds: list[str]) -> list[str]:
+        return list(await db.fetchval(self.sql["flow_gated_kinds"], kinds))
 
     async def job_finish_many(
         self, db: Executor, outcomes: Sequence[Any], *, now: dt.datetime | None = None

@@ -120,6 +120,7 @@ class Dashboard:
             warnings=warnings_for(stats),
             chart=bars(history),
             finished_last_hour=sum(p.completed + p.failed for p in history),
+            message=request.query_params.get("message", ""),
         )
 
     async def jobs(self, request: Request) -> Response:
@@ -170,6 +171,28 @@ class Dashboard:
         done = "cancelled" if job.state is JobState.CANCELLED else "cancel requested"
         return self._redirect_to_job(request, job.id, done)
 
+    async def flow_pause(self, request: Request) -> Response:
+        return await self._flow_action(request, paused=True)
+
+    async def flow_resume(self, request: Request) -> Response:
+        return await self._flow_action(request, paused=False)
+
+    async def _flow_action(self, request: Request, *, paused: bool) -> Response:
+        """Pause or resume a kind (form field ``kind``) or a named queue (``queue_name``)."""
+        form = await self._check_action(request)
+        kind = form.get("kind", [""])[0] or None
+        queue_name = form.get("queue_name", [""])[0] or None
+        q = await self.queue()
+        if paused:
+            await q.pause(kind, queue_name=queue_name)
+        else:
+            await q.resume(kind, queue_name=queue_name)
+        what = kind if kind is not None else f"queue {queue_name}"
+        url = request.url_for("overview").include_query_params(
+            message=f"{'paused' if paused else 'resumed'} {what}"
+        )
+        return RedirectResponse(str(url), status_code=303, headers=HEADERS)
+
     async def api_stats(self, request: Request) -> Response:
         stats = await (await self.queue()).stats()
         return JSONResponse(msgspec.to_builtins(stats), headers=HEADERS)
@@ -179,13 +202,14 @@ class Dashboard:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    async def _check_action(self, request: Request) -> None:
+    async def _check_action(self, request: Request) -> dict[str, list[str]]:
         if not self.allow_actions:
             raise PermissionError("actions are disabled (start the dashboard with --allow-actions)")
         form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
         token = form.get("token", [""])[0]
         if not secrets.compare_digest(token.encode(), self.token.encode()):
             raise PermissionError("missing or stale form token: reload the page and try again")
+        return form
 
     def _redirect_to_job(self, request: Request, job_id: int, message: str) -> Response:
         url = request.url_for("job", job_id=job_id).include_query_params(message=message)
@@ -258,6 +282,8 @@ def create_app(
         Route("/jobs/{job_id:int}", g(dash.job), name="job"),
         Route("/jobs/{job_id:int}/retry", g(dash.retry), methods=["POST"], name="retry"),
         Route("/jobs/{job_id:int}/cancel", g(dash.cancel), methods=["POST"], name="cancel"),
+        Route("/flow/pause", g(dash.flow_pause), methods=["POST"], name="flow_pause"),
+        Route("/flow/resume", g(dash.flow_resume), methods=["POST"], name="flow_resume"),
         Route("/api/stats", g(dash.api_stats), name="api_stats"),
         Route("/static/style.css", dash.stylesheet, name="stylesheet"),
     ]

@@ -2,8 +2,23 @@ column crons.last_job_id bigint
 column crons.last_slot timestamp with time zone not null
 column crons.name text not null
 column crons.updated_at timestamp with time zone not null default now()
+column flow_limits.concurrency integer
+column flow_limits.gated boolean default ((concurrency IS NOT NULL) OR (key_concurrency IS NOT NULL) OR (rate_n IS NOT NULL) OR paused) generated
+column flow_limits.key_concurrency integer
+column flow_limits.key_cursor text
+column flow_limits.kind text not null
+column flow_limits.max_depth bigint
+column flow_limits.paused boolean not null default false
+column flow_limits.rate_at timestamp with time zone
+column flow_limits.rate_n integer
+column flow_limits.rate_seconds double precision
+column flow_limits.rate_tokens double precision
+column flow_limits.updated_at timestamp with time zone not null default now()
+column flow_paused_queues.paused_at timestamp with time zone not null default now()
+column flow_paused_queues.queue_name text not null
 column jobs.attempts aioqueue.job_attempts not null default 0
 column jobs.cancel_requested boolean not null default false
+column jobs.concurrency_key text
 column jobs.created_at timestamp with time zone not null default now()
 column jobs.error jsonb
 column jobs.finished_at timestamp with time zone
@@ -38,6 +53,17 @@ column workers.pid integer not null
 column workers.started_at timestamp with time zone not null default now()
 constraint crons.crons_name_length CHECK (((octet_length(name) >= 1) AND (octet_length(name) <= 128)))
 constraint crons.crons_pkey PRIMARY KEY (name)
+constraint flow_limits.flow_limits_check CHECK (((rate_n IS NULL) = (rate_seconds IS NULL)))
+constraint flow_limits.flow_limits_concurrency_check CHECK ((concurrency >= 0))
+constraint flow_limits.flow_limits_key_concurrency_check CHECK ((key_concurrency >= 1))
+constraint flow_limits.flow_limits_kind_check CHECK (((octet_length(kind) >= 1) AND (octet_length(kind) <= 128)))
+constraint flow_limits.flow_limits_max_depth_check CHECK ((max_depth >= 0))
+constraint flow_limits.flow_limits_pkey PRIMARY KEY (kind)
+constraint flow_limits.flow_limits_rate_n_check CHECK ((rate_n >= 1))
+constraint flow_limits.flow_limits_rate_seconds_check CHECK (((rate_seconds > (0)::double precision) AND (rate_seconds <= (31536000)::double precision)))
+constraint flow_paused_queues.flow_paused_queues_pkey PRIMARY KEY (queue_name)
+constraint flow_paused_queues.flow_paused_queues_queue_name_check CHECK (((octet_length(queue_name) >= 1) AND (octet_length(queue_name) <= 128)))
+constraint jobs.jobs_concurrency_key_length CHECK (((octet_length(concurrency_key) >= 1) AND (octet_length(concurrency_key) <= 256))) NOT VALID
 constraint jobs.jobs_pkey PRIMARY KEY (id)
 constraint migrations.migrations_pkey PRIMARY KEY (version)
 constraint workers.workers_pkey PRIMARY KEY (id)
@@ -104,7 +130,63 @@ CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs jsonb, now timestamp with tim
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 DECLARE
-    v_now         timestamptz := coalesce(add_jobs.now, pg_catalog.now());
+    v_bad   integer;
+    v_keyed boolean := false;
+    v_ords  integer[];
+    v_ids   bigint[];
+    v_dd    boolean[];
+BEGIN
+    IF jsonb_typeof(specs) = 'array' THEN
+        SELECT min(s.ordinality) FILTER (
+                   WHERE jsonb_typeof(s.value -> 'concurrency_key') <> 'string'
+                      OR octet_length(s.value ->> 'concurrency_key') NOT BETWEEN 1 AND 256) - 1,
+               count(*) > 0
+        INTO v_bad, v_keyed
+        FROM jsonb_array_elements(specs) WITH ORDINALITY AS s
+        WHERE jsonb_typeof(s.value) = 'object'
+          AND jsonb_typeof(s.value -> 'concurrency_key') <> 'null';
+        IF v_bad IS NOT NULL THEN
+            RAISE EXCEPTION 'aioqueue: spec %: concurrency_key must be a string of 1-256 bytes',
+                v_bad USING ERRCODE = '22023';
+        END IF;
+    END IF;
+    SELECT array_agg(a.ord ORDER BY a.ord), array_agg(a.id ORDER BY a.ord),
+           array_agg(a.deduped ORDER BY a.ord)
+    INTO v_ords, v_ids, v_dd
+    FROM aioqueue.add_jobs_without_keys(add_jobs.specs, add_jobs.now) AS a;
+    IF v_keyed THEN  -- a later statement: it sees the rows just written
+        UPDATE aioqueue.jobs AS j
+        SET concurrency_key = s.value ->> 'concurrency_key'
+        FROM unnest(v_ords, v_ids, v_dd) AS r(o, i, d)
+        JOIN jsonb_array_elements(add_jobs.specs) WITH ORDINALITY AS s ON s.ordinality = r.o
+        WHERE j.id = r.i
+          AND (s.value ->> 'concurrency_key') IS NOT NULL
+          AND j.state IN ('pending', 'scheduled')
+          AND (NOT r.d
+               OR coalesce(s.value ->> 'on_conflict', 'ignore')
+                  IN ('replace', 'preserve_run_at', 'supersede'));
+    END IF;
+    RETURN QUERY
+    SELECT r.o, r.i, r.d FROM unnest(v_ords, v_ids, v_dd) AS r(o, i, d) ORDER BY r.o;
+END;
+$function$
+function aioqueue.add_jobs(text,timestamp with time zone) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs text, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS TABLE(ord integer, id bigint, deduped boolean)
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT r.ord, r.id, r.deduped
+    FROM aioqueue.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
+$function$
+function aioqueue.add_jobs_without_keys(jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_jobs_without_keys(specs jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS TABLE(ord integer, id bigint, deduped boolean)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_now         timestamptz := coalesce(add_jobs_without_keys.now, pg_catalog.now());
     v_spec        record;
     v_run_at      timestamptz;
     v_state       aioqueue.job_state;
@@ -407,14 +489,231 @@ BEGIN
     END IF;
 END;
 $function$
-function aioqueue.add_jobs(text,timestamp with time zone) security_definer=false acl=owner:EXECUTE
-CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs text, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
- RETURNS TABLE(ord integer, id bigint, deduped boolean)
- LANGUAGE sql
+function aioqueue.claim_gated(text[],integer[],text[],integer,text,double precision,timestamp with time zone) security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.claim_gated(p_kinds text[], p_default_max_attempts integer[], p_forbidden text[], p_batch integer, p_worker text, p_lease double precision, p_now timestamp with time zone)
+ RETURNS TABLE(id bigint, kind text, payload text, attempts integer, max_attempts integer, lease_token bigint, priority smallint, run_at_us bigint, queue_name text, flags text[], unique_key text, created_at_us bigint)
+ LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
 AS $function$
-    SELECT r.ord, r.id, r.deduped
-    FROM aioqueue.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
+#variable_conflict use_column
+DECLARE
+    v_now     timestamptz := coalesce(p_now, now());
+    v_clock   timestamptz := clock_timestamp();
+    v_token   bigint := (pg_current_xact_id()::text::bigint & 4294967295)
+                        | (floor(random() * 2147483648)::bigint << 32);
+    r         record;
+    v_left    integer := p_batch;
+    v_room    integer;
+    v_running integer;
+    v_tokens  double precision;
+    v_ids     bigint[] := '{}';
+    v_got     bigint[];
+    v_kind_n  integer;
+    v_rkeys   text[];
+    v_rcounts bigint[];
+    v_start   text;
+    v_key     text;
+    v_keys    text[];
+    v_from    text;
+    v_upto    text;
+    v_pass    integer;
+    v_last    bigint;
+    v_probes  integer;
+BEGIN
+    IF p_batch IS NULL OR p_batch <= 0 OR p_kinds IS NULL THEN
+        RETURN;
+    END IF;
+    -- 1. The lock, alone in its statement: every later statement sees all claims before it.
+    PERFORM 1 FROM aioqueue.flow_limits AS f
+    WHERE f.kind = ANY (p_kinds) AND f.gated
+    ORDER BY f.kind
+    FOR NO KEY UPDATE;
+
+    FOR r IN SELECT * FROM aioqueue.flow_limits AS f
+             WHERE f.kind = ANY (p_kinds) AND f.gated AND NOT f.paused
+             ORDER BY f.kind LOOP
+        EXIT WHEN v_left <= 0;
+        v_room := v_left;
+        IF r.concurrency IS NOT NULL THEN
+            SELECT count(*) INTO v_running FROM aioqueue.jobs AS j
+            WHERE j.state = 'running' AND j.kind = r.kind;
+            v_room := least(v_room, r.concurrency - v_running);
+        END IF;
+        IF r.rate_n IS NOT NULL THEN
+            v_tokens := least(r.rate_n::double precision,
+                              coalesce(r.rate_tokens, r.rate_n)
+                              + greatest(0, extract(epoch FROM v_clock - coalesce(r.rate_at, v_clock)))
+                                * r.rate_n / r.rate_seconds);
+            v_room := least(v_room, floor(v_tokens)::integer);
+        END IF;
+        CONTINUE WHEN v_room <= 0;  -- the bucket is path-independent: nothing to write
+        v_kind_n := 0;
+        IF r.key_concurrency IS NULL THEN
+            v_got := ARRAY(
+                SELECT j.id FROM aioqueue.jobs AS j
+                WHERE j.kind = r.kind
+                  AND j.state IN ('pending', 'scheduled')
+                  AND j.run_at <= v_now
+                  AND NOT (j.flags && p_forbidden)
+                  AND (j.queue_name IS NULL OR (
+                        NOT EXISTS (SELECT 1 FROM aioqueue.flow_paused_queues AS q
+                                    WHERE q.queue_name = j.queue_name)
+                        AND NOT EXISTS (
+                            SELECT 1 FROM aioqueue.jobs AS h
+                            WHERE h.queue_name = j.queue_name
+                              AND h.state IN ('pending', 'scheduled', 'running')
+                              AND h.id < j.id)))
+                ORDER BY j.priority DESC, j.run_at, j.id
+                LIMIT v_room
+                FOR UPDATE OF j SKIP LOCKED);
+            v_ids := v_ids || v_got;
+            v_kind_n := cardinality(v_got);
+        ELSE
+            SELECT array_agg(c.k), array_agg(c.n) INTO v_rkeys, v_rcounts
+            FROM (SELECT j.concurrency_key AS k, count(*) AS n FROM aioqueue.jobs AS j
+                  WHERE j.state = 'running' AND j.kind = r.kind AND j.concurrency_key IS NOT NULL
+                  GROUP BY j.concurrency_key) AS c;
+            -- The keys with waiting jobs after the cursor (a loose index scan: one probe
+            -- per key, at most 2 * room + 32), then those from the start up to the cursor.
+            v_start := coalesce(r.key_cursor, '');
+            v_keys := '{}';
+            v_probes := 2 * v_room + 32;
+            FOR v_pass IN 1 .. 2 LOOP
+                EXIT WHEN cardinality(v_keys) >= v_probes OR (v_pass = 2 AND v_start = '');
+                v_from := CASE WHEN v_pass = 1 THEN v_start ELSE '' END;
+                v_upto := CASE WHEN v_pass = 1 THEN NULL ELSE v_start END;
+                v_keys := v_keys || ARRAY(
+                    WITH RECURSIVE walk(k, n) AS (
+                        SELECT (SELECT j.concurrency_key FROM aioqueue.jobs AS j
+                                WHERE j.kind = r.kind AND j.concurrency_key > v_from
+                                  AND j.concurrency_key IS NOT NULL
+                                  AND j.state IN ('pending', 'scheduled')
+                                ORDER BY j.kind, j.concurrency_key
+                                LIMIT 1), 1
+                        UNION ALL
+                        SELECT (SELECT j.concurrency_key FROM aioqueue.jobs AS j
+                                WHERE j.kind = r.kind AND j.concurrency_key > w.k
+                                  AND j.concurrency_key IS NOT NULL
+                                  AND j.state IN ('pending', 'scheduled')
+                                ORDER BY j.kind, j.concurrency_key
+                                LIMIT 1), w.n + 1
+                        FROM walk AS w
+                        WHERE w.k IS NOT NULL AND w.n < v_probes - cardinality(v_keys)
+                          AND (v_upto IS NULL OR w.k < v_upto)
+                    )
+                    SELECT w.k FROM walk AS w
+                    WHERE w.k IS NOT NULL AND (v_upto IS NULL OR w.k <= v_upto)
+                    ORDER BY w.n);
+            END LOOP;
+            IF cardinality(v_keys) > 0 THEN
+                -- Each key in turn, up to its free slots, until the room is used: one statement.
+                SELECT coalesce(array_agg(x.id), '{}'), max(x.ord)
+                INTO v_got, v_last
+                FROM (
+                    SELECT c.id, k.ord
+                    FROM unnest(v_keys) WITH ORDINALITY AS k(key, ord)
+                    CROSS JOIN LATERAL (
+                        SELECT j.id FROM aioqueue.jobs AS j
+                        WHERE j.kind = r.kind AND j.concurrency_key = k.key
+                          AND j.state IN ('pending', 'scheduled')
+                          AND j.run_at <= v_now
+                          AND NOT (j.flags && p_forbidden)
+                          AND (j.queue_name IS NULL OR (
+                                NOT EXISTS (SELECT 1 FROM aioqueue.flow_paused_queues AS q
+                                            WHERE q.queue_name = j.queue_name)
+                                AND NOT EXISTS (
+                                    SELECT 1 FROM aioqueue.jobs AS h
+                                    WHERE h.queue_name = j.queue_name
+                                      AND h.state IN ('pending', 'scheduled', 'running')
+                                      AND h.id < j.id)))
+                        ORDER BY j.priority DESC, j.run_at, j.id
+                        LIMIT greatest(0, r.key_concurrency
+                                          - coalesce(v_rcounts[array_position(v_rkeys, k.key)], 0))
+                        FOR UPDATE OF j SKIP LOCKED
+                    ) AS c
+                    LIMIT v_room
+                ) AS x;
+                v_ids := v_ids || v_got;
+                v_kind_n := cardinality(v_got);
+                -- the next claim starts after the last key served (or probed, if none had room)
+                v_key := v_keys[CASE WHEN v_kind_n < v_room OR v_last IS NULL
+                                     THEN cardinality(v_keys) ELSE v_last END];
+                UPDATE aioqueue.flow_limits AS f SET key_cursor = v_key
+                WHERE f.kind = r.kind AND f.key_cursor IS DISTINCT FROM v_key;
+            END IF;
+            IF v_room > v_kind_n THEN  -- unkeyed jobs of the kind: not limited per key
+                v_got := ARRAY(
+                    SELECT j.id FROM aioqueue.jobs AS j
+                    WHERE j.id = ANY (ARRAY(
+                            SELECT w.id FROM (
+                                SELECT u.id, u.concurrency_key FROM aioqueue.jobs AS u
+                                WHERE u.kind = r.kind
+                                  AND u.state IN ('pending', 'scheduled')
+                                  AND u.run_at <= v_now
+                                ORDER BY u.priority DESC, u.run_at, u.id
+                                LIMIT v_room + 64) AS w
+                            WHERE w.concurrency_key IS NULL))
+                      AND j.state IN ('pending', 'scheduled')
+                      AND j.concurrency_key IS NULL
+                      AND NOT (j.flags && p_forbidden)
+                      AND (j.queue_name IS NULL OR (
+                            NOT EXISTS (SELECT 1 FROM aioqueue.flow_paused_queues AS q
+                                        WHERE q.queue_name = j.queue_name)
+                            AND NOT EXISTS (
+                                SELECT 1 FROM aioqueue.jobs AS h
+                                WHERE h.queue_name = j.queue_name
+                                  AND h.state IN ('pending', 'scheduled', 'running')
+                                  AND h.id < j.id)))
+                    ORDER BY j.priority DESC, j.run_at, j.id
+                    LIMIT v_room - v_kind_n
+                    FOR UPDATE OF j SKIP LOCKED);
+                v_ids := v_ids || v_got;
+                v_kind_n := v_kind_n + cardinality(v_got);
+            END IF;
+        END IF;
+        IF r.rate_n IS NOT NULL THEN
+            UPDATE aioqueue.flow_limits AS f
+            SET rate_tokens = v_tokens - v_kind_n, rate_at = v_clock
+            WHERE f.kind = r.kind;
+        END IF;
+        v_left := v_left - v_kind_n;
+    END LOOP;
+
+    IF cardinality(v_ids) = 0 THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE aioqueue.jobs AS j
+        SET state = 'running',
+            attempts = least(j.attempts, 2147483646) + 1,
+            max_attempts = coalesce(
+                j.max_attempts, p_default_max_attempts[array_position(p_kinds, j.kind)], 25),
+            lease_token = v_token,
+            locked_by = p_worker,
+            lease_expires_at = v_now + make_interval(secs => p_lease),
+            started_at = v_now
+        WHERE j.id = ANY (v_ids)
+        RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts,
+                  j.lease_token, j.priority,
+                  CASE WHEN j.run_at >= '0001-01-01 00:00:00+00'
+                            AND j.run_at < '10000-01-01 00:00:00+00'
+                       THEN (extract(epoch FROM j.run_at) * 1000000)::bigint END AS run_at_us,
+                  j.queue_name, nullif(j.flags, '{}') AS flags, j.unique_key,
+                  CASE WHEN j.created_at >= '0001-01-01 00:00:00+00'
+                            AND j.created_at < '10000-01-01 00:00:00+00'
+                       THEN (extract(epoch FROM j.created_at) * 1000000)::bigint END
+                      AS created_at_us
+    )
+    -- casts: several columns are domains (0006, 0008); the declared result is their base type
+    SELECT c.id::bigint, c.kind::text, c.payload::text, c.attempts::integer,
+           c.max_attempts::integer, c.lease_token::bigint, c.priority::smallint,
+           c.run_at_us::bigint, c.queue_name::text, c.flags::text[], c.unique_key::text,
+           c.created_at_us::bigint
+    FROM claimed AS c
+    ORDER BY c.priority DESC, c.run_at_us, c.id;
+END;
 $function$
 function aioqueue.cron_enqueue(text,timestamp with time zone,jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.cron_enqueue(name text, slot timestamp with time zone, spec jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
@@ -461,6 +760,26 @@ BEGIN
     RETURN v_id;
 END;
 $function$
+function aioqueue.pause_queue(text) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.pause_queue(queue_name text)
+ RETURNS void
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+BEGIN ATOMIC
+ INSERT INTO aioqueue.flow_paused_queues (queue_name)
+   VALUES (pause_queue.queue_name) ON CONFLICT DO NOTHING;
+END
+function aioqueue.resume_queue(text) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.resume_queue(queue_name text)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    DELETE FROM aioqueue.flow_paused_queues AS p WHERE p.queue_name = resume_queue.queue_name;
+    PERFORM pg_notify('aioqueue_aioqueue', '');
+END;
+$function$
 function aioqueue.retry_job(bigint) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.retry_job(job_id bigint)
  RETURNS TABLE(id bigint, deduped boolean)
@@ -504,19 +823,81 @@ BEGIN
     RETURN QUERY SELECT v_id, v_deduped;
 END;
 $function$
+function aioqueue.set_limits(text,jsonb) security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.set_limits(kind text, settings jsonb)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_bad text;
+    v_row jsonb;
+BEGIN
+    IF settings IS NULL OR jsonb_typeof(settings) <> 'object' THEN
+        RAISE EXCEPTION 'aioqueue: limits must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    SELECT min(k) INTO v_bad FROM jsonb_object_keys(settings) AS k
+    WHERE k NOT IN ('concurrency', 'key_concurrency', 'rate_limit', 'paused', 'max_depth');
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'aioqueue: unknown limit %', v_bad USING ERRCODE = '22023';
+    END IF;
+    IF kind IS NULL OR octet_length(kind) NOT BETWEEN 1 AND 128 THEN
+        RAISE EXCEPTION 'aioqueue: kind must be 1-128 bytes' USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_typeof(settings -> 'rate_limit') NOT IN ('null', 'array')
+       OR (jsonb_typeof(settings -> 'rate_limit') = 'array'
+           AND jsonb_array_length(settings -> 'rate_limit') <> 2) THEN
+        RAISE EXCEPTION 'aioqueue: rate_limit must be [starts, seconds] or null'
+            USING ERRCODE = '22023';
+    END IF;
+    BEGIN
+        INSERT INTO aioqueue.flow_limits AS f (kind) VALUES (set_limits.kind)
+        ON CONFLICT DO NOTHING;
+        UPDATE aioqueue.flow_limits AS f SET
+            concurrency = CASE WHEN settings ? 'concurrency'
+                               THEN (settings ->> 'concurrency')::integer ELSE f.concurrency END,
+            key_concurrency = CASE WHEN settings ? 'key_concurrency'
+                                   THEN (settings ->> 'key_concurrency')::integer
+                                   ELSE f.key_concurrency END,
+            rate_n = CASE WHEN settings ? 'rate_limit'
+                          THEN (settings -> 'rate_limit' ->> 0)::integer ELSE f.rate_n END,
+            rate_seconds = CASE WHEN settings ? 'rate_limit'
+                                THEN (settings -> 'rate_limit' ->> 1)::double precision
+                                ELSE f.rate_seconds END,
+            rate_tokens = CASE WHEN settings ? 'rate_limit' THEN NULL ELSE f.rate_tokens END,
+            paused = CASE WHEN settings ? 'paused'
+                          THEN coalesce((settings ->> 'paused')::boolean, false) ELSE f.paused END,
+            max_depth = CASE WHEN settings ? 'max_depth'
+                             THEN (settings ->> 'max_depth')::bigint ELSE f.max_depth END,
+            updated_at = now()
+        WHERE f.kind = set_limits.kind
+        RETURNING to_jsonb(f) - 'rate_tokens' - 'rate_at' - 'key_cursor' INTO v_row;
+    EXCEPTION WHEN check_violation OR invalid_text_representation
+                   OR numeric_value_out_of_range THEN
+        RAISE EXCEPTION 'aioqueue: bad limit for %: %', kind, SQLERRM USING ERRCODE = '22023';
+    END;
+    PERFORM pg_notify('aioqueue_aioqueue', '');  -- a raised limit or a resume: workers claim again
+    RETURN v_row;
+END;
+$function$
 index CREATE INDEX jobs_claim ON aioqueue.jobs USING btree (kind, priority DESC, run_at, id) WHERE (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state]))
+index CREATE INDEX jobs_claim_key ON aioqueue.jobs USING btree (kind, concurrency_key, priority DESC, run_at, id) WHERE ((concurrency_key IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state])))
 index CREATE INDEX jobs_finished ON aioqueue.jobs USING btree (finished_at) WHERE (state = ANY (ARRAY['completed'::aioqueue.job_state, 'cancelled'::aioqueue.job_state, 'failed'::aioqueue.job_state]))
 index CREATE INDEX jobs_queue_active ON aioqueue.jobs USING btree (queue_name, id) WHERE ((queue_name IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state, 'running'::aioqueue.job_state])))
 index CREATE INDEX jobs_rescheduled_from ON aioqueue.jobs USING btree (rescheduled_from) WHERE (rescheduled_from IS NOT NULL)
 index CREATE INDEX jobs_running ON aioqueue.jobs USING btree (id) WHERE (state = 'running'::aioqueue.job_state)
 index CREATE INDEX jobs_unique_key_any ON aioqueue.jobs USING btree (kind, unique_key) WHERE (unique_key IS NOT NULL)
 index CREATE UNIQUE INDEX crons_pkey ON aioqueue.crons USING btree (name)
+index CREATE UNIQUE INDEX flow_limits_pkey ON aioqueue.flow_limits USING btree (kind)
+index CREATE UNIQUE INDEX flow_paused_queues_pkey ON aioqueue.flow_paused_queues USING btree (queue_name)
 index CREATE UNIQUE INDEX jobs_pkey ON aioqueue.jobs USING btree (id)
 index CREATE UNIQUE INDEX jobs_unique_active ON aioqueue.jobs USING btree (kind, unique_key) WHERE ((unique_key IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state, 'running'::aioqueue.job_state])))
 index CREATE UNIQUE INDEX migrations_pkey ON aioqueue.migrations USING btree (version)
 index CREATE UNIQUE INDEX workers_pkey ON aioqueue.workers USING btree (id)
 sequence jobs_id_seq
 table crons options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table flow_limits options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE pg_write_all_data:INSERT pg_write_all_data:SELECT pg_write_all_data:UPDATE
+table flow_paused_queues options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE pg_write_all_data:SELECT
 table jobs options=fillfactor=70 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table migrations options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table workers options=fillfactor=50 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE

@@ -8,7 +8,9 @@
 -- them, then each kind locks its share, skipping rows other workers hold; a lone kind locks $4
 -- directly. Nothing is locked that is not claimed.
 -- A job with a queue_name runs only when it is the lowest active id of its queue
--- (jobs_queue_active), so one job per queue runs at a time, in order.
+-- (jobs_queue_active), so one job per queue runs at a time, in order, and its queue is not paused.
+-- Kinds with a gated flow_limits row (a limit or a pause, 0009) are never claimed here: only
+-- claim_gated() claims them, under their row's lock.
 WITH now AS (
     -- The lease token: this transaction's id (unique per claim, and cheap) in the low 32 bits,
     -- 31 random bits above. Claims commit asynchronously, so after a crash a lost claim's
@@ -27,21 +29,26 @@ WITH now AS (
           AND j.state IN ('pending', 'scheduled')
           AND j.run_at <= (SELECT ts FROM now)
           AND NOT (j.flags && $3::text[])
-          AND (j.queue_name IS NULL OR NOT EXISTS (
-                SELECT 1 FROM /*schema*/.jobs AS h
-                WHERE h.queue_name = j.queue_name
-                  AND h.state IN ('pending', 'scheduled', 'running')
-                  AND h.id < j.id))
+          AND (j.queue_name IS NULL OR (
+                NOT EXISTS (SELECT 1 FROM /*schema*/.flow_paused_queues AS q
+                            WHERE q.queue_name = j.queue_name)
+                AND NOT EXISTS (
+                    SELECT 1 FROM /*schema*/.jobs AS h
+                    WHERE h.queue_name = j.queue_name
+                      AND h.state IN ('pending', 'scheduled', 'running')
+                      AND h.id < j.id)))
         ORDER BY j.priority DESC, j.run_at, j.id
         LIMIT $4::integer
     ) AS p
     WHERE cardinality($1::text[]) > 1
+      AND NOT EXISTS (SELECT 1 FROM /*schema*/.flow_limits AS f WHERE f.kind = k.kind AND f.gated)
     ORDER BY p.priority DESC, p.run_at, p.id
     LIMIT $4::integer
 ), share AS (
     SELECT kind, count(*) AS n FROM peek GROUP BY kind
     UNION ALL
     SELECT $1[1], $4::integer WHERE cardinality($1::text[]) = 1
+      AND NOT EXISTS (SELECT 1 FROM /*schema*/.flow_limits AS f WHERE f.kind = $1[1] AND f.gated)
 ), candidates AS (
     SELECT c.id
     FROM share AS s
@@ -52,11 +59,14 @@ WITH now AS (
           AND j.state IN ('pending', 'scheduled')
           AND j.run_at <= (SELECT ts FROM now)
           AND NOT (j.flags && $3::text[])
-          AND (j.queue_name IS NULL OR NOT EXISTS (
-                SELECT 1 FROM /*schema*/.jobs AS h
-                WHERE h.queue_name = j.queue_name
-                  AND h.state IN ('pending', 'scheduled', 'running')
-                  AND h.id < j.id))
+          AND (j.queue_name IS NULL OR (
+                NOT EXISTS (SELECT 1 FROM /*schema*/.flow_paused_queues AS q
+                            WHERE q.queue_name = j.queue_name)
+                AND NOT EXISTS (
+                    SELECT 1 FROM /*schema*/.jobs AS h
+                    WHERE h.queue_name = j.queue_name
+                      AND h.state IN ('pending', 'scheduled', 'running')
+                      AND h.id < j.id)))
         ORDER BY j.priority DESC, j.run_at, j.id
         LIMIT s.n
         FOR UPDATE OF j SKIP LOCKED

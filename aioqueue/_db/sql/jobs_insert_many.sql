@@ -10,7 +10,8 @@ WITH now AS (
     SELECT coalesce($2::timestamptz, now()) AS ts
 ), ins AS (
     INSERT INTO /*schema*/.jobs AS j
-        (kind, payload, state, priority, run_at, max_attempts, queue_name, flags, created_at)
+        (kind, payload, state, priority, run_at, max_attempts, queue_name, flags, created_at,
+         concurrency_key)
     SELECT s.kind,
            coalesce(s.payload, 'null'::jsonb),  -- JSON null arrives as SQL NULL
            CASE WHEN t.run_at > n.ts THEN 'scheduled'::/*schema*/.job_state
@@ -20,13 +21,15 @@ WITH now AS (
            s.max_attempts,
            s.queue_name,
            coalesce(s.flags, '{}'::text[]),
-           n.ts
+           n.ts,
+           s.concurrency_key
     FROM now AS n,
          ROWS FROM (jsonb_to_recordset($1::text::jsonb)
              AS (kind text, payload jsonb, priority smallint, run_at timestamptz,
-                 delay double precision, max_attempts integer, queue_name text, flags text[]))
+                 delay double precision, max_attempts integer, queue_name text, flags text[],
+                 concurrency_key text))
              WITH ORDINALITY AS s(kind, payload, priority, run_at, delay, max_attempts,
-                                  queue_name, flags, ord),
+                                  queue_name, flags, concurrency_key, ord),
          LATERAL (SELECT coalesce(s.run_at,
                                   n.ts + make_interval(secs => coalesce(s.delay, 0))) AS run_at) AS t
     ORDER BY s.ord

@@ -1,0 +1,2 @@
+-- flow_resume_queue: $1 queue_name text.
+SELECT /*schema*/.resume_queue($1::text)

@@ -1,0 +1,188 @@
+"""Flow control (issue 20): global concurrency limits per kind and per concurrency key, rate
+limits, pause/resume of kinds and named queues. Settings live in the ``flow_limits`` and
+``flow_paused_queues`` tables (migration 0009); the claim enforces them (``claim_gated``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import math
+import time
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from ._db.queries import Executor, Queries
+from .errors import ConfigurationError, QueueFull
+from .tasks import Tasks, validate_limits
+from .types import FlowStatus, KindFlow
+
+_log = logging.getLogger("aioqueue.queue")
+UNSET: Any = object()  # a set_limits argument not given: that setting is kept
+
+
+def settings(**given: Any) -> dict[str, Any]:
+    """The settings actually given (UNSET dropped; None kept: it clears that setting)."""
+    return {k: v for k, v in given.items() if v is not UNSET}
+
+
+def check(kind: str, changes: dict[str, Any]) -> str:
+    if not isinstance(kind, str) or not kind:
+        raise ConfigurationError(f"kind must be a non-empty string: {kind!r}")
+    if not changes:
+        raise ConfigurationError("set_limits: give at least one setting")
+    validate_limits(kind, {k: v for k, v in changes.items() if v is not None})
+    out = {k: (list(v) if k == "rate_limit" and v is not None else v) for k, v in changes.items()}
+    return msgspec.json.encode(out).decode()
+
+
+async def set_limits(db: Executor, queries: Queries, kind: str, changes: dict[str, Any]) -> None:
+    await queries.fetch(db, "flow_set_limits", kind, check(kind, changes))
+
+
+async def declare(db: Executor, queries: Queries, tasks: Tasks) -> None:
+    """Write the limits declared on tasks, for kinds without flow settings yet."""
+    for kind, limits in tasks.declared_limits().items():
+        await queries.fetch(db, "flow_declare", kind, check(kind, limits))
+
+
+async def reset(db: Executor, queries: Queries, kind: str) -> bool:
+    return bool(await queries.fetch(db, "flow_reset", kind))
+
+
+async def pause_queue(db: Executor, queries: Queries, name: str, *, paused: bool) -> None:
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"queue_name must be a non-empty string: {name!r}")
+    await queries.fetch(db, "flow_pause_queue" if paused else "flow_resume_queue", name)
+
+
+async def status(db: Executor, queries: Queries) -> FlowStatus:
+    kinds = [
+        KindFlow(
+            kind=r["kind"],
+            concurrency=r["concurrency"],
+            key_concurrency=r["key_concurrency"],
+            rate_limit=None if r["rate_n"] is None else (r["rate_n"], r["rate_seconds"]),
+            paused=r["paused"],
+            max_depth=r["max_depth"],
+            running=r["running"],
+            running_keys=r["running_keys"],
+            busiest_key_running=r["busiest_key_running"],
+            throttled=r["throttled"],
+        )
+        for r in await queries.fetch(db, "flow_status")
+    ]
+    queues = [r["queue_name"] for r in await queries.fetch(db, "flow_paused_queues")]
+    return FlowStatus(kinds=kinds, paused_queues=queues)
+
+
+def describe(flow: FlowStatus, now: dt.datetime | None = None) -> list[str]:
+    """Lines for ``aioqueue status`` / ``aioqueue limits show``."""
+    lines = []
+    for k in flow.kinds:
+        parts = []
+        if k.paused:
+            parts.append("PAUSED")
+        if k.concurrency is not None:
+            parts.append(f"running {k.running}/{k.concurrency}")
+        else:
+            parts.append(f"running {k.running}")
+        if k.key_concurrency is not None:
+            parts.append(
+                f"per key {k.key_concurrency} (busiest key {k.busiest_key_running},"
+                f" {k.running_keys} keys running)"
+            )
+        if k.rate_limit is not None:
+            parts.append(f"rate {k.rate_limit[0]}/{k.rate_limit[1]:g}s")
+        if k.max_depth is not None:
+            parts.append(f"max depth {k.max_depth}")
+        if k.throttled:
+            parts.append(f"held back {k.throttled}{'+' if k.throttled > 10000 else ''}")
+        lines.append(f"{k.kind}: " + ", ".join(parts))
+    lines.extend(f"queue {name}: PAUSED" for name in flow.paused_queues)
+    return lines
+
+
+# Backpressure (max_depth). Which kinds have one is cached per Queue and re-read in the
+# background every LIMITS_TTL seconds (Queue.connect reads it once), so an enqueue of a kind
+# without one costs no lookup and no extra round trip: a maximum set by another process applies
+# within about LIMITS_TTL. A kind's depth is counted at most every DEPTH_TTL seconds (up to
+# max_depth + 1 entries of the claim index) and this Queue's enqueues since are added: other
+# producers' enqueues in that window can overshoot the maximum by that much.
+LIMITS_TTL = 1.0
+DEPTH_TTL = 0.1
+
+
+class DepthGuard:
+    def __init__(self, db: Executor, queries: Queries) -> None:
+        self._db = db
+        self._queries = queries
+        self._caps: dict[str, int] = {}
+        self._caps_at = -math.inf
+        self._depth: dict[str, tuple[float, int]] = {}
+        self._refreshing: asyncio.Task[None] | None = None
+
+    def needed(self) -> bool:
+        """False (most calls): no kind has a max_depth; a stale cache is re-read meanwhile."""
+        if self._caps:
+            return True
+        if time.monotonic() - self._caps_at >= LIMITS_TTL and self._refreshing is None:
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh_quietly())
+        return False
+
+    async def load(self) -> None:
+        rows = await self._queries.fetch(self._db, "flow_max_depths")
+        self._caps = {r["kind"]: r["max_depth"] for r in rows}
+        self._caps_at = time.monotonic()
+        self._depth = {k: v for k, v in self._depth.items() if k in self._caps}
+
+    async def preload(self) -> None:
+        """At connect. A role without rights on flow_limits (granted before 0009) enqueues
+        without the max_depth check rather than failing to connect."""
+        try:
+            await self.load()
+        except asyncpg.InsufficientPrivilegeError:
+            _log.warning("no SELECT on flow_limits: max_depth is not checked by this Queue")
+            self._caps_at = math.inf
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.load()
+        except Exception as exc:  # the next enqueue after LIMITS_TTL tries again
+            _log.debug("max_depth cache refresh failed: %r", exc)
+            self._caps_at = time.monotonic()
+        finally:
+            self._refreshing = None
+
+    def forget(self) -> None:
+        self._caps_at = -math.inf
+
+    async def close(self) -> None:
+        task = self._refreshing
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def check(self, counts: dict[str, int]) -> None:
+        """Raise QueueFull if adding ``counts`` (kind -> jobs) goes over a max_depth; nothing
+        is counted as enqueued then (all-or-nothing for enqueue_many)."""
+        now = time.monotonic()
+        if now - self._caps_at >= LIMITS_TTL:
+            await self.load()
+        fresh: dict[str, tuple[float, int]] = {}
+        for kind, n in counts.items():
+            cap = self._caps.get(kind)
+            if cap is None:
+                continue
+            at, depth = self._depth.get(kind, (-math.inf, 0))
+            if now - at >= DEPTH_TTL:
+                rows = await self._queries.fetch(self._db, "flow_depth", kind, cap + 1)
+                at, depth = now, rows[0]["depth"]
+            if depth + n > cap:
+                raise QueueFull(kind, depth, cap)
+            fresh[kind] = (at, depth + n)
+        self._depth.update(fresh)
