@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, NoReturn, Self, TypeVar
 
 import anyio
 import asyncpg
@@ -37,6 +37,9 @@ from .types import (
 )
 
 _MISSING: Any = object()
+
+
+_T = TypeVar("_T")
 
 
 class Queue:
@@ -264,15 +267,7 @@ class Queue:
         alone = self._inserting == 0
         self._inserting += 1
         try:
-            for attempt in range(self.pool.get_max_size() + 1):
-                try:
-                    async with self._hot.use() as db:
-                        row = await insert(db, alone)
-                    break
-                except asyncpg.InternalClientError as exc:
-                    # nothing was sent; the server may have ended every idle connection at once
-                    if not _connect.ended_while_idle(exc) or attempt == self.pool.get_max_size():
-                        raise
+            row = await self._on_hot(lambda db: insert(db, alone))
         finally:
             self._inserting -= 1
         if row["wake_after_commit"]:
@@ -320,14 +315,30 @@ class Queue:
                 self.hooks.emit(Event(type="enqueued", job_id=res.id, kind=kind))
 
     async def _add(self, specs: str, tx: Any) -> list[asyncpg.Record]:
-        db = await self._db(tx)
+        if tx is not None:  # a read-only tx= connection is the caller's to replace
+            return await self.queries.jobs_add(await _connect.unwrap_tx(tx), specs)
         try:
-            return await self.queries.jobs_add(db, specs)
+            return await self._on_hot(lambda db: self.queries.jobs_add(db, specs))
         except asyncpg.ReadOnlySQLTransactionError as exc:
             # a session on a server that became a standby stays read-only: the pool's are
-            # replaced (a caller's tx= connection is the caller's to replace)
-            await _connect.replace_connections(db, exc)
+            # replaced
+            await _connect.replace_connections(self.pool, exc)
             raise
+
+    async def _on_hot(self, call: Callable[[Executor], Awaitable[_T]]) -> _T:
+        """``call`` on the kept-aside connection (or the pool while another call has it),
+        repeated while the driver refuses to send on a connection the server ended while it
+        sat idle: nothing was sent, so repeating is safe (the server may have ended every idle
+        connection at once: a restart, a failover)."""
+        last = self.pool.get_max_size()
+        for attempt in range(last + 1):
+            try:
+                async with self._hot.use() as db:
+                    return await call(db)
+            except asyncpg.InternalClientError as exc:
+                if not _connect.ended_while_idle(exc) or attempt == last:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _db(self, tx: Any) -> Any:
         """Where an enqueue runs: the pool, or the caller's transaction (``tx=``)."""
