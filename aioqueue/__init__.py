@@ -6,6 +6,7 @@ from .errors import (
     AioqueueError,
     ConfigurationError,
     DatabaseUnavailable,
+    GroupNotFound,
     InvalidJobError,
     JobNotFound,
     JobStateError,
@@ -23,7 +24,19 @@ from .errors import (
 from .events import Event, Hooks
 from .queue import Queue
 from .tasks import Task, Tasks
-from .types import EnqueueResult, Job, JobError, JobSpec, JobState, OnConflict
+from .types import (
+    EnqueueResult,
+    Group,
+    GroupOutcome,
+    Job,
+    JobError,
+    JobLink,
+    JobSpec,
+    JobState,
+    OnConflict,
+    OnParentFailure,
+    Ref,
+)
 from .worker import Worker, WorkerConfig
 
 __version__ = "0.1.0"
@@ -36,6 +49,9 @@ __all__ = [
     "EnqueueResult",
     "Event",
     "Fail",
+    "Group",
+    "GroupNotFound",
+    "GroupOutcome",
     "HandlerOutcome",
     "Hooks",
     "InvalidJobError",
@@ -43,17 +59,20 @@ __all__ = [
     "JobContext",
     "JobError",
     "JobInfo",
+    "JobLink",
     "JobNotFound",
     "JobSpec",
     "JobState",
     "JobStateError",
     "OnConflict",
+    "OnParentFailure",
     "PayloadEncodeError",
     "PayloadError",
     "PayloadTooLarge",
     "PayloadValidationError",
     "PayloadValueError",
     "Queue",
+    "Ref",
     "SchemaError",
     "SchemaNotInstalled",
     "SchemaOutdated",

@@ -31,6 +31,7 @@ from ._consumer.executor import Executor
 from ._consumer.heartbeat import Heartbeat
 from ._consumer.outcome import Outcome
 from ._consumer.producer import ForbiddenFlags, Producer
+from ._consumer.progress import JobAccessService
 from ._consumer.registration import Registration
 from ._consumer.runners import Runners
 from ._consumer.running import RunningJob
@@ -301,8 +302,10 @@ class Worker:
             },
             forget_workers_after=config.WORKER_FORGET_AFTER,
         )
+        access = JobAccessService(pool, q.queries)
         self._executor = Executor(
             self.tasks,
+            access=access,
             worker_id=self.id,
             state=self.state,
             hooks=self.hooks,
@@ -318,7 +321,7 @@ class Worker:
             stack.push_async_callback(_shielded_close, claim_db)
             await registration.register()  # for `aioqueue status`: the kinds this worker runs
             stack.push_async_callback(registration.deregister)  # after the heartbeat stops
-            for service in (*services, completer, heartbeat, rescuer, scheduler, pruner):
+            for service in (*services, completer, access, heartbeat, rescuer, scheduler, pruner):
                 await stack.enter_async_context(running(service))
             self._emit(Event(type="worker_started", worker_id=self.id))
             _log.info(

@@ -29,7 +29,7 @@ import msgspec
 
 from .._backoff import retry_delay
 from .._codec import encode_json
-from ..context import Cancel, HandlerOutcome, JobContext, JobInfo, Snooze
+from ..context import Cancel, HandlerOutcome, JobAccess, JobContext, JobInfo, Snooze
 from ..errors import PayloadError
 from ..events import Event, Hooks
 from ..tasks import Task, Tasks
@@ -75,6 +75,7 @@ def _job_info(row: asyncpg.Record) -> JobInfo:
         queue_name=row["queue_name"],
         unique_key=row["unique_key"],
         flags=list(row["flags"] or ()),
+        meta=None if row["meta"] is None else _plain.decode(row["meta"]),
     )
 
 
@@ -126,7 +127,9 @@ class Executor:
         put: Callable[[Outcome], None],
         request_stop: Callable[[], None],
         stuck_grace: float = 5.0,
+        access: JobAccess | None = None,
     ) -> None:
+        self._access = access
         self._tasks = tasks
         self._stuck_grace = stuck_grace
         self._worker_id = worker_id
@@ -246,7 +249,13 @@ class Executor:
             message = f"payload cannot be decoded: {type(exc).__name__}: {exc}"
             error = _error_json(exc, info.attempts, message=message, trace=False)
             return self._outcome(info, job, "failed", error=error)
-        ctx = JobContext(info, state=self._state, worker_id=self._worker_id)
+        ctx = JobContext(
+            info,
+            state=self._state,
+            worker_id=self._worker_id,
+            access=self._access,
+            lease_token=job.lease_token,
+        )
         try:
             if task.timeout is not None:
                 async with asyncio.timeout(task.timeout):

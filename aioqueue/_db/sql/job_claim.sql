@@ -88,7 +88,8 @@ WITH now AS (
                    THEN (extract(epoch FROM j.run_at) * 1000000)::bigint END AS run_at_us,
               j.queue_name, nullif(j.flags, '{}') AS flags, j.unique_key,
               CASE WHEN j.created_at >= '0001-01-01 00:00:00+00' AND j.created_at < '10000-01-01 00:00:00+00'
-                   THEN (extract(epoch FROM j.created_at) * 1000000)::bigint END AS created_at_us
+                   THEN (extract(epoch FROM j.created_at) * 1000000)::bigint END AS created_at_us,
+              j.meta::text AS meta  -- NULL unless enqueued with meta= (migration 0010)
 )
 -- in claim order: the worker starts them (and queues those claimed ahead) in this order
 SELECT * FROM claimed ORDER BY priority DESC, run_at_us, id
