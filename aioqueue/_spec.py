@@ -153,7 +153,8 @@ def encode_spec(
     if spec.depends_on is not None:
         if spec.unique_key is not None:
             raise InvalidJobError(
-                "depends_on", "cannot be combined with unique_key (a waiting job holds no key)",
+                "depends_on",
+                "cannot be combined with unique_key (a waiting job holds no key)",
                 index=index,
             )
         out["depends_on"] = encode_depends_on(spec.depends_on, index)

@@ -4,6 +4,7 @@ failure propagation both ways, depends_on inside one enqueue_many, tx= rollback,
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -168,7 +169,7 @@ async def test_sql_add_jobs_with_refs_and_ids(q: aioqueue.Queue) -> None:
     a = await q.enqueue("p", {})
     rows = await q.pool.fetch(
         f'SELECT id FROM "{s}".add_jobs($1::jsonb) ORDER BY ord',
-        '[{"kind": "x"}, {"kind": "y", "depends_on": [{"ref": 0}, %d]}]' % a.id,
+        json.dumps([{"kind": "x"}, {"kind": "y", "depends_on": [{"ref": 0}, a.id]}]),
     )
     x, y = rows[0]["id"], rows[1]["id"]
     assert await _state(q, y) == JobState.WAITING
