@@ -347,5 +347,6 @@ class Executor:
                 job_id=info.id,
                 kind=info.kind,
                 attempt=info.attempts,
+                meta=info.meta if kind == "started" else None,
             )
         )
