@@ -125,3 +125,26 @@ async def test_trace_id_runs_from_producer_to_handler(q: aioqueue.Queue) -> None
     assert job_span.context.trace_id == trace_id
     assert job_span.parent is not None
     assert job_span.parent.span_id == request.get_span_context().span_id
+
+
+async def test_dashboard_shows_parents_children_group_and_progress(q: aioqueue.Queue) -> None:
+    from aioqueue.dashboard import create_app
+
+    from .test_dashboard import client
+
+    group = await q.enqueue_group(
+        [JobSpec(kind="a"), JobSpec(kind="b", depends_on=[aioqueue.Ref(0)])],
+        on_complete=JobSpec(kind="cb"),
+    )
+    a, b = group.member_ids
+    await q.complete([a])
+    s = q.config.schema
+    await q.pool.execute(
+        f"UPDATE \"{s}\".jobs SET progress = 0.25, progress_message = 'quarter' WHERE id = $1", b
+    )
+    async with client(create_app(q)) as http:
+        child = (await http.get(f"/jobs/{b}")).text
+        parent = (await http.get(f"/jobs/{a}")).text
+    assert f'href="http://dash/jobs/{a}"' in child and "parents" in child
+    assert f'href="http://dash/jobs/{b}"' in parent and "children" in parent
+    assert "1 of 2 finished" in child and "quarter" in child and "25.0%" in child
