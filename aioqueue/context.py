@@ -38,6 +38,9 @@ class JobAccess(Protocol):
     def progress(self, job_id: int, lease_token: int, fraction: float, message: str | None) -> None:
         """Buffer a progress report; written in batches, fenced by the lease."""
 
+    async def flush_job(self, job_id: int) -> None:
+        """Write the job's unwritten progress report now (before its outcome)."""
+
     async def parent_results(self, job_id: int) -> dict[int, Any]:
         """The results of the job's parents (depends_on), by parent id."""
 

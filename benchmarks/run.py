@@ -22,6 +22,7 @@ from benchmarks import (
     mixed,
     multiprocess,
     poison_backlog,
+    workflows,
 )
 from benchmarks._common import Reporter, parser
 
@@ -34,6 +35,7 @@ SUITE = [
     "multiprocess",
     "mixed",
     "poison_backlog",
+    "workflows",
 ]
 
 
@@ -48,6 +50,7 @@ async def run_all(quick: bool, only: list[str], repeat: int | None, reporter: Re
         "multiprocess": lambda: multiprocess.run(20000 if quick else 200000, r, reporter),
         "mixed": lambda: mixed.run(5 if quick else 30, 2000.0, reporter),
         "poison_backlog": lambda: poison_backlog.run(2000 if quick else 10000, r, reporter),
+        "workflows": lambda: workflows.run(2000 if quick else 10000, r, reporter),
     }
     for name in only:
         await plan[name]()

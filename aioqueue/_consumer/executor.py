@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import asyncpg
 import msgspec
 
@@ -172,6 +173,10 @@ class Executor:
             )
         try:
             outcome = await self._execute(task, info, row["payload"], job)
+            if self._access is not None:
+                # its last progress report first; shielded: the outcome is decided already
+                with anyio.CancelScope(shield=True), anyio.move_on_after(2.0):
+                    await self._access.flush_job(info.id)
         except asyncio.CancelledError:
             if job.reason == "cancel_requested":
                 message = "cancelled while running (Queue.cancel or on_conflict='supersede')"

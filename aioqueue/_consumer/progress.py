@@ -36,6 +36,13 @@ class JobAccessService:
         self._latest[job_id] = (lease_token, fraction, message)
         self._has_items.set()
 
+    async def flush_job(self, job_id: int) -> None:
+        """Write ``job_id``'s unwritten report now: its last report is stored before its
+        outcome (a job that never reported costs a dict lookup)."""
+        report = self._latest.pop(job_id, None)
+        if report is not None:
+            await self._write({job_id: report})
+
     async def parent_results(self, job_id: int) -> dict[int, Any]:
         rows = await self._queries.fetch(self._db, "job_parent_results", job_id)
         return {
@@ -56,8 +63,10 @@ class JobAccessService:
     async def _flush(self) -> None:
         self._has_items = anyio.Event()
         batch, self._latest = self._latest, {}
-        if not batch:
-            return
+        if batch:
+            await self._write(batch)
+
+    async def _write(self, batch: dict[int, tuple[int, float, str | None]]) -> None:
         ids = list(batch)
         try:
             await self._queries.fetch(
