@@ -210,3 +210,27 @@ async def test_cancel_a_waiting_job(q: aioqueue.Queue) -> None:
     assert (await q.cancel(b.id)).state == JobState.CANCELLED
     await q.complete([a.id])  # its child is gone already: nothing to settle
     assert await _state(q, b.id) == JobState.CANCELLED
+
+
+async def test_a_1000_step_chain_is_cancelled_by_one_failure(q: aioqueue.Queue) -> None:
+    steps = await q.enqueue_chain([JobSpec(kind="step", payload={"i": i}) for i in range(1000)])
+    assert await q.fail([steps[0].id], "first step broke") == [steps[0].id]
+    s = q.config.schema
+    states = await q.pool.fetch(
+        f'SELECT state::text AS state, count(*) AS n FROM "{s}".jobs GROUP BY 1 ORDER BY 1'
+    )
+    assert [(r["state"], r["n"]) for r in states] == [("cancelled", 999), ("failed", 1)]
+    last = await q.get_job(steps[-1].id)
+    assert last.error is not None and f"parent job {steps[-2].id} cancelled" in last.error.message
+
+
+async def test_parents_with_many_children_settle_them_all(q: aioqueue.Queue) -> None:
+    a = await q.enqueue("p", {})
+    kids = await q.enqueue_many([JobSpec(kind="c", depends_on=[a.id]) for _ in range(500)])
+    marks = await q.pool.fetchval(
+        f'SELECT has_children FROM "{q.config.schema}".jobs WHERE id = $1', a.id
+    )
+    assert marks is True
+    await q.complete([a.id])
+    states = {(await q.get_job(k.id)).state for k in kids[::50]}
+    assert states == {JobState.PENDING}
