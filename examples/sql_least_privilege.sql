@@ -48,11 +48,24 @@ GRANT EXECUTE ON FUNCTION aioqueue.add_jobs(text, timestamptz) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.retry_job(bigint) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.cron_enqueue(text, timestamptz, jsonb, timestamptz)
     TO aq_worker;
+-- workflows (dependencies, groups): the functions the settle trigger and add_jobs call
+GRANT SELECT, INSERT, UPDATE, DELETE ON aioqueue.job_deps TO aq_worker;
+GRANT SELECT, INSERT, UPDATE ON aioqueue.job_groups TO aq_worker;
+GRANT USAGE ON SEQUENCE aioqueue.job_groups_id_seq TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.add_jobs_core(jsonb, timestamptz) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.link_job(bigint, bigint[], boolean) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.group_apply(bigint, integer, integer, integer) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.group_finish(bigint) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.seal_group(bigint) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.jobs_settled() TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.jobs_settled_tally() TO aq_worker;
 
 -- Row-level security is on with no policy: without these the worker would see no row.
 CREATE POLICY aq_worker_all ON aioqueue.jobs FOR ALL TO aq_worker USING (true) WITH CHECK (true);
 CREATE POLICY aq_worker_all ON aioqueue.crons FOR ALL TO aq_worker USING (true) WITH CHECK (true);
 CREATE POLICY aq_worker_all ON aioqueue.workers FOR ALL TO aq_worker USING (true) WITH CHECK (true);
+CREATE POLICY aq_worker_all ON aioqueue.job_deps FOR ALL TO aq_worker USING (true) WITH CHECK (true);
+CREATE POLICY aq_worker_all ON aioqueue.job_groups FOR ALL TO aq_worker USING (true) WITH CHECK (true);
 
 -- aq_producer and app_lowpriv: nothing (see above). Spelled out for the reader, a no-op on a
 -- freshly migrated schema:

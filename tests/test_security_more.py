@@ -350,7 +350,21 @@ async def test_security_definer_functions_pin_search_path_and_deny_public(
         lp.lowpriv,
     )
     by_name = {r["proname"]: r for r in rows}
-    assert set(by_name) == {"add_job", "add_jobs", "cron_enqueue", "retry_job", "app_enqueue"}
+    assert set(by_name) == {
+        "add_job",
+        "add_jobs",
+        "cron_enqueue",
+        "retry_job",
+        "app_enqueue",
+        # workflows (migration 0010)
+        "add_jobs_core",
+        "link_job",
+        "group_apply",
+        "group_finish",
+        "seal_group",
+        "jobs_settled",
+        "jobs_settled_tally",
+    }
     definers = [r["proname"] for r in rows if r["prosecdef"]]
     assert definers == ["app_enqueue"]  # aioqueue's own functions run as their caller
     for r in rows:

@@ -114,15 +114,16 @@ END;
 $fn$;
 
 -- Group members are counted per statement, not per row: the row trigger adds each settled
--- member to a transaction-local tally ('group:completed:failed:cancelled' in the setting
--- aioqueue.group_tally), and a statement-level trigger applies it once, after the statement's
--- row triggers. Updating the group's row once per member made a worker's completion batch
+-- member to a tally ('group:completed:failed:cancelled' in the setting aioqueue.group_tally),
+-- and a statement-level trigger applies and empties it once, after the statement's row
+-- triggers. A session-level set_config, not a local one: a function's SET clause (search_path,
+-- pinned) undoes local settings made inside it at its exit. A rollback (of the transaction or
+-- of a savepoint) restores the setting with the rows; nothing leaves a statement non-empty. Updating the group's row once per member made a worker's completion batch
 -- rewrite that one row a hundred times (a 40% slower drain of a 10,000-member group).
 CREATE FUNCTION /*schema*/.jobs_settled_tally()
 RETURNS trigger
 LANGUAGE plpgsql VOLATILE
--- no SET clause: a function's SET clause undoes the SET LOCALs made inside it at its exit, and
--- the tally must outlive each call (to the statement's end); every name here is qualified
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_tally text := pg_catalog.current_setting('aioqueue.group_tally', true);
@@ -130,7 +131,7 @@ BEGIN
     IF v_tally IS NULL OR v_tally = '' THEN
         RETURN NULL;  -- every UPDATE OF state (claims, completions) comes here: keep it short
     END IF;
-    PERFORM pg_catalog.set_config('aioqueue.group_tally', '', true);
+    PERFORM pg_catalog.set_config('aioqueue.group_tally', '', false);
     PERFORM /*schema*/.group_apply(p[1], p[2]::integer, p[3]::integer, p[4]::integer)
     FROM (SELECT pg_catalog.string_to_array(v_tally, ':')::bigint[] AS p) AS x;
     RETURN NULL;
@@ -145,8 +146,7 @@ $fn$;
 CREATE FUNCTION /*schema*/.jobs_settled()
 RETURNS trigger
 LANGUAGE plpgsql VOLATILE
--- no SET clause: a function's SET clause undoes the SET LOCALs made inside it at its exit, and
--- the tally must outlive each call (to the statement's end); every name here is qualified
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_tally    bigint[];
@@ -169,7 +169,7 @@ BEGIN
         v_slot := CASE NEW.state WHEN 'completed' THEN 2 WHEN 'failed' THEN 3 ELSE 4 END;
         v_tally[v_slot] := v_tally[v_slot] + 1;
         PERFORM pg_catalog.set_config('aioqueue.group_tally',
-                                      pg_catalog.array_to_string(v_tally, ':'), true);
+                                      pg_catalog.array_to_string(v_tally, ':'), false);
     END IF;
 
     -- a cascade below cancels descendants with UPDATEs that fire this trigger again: those
