@@ -19,7 +19,13 @@ from ._db import connect as _connect
 from ._db.queries import Queries
 from ._spec import as_spec, encode_spec
 from ._waiter import Waiter
-from .errors import ConfigurationError, GroupNotFound, InvalidJobError, WaitTimeout
+from .errors import (
+    ConfigurationError,
+    GroupNotFound,
+    InvalidJobError,
+    JobNotFound,
+    WaitTimeout,
+)
 from .types import EnqueueResult, Group, JobLink, JobSpec, Ref
 
 _encoder = msgspec.json.Encoder()
@@ -142,8 +148,10 @@ class WorkflowMixin:
             obj["group_id"] = group_id
         try:
             rows = await self.queries.jobs_add(db, _encoder.encode(objects).decode())
-        except asyncpg.InvalidParameterValueError as exc:
+        except asyncpg.InvalidParameterValueError as exc:  # a sealed or missing group
             raise InvalidJobError("group_id", str(exc).removeprefix("aioqueue: ")) from None
+        except asyncpg.ForeignKeyViolationError as exc:  # depends_on names a missing job
+            raise JobNotFound(str(exc).removeprefix("aioqueue: ")) from None
         return [r["id"] for r in rows]
 
     def _transaction(self, tx: Any) -> Any:

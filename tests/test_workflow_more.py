@@ -148,3 +148,26 @@ async def test_dashboard_shows_parents_children_group_and_progress(q: aioqueue.Q
     assert f'href="http://dash/jobs/{a}"' in child and "parents" in child
     assert f'href="http://dash/jobs/{b}"' in parent and "children" in parent
     assert "1 of 2 finished" in child and "quarter" in child and "25.0%" in child
+
+
+async def test_cli_jobs_show_has_progress_parents_and_group(q: aioqueue.Queue, dsn: str) -> None:
+    import json
+
+    from .test_cli import aq
+
+    group = await q.enqueue_group(
+        [JobSpec(kind="a"), JobSpec(kind="b", depends_on=[aioqueue.Ref(0)], meta={"t": "x"})]
+    )
+    b = group.member_ids[1]
+    s = q.config.schema
+    await q.pool.execute(
+        f"UPDATE \"{s}\".jobs SET progress = 0.5, progress_message = 'half' WHERE id = $1", b
+    )
+    out = await anyio.to_thread.run_sync(
+        lambda: aq("--dsn", dsn, "--schema", s, "jobs", "show", str(b), "--json")
+    )
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    assert shown["state"] == "waiting"
+    assert (shown["progress"], shown["progress_message"]) == (0.5, "half")
+    assert (shown["pending_parents"], shown["group_id"], shown["meta"]) == (1, group.id, {"t": "x"})
