@@ -57,6 +57,8 @@ GRANT EXECUTE ON FUNCTION aioqueue.link_job(bigint, bigint[], boolean) TO aq_wor
 GRANT EXECUTE ON FUNCTION aioqueue.group_apply(bigint, integer, integer, integer) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.group_finish(bigint) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.seal_group(bigint) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.add_job(text, bigint[], jsonb, text, jsonb, text, timestamptz,
+    integer, integer, text[], double precision) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.jobs_settled() TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.jobs_settled_tally() TO aq_worker;
 

@@ -234,3 +234,19 @@ async def test_parents_with_many_children_settle_them_all(q: aioqueue.Queue) -> 
     await q.complete([a.id])
     states = {(await q.get_job(k.id)).state for k in kids[::50]}
     assert states == {JobState.PENDING}
+
+
+async def test_sql_add_job_with_depends_on(q: aioqueue.Queue) -> None:
+    s = q.config.schema
+    a = await q.enqueue("p", {})
+    child = await q.pool.fetchval(
+        f"SELECT \"{s}\".add_job('c', depends_on => ARRAY[$1::bigint], "
+        "payload => '{\"x\": null}', meta => '{\"m\": 1}', on_parent_failure => 'run')",
+        a.id,
+    )
+    job = await q.get_job(child)
+    assert (job.state, job.payload, job.meta) == (JobState.WAITING, {"x": None}, {"m": 1})
+    await q.cancel(a.id)
+    assert await _state(q, child) == JobState.PENDING  # on_parent_failure => 'run'
+    plain = await q.pool.fetchval(f"SELECT \"{s}\".add_job('c', '{{}}')")  # still resolves
+    assert await _state(q, plain) == JobState.PENDING

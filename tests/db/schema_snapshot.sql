@@ -72,6 +72,27 @@ domain job_max_attempts integer jobs_max_attempts_positive CHECK ((VALUE >= 1))
 domain job_queue_name text jobs_queue_name_length CHECK (((octet_length(VALUE) >= 1) AND (octet_length(VALUE) <= 128)))
 domain job_run_at timestamp with time zone jobs_run_at_range CHECK (((VALUE >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (VALUE < '3000-01-01 00:00:00+00'::timestamp with time zone)))
 domain job_unique_key text jobs_unique_key_length CHECK (((octet_length(VALUE) >= 1) AND (octet_length(VALUE) <= 512)))
+function aioqueue.add_job(text,bigint[],jsonb,text,jsonb,text,timestamp with time zone,integer,integer,text[],double precision) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_job(kind text, depends_on bigint[], payload jsonb DEFAULT '{}'::jsonb, on_parent_failure text DEFAULT 'cancel'::text, meta jsonb DEFAULT NULL::jsonb, queue_name text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, priority integer DEFAULT 0, flags text[] DEFAULT NULL::text[], delay double precision DEFAULT NULL::double precision)
+ RETURNS bigint
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    -- JSON nulls stand for absent keys in add_jobs (a payload's own nulls are kept)
+    SELECT r.id FROM aioqueue.add_jobs(pg_catalog.jsonb_build_array(
+        pg_catalog.jsonb_build_object(
+            'kind', add_job.kind,
+            'depends_on', pg_catalog.to_jsonb(add_job.depends_on),
+            'payload', coalesce(add_job.payload, '{}'::jsonb),
+            'on_parent_failure', add_job.on_parent_failure,
+            'meta', add_job.meta,
+            'queue_name', add_job.queue_name,
+            'run_at', add_job.run_at,
+            'max_attempts', add_job.max_attempts,
+            'priority', add_job.priority,
+            'flags', pg_catalog.to_jsonb(add_job.flags),
+            'delay', add_job.delay))) AS r;
+$function$
 function aioqueue.add_job(text,json,text,timestamp with time zone,integer,text,integer,text[],text,double precision,double precision) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.add_job(kind text, payload json, queue_name text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, priority integer DEFAULT 0, flags text[] DEFAULT NULL::text[], on_conflict text DEFAULT 'ignore'::text, delay double precision DEFAULT NULL::double precision, max_delay double precision DEFAULT NULL::double precision)
  RETURNS bigint

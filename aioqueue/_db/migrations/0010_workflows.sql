@@ -508,3 +508,42 @@ END;
 $fn$;
 
 REVOKE ALL ON FUNCTION /*schema*/.seal_group(bigint) FROM PUBLIC;
+
+-- add_job with parents: depends_on has no default, so a call without it never picks this
+-- overload (the graphile-style add_job calls resolve as before), and it comes second, before
+-- the optional arguments (PostgreSQL wants those last).
+CREATE FUNCTION /*schema*/.add_job(
+    kind text,
+    depends_on bigint[],
+    payload jsonb DEFAULT '{}'::jsonb,
+    on_parent_failure text DEFAULT 'cancel',
+    meta jsonb DEFAULT NULL,
+    queue_name text DEFAULT NULL,
+    run_at timestamptz DEFAULT NULL,
+    max_attempts integer DEFAULT NULL,
+    priority integer DEFAULT 0,
+    flags text[] DEFAULT NULL,
+    delay double precision DEFAULT NULL
+)
+RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- JSON nulls stand for absent keys in add_jobs (a payload's own nulls are kept)
+    SELECT r.id FROM /*schema*/.add_jobs(pg_catalog.jsonb_build_array(
+        pg_catalog.jsonb_build_object(
+            'kind', add_job.kind,
+            'depends_on', pg_catalog.to_jsonb(add_job.depends_on),
+            'payload', coalesce(add_job.payload, '{}'::jsonb),
+            'on_parent_failure', add_job.on_parent_failure,
+            'meta', add_job.meta,
+            'queue_name', add_job.queue_name,
+            'run_at', add_job.run_at,
+            'max_attempts', add_job.max_attempts,
+            'priority', add_job.priority,
+            'flags', pg_catalog.to_jsonb(add_job.flags),
+            'delay', add_job.delay))) AS r;
+$fn$;
+
+REVOKE ALL ON FUNCTION /*schema*/.add_job(text, bigint[], jsonb, text, jsonb, text, timestamptz,
+    integer, integer, text[], double precision) FROM PUBLIC;
