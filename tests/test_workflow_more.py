@@ -171,3 +171,16 @@ async def test_cli_jobs_show_has_progress_parents_and_group(q: aioqueue.Queue, d
     assert shown["state"] == "waiting"
     assert (shown["progress"], shown["progress_message"]) == (0.5, "half")
     assert (shown["pending_parents"], shown["group_id"], shown["meta"]) == (1, group.id, {"t": "x"})
+
+
+async def test_typed_handle_enqueue_takes_depends_on_and_meta(q: aioqueue.Queue) -> None:
+    tasks = aioqueue.Tasks()
+
+    @tasks.task("typed.step")
+    async def step(ctx: aioqueue.JobContext, payload: dict[str, int]) -> None:
+        return None
+
+    first = await step.enqueue(q, {"n": 1})
+    second = await step.enqueue(q, {"n": 2}, depends_on=[first.id], meta={"k": "v"})
+    job = await q.get_job(second.id)
+    assert (job.state, job.meta, job.pending_parents) == (JobState.WAITING, {"k": "v"}, 1)
