@@ -104,6 +104,14 @@ def print_job(console: Console, job: Job, *, payload: bool, as_json: bool) -> No
         locked_by=job.locked_by,
         error=None if job.error is None else job.error.message,
     )
+    if job.progress is not None:
+        data.update(progress=job.progress, progress_message=job.progress_message)
+    if job.pending_parents is not None:
+        data.update(pending_parents=job.pending_parents)
+    if job.group_id is not None:
+        data.update(group_id=job.group_id)
+    if job.meta is not None:
+        data.update(meta=job.meta)
     if payload:
         data.update(
             payload=job.payload,
@@ -115,7 +123,7 @@ def print_job(console: Console, job: Job, *, payload: bool, as_json: bool) -> No
         return
     table = Table(show_header=False)
     for key, value in data.items():
-        if key in ("payload", "result"):
+        if key in ("payload", "result", "meta"):
             shown = to_json(value)  # JSON, as stored (not a Python repr)
         else:
             shown = "" if value is None else str(value)

@@ -1,6 +1,6 @@
 """Flow control (issue 20): global concurrency limits per kind and per concurrency key, rate
 limits, pause/resume of kinds and named queues. Settings live in the ``flow_limits`` and
-``flow_paused_queues`` tables (migration 0009); the claim enforces them (``claim_gated``)."""
+``flow_paused_queues`` tables (migration 0010); the claim enforces them (``claim_gated``)."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ class DepthGuard:
         self._depth = {k: v for k, v in self._depth.items() if k in self._caps}
 
     async def preload(self) -> None:
-        """At connect. A role without rights on flow_limits (granted before 0009) enqueues
+        """At connect. A role without rights on flow_limits (granted before 0010) enqueues
         without the max_depth check rather than failing to connect."""
         try:
             await self.load()

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from .context import JobContext
-from .types import EnqueueResult, JobSpec, OnConflict
+from .types import EnqueueResult, JobSpec, OnConflict, OnParentFailure
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -33,6 +33,9 @@ class Enqueuer(Protocol):
         max_attempts: int | None = None,
         queue_name: str | None = None,
         flags: Sequence[str] | None = None,
+        depends_on: Sequence[int] | None = None,
+        on_parent_failure: OnParentFailure = "cancel",
+        meta: dict[str, Any] | None = None,
         tx: Any = None,
     ) -> EnqueueResult: ...
 
@@ -69,9 +72,17 @@ class TaskHandle(Generic[P, R]):
         max_attempts: int | None = None,
         queue_name: str | None = None,
         flags: Sequence[str] | None = None,
+        depends_on: Sequence[int] | None = None,
+        on_parent_failure: OnParentFailure = "cancel",
+        meta: dict[str, Any] | None = None,
         tx: Any = None,
     ) -> EnqueueResult:
         """``queue.enqueue(self.kind, payload, ...)``, with ``payload`` typed."""
+        workflow: dict[str, Any] = {}  # only when given: other Enqueuers may predate them
+        if depends_on is not None:
+            workflow.update(depends_on=depends_on, on_parent_failure=on_parent_failure)
+        if meta is not None:
+            workflow["meta"] = meta
         return await queue.enqueue(
             self.kind,
             payload,
@@ -85,6 +96,7 @@ class TaskHandle(Generic[P, R]):
             queue_name=queue_name,
             flags=flags,
             tx=tx,
+            **workflow,
         )
 
     async def enqueue_many(

@@ -16,7 +16,7 @@ import msgspec
 from . import config
 from ._codec import MAX_DEPTH, depth_over, encode_json
 from .errors import InvalidJobError, PayloadError
-from .types import ON_CONFLICT_MODES, JobSpec
+from .types import ON_CONFLICT_MODES, JobSpec, Ref
 
 _SPEC_FIELDS = frozenset(JobSpec.__struct_fields__)
 _encoder = msgspec.json.Encoder()
@@ -154,10 +154,66 @@ def encode_spec(
         out["concurrency_key"] = _text(
             "concurrency_key", spec.concurrency_key, CONCURRENCY_KEY_MAX_BYTES, index
         )
+    if spec.depends_on is not None:
+        if spec.unique_key is not None:
+            raise InvalidJobError(
+                "depends_on",
+                "cannot be combined with unique_key (a waiting job holds no key)",
+                index=index,
+            )
+        out["depends_on"] = encode_depends_on(spec.depends_on, index)
+    if spec.on_parent_failure != "cancel":
+        if spec.on_parent_failure != "run":
+            raise InvalidJobError(
+                "on_parent_failure",
+                f"must be 'cancel' or 'run', got {spec.on_parent_failure!r}",
+                index=index,
+            )
+        out["on_parent_failure"] = "run"
+    if spec.meta is not None:
+        out["meta"] = encode_meta(spec.meta, index)
     return out
 
 
-CONCURRENCY_KEY_MAX_BYTES = 256  # the CHECK of jobs.concurrency_key (0009)
+CONCURRENCY_KEY_MAX_BYTES = 256  # the CHECK of jobs.concurrency_key (0010)
+
+
+def encode_depends_on(parents: object, index: int | None) -> list[Any]:
+    """Job ids, and ``Ref(i)`` of an earlier spec of the same call, as add_jobs takes them."""
+    if isinstance(parents, str) or not isinstance(parents, list | tuple):
+        raise InvalidJobError("depends_on", "must be a list of job ids", index=index)
+    if len(parents) > config.MAX_PARENTS:
+        raise InvalidJobError(
+            "depends_on", f"at most {config.MAX_PARENTS} parents, got {len(parents)}", index=index
+        )
+    out: list[Any] = []
+    for parent in parents:
+        if isinstance(parent, Ref):
+            if index is None or not isinstance(parent.index, int) or not 0 <= parent.index < index:
+                raise InvalidJobError(
+                    "depends_on",
+                    f"{parent!r} must name an earlier spec of the same enqueue_many call",
+                    index=index,
+                )
+            out.append({"ref": parent.index})
+        elif isinstance(parent, int) and not isinstance(parent, bool) and 1 <= parent < 2**63:
+            out.append(parent)
+        else:
+            raise InvalidJobError(
+                "depends_on", f"entries must be job ids or Ref(i), got {parent!r}", index=index
+            )
+    return out
+
+
+def encode_meta(meta: object, index: int | None) -> msgspec.Raw:
+    """A small dict of string keys (user headers such as a W3C traceparent)."""
+    if not isinstance(meta, dict) or not all(isinstance(k, str) for k in meta):
+        raise InvalidJobError("meta", "must be a dict with string keys", index=index)
+    try:
+        data = encode_json(meta, field="meta", limit=config.META_MAX_BYTES)
+    except PayloadError as exc:
+        raise InvalidJobError("meta", str(exc), index=index) from None
+    return msgspec.Raw(data)
 
 
 def encode_flags(flags: Iterable[str], index: int | None = None) -> list[str]:
@@ -197,7 +253,7 @@ def encode_specs(
         objects.append(obj)
     route: Route = "bare"
     for o in objects:
-        if "unique_key" in o or "max_delay" in o:
+        if "unique_key" in o or "max_delay" in o or not _WORKFLOW_KEYS.isdisjoint(o):
             route = "dedupe"
             break
         if o.keys() != _PLAIN_KEYS:
@@ -211,6 +267,8 @@ def encode_specs(
 KNOWN_KINDS_MAX = 1024
 _KNOWN_KINDS: dict[str, None] = {}
 _PLAIN_KEYS = frozenset({"kind", "payload"})
+# keys only the add_jobs function reads (migration 0009)
+_WORKFLOW_KEYS = frozenset({"depends_on", "on_parent_failure", "meta", "group_id"})
 
 
 def _remember_kind(kind: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import anyio
 
@@ -47,7 +48,7 @@ class Waiter:
         self._ready = anyio.Event()
 
     def _on_notify(self, payload: str) -> None:
-        if payload == "f":
+        if payload in ("f", "p"):  # a job (or group) finished; a waited job reported progress
             self._poke()
 
     def _poke(self) -> None:
@@ -67,11 +68,26 @@ class Waiter:
             await tg.start(self._notifier.run)
             self._ready.set()
 
-    async def wait_final(self, job_id: int) -> str | None:
-        """Block until ``job_id`` is final; returns its state (None if it does not exist)."""
+    async def wait_until(self, check: Callable[[], Awaitable[bool]]) -> None:
+        """Block until ``check()`` is true, looking again at each 'f' (e.g. a group finished)."""
+        await self._ensure_started()
+        while True:
+            changed = self._changed
+            if await check():
+                return
+            with anyio.move_on_after(self._recheck):
+                await changed.wait()
+
+    async def wait_final(
+        self, job_id: int, on_wake: Callable[[], Awaitable[None]] | None = None
+    ) -> str | None:
+        """Block until ``job_id`` is final; returns its state (None if it does not exist).
+        ``on_wake`` is awaited before each look (Queue.wait's on_progress)."""
         await self._ensure_started()
         while True:
             changed = self._changed  # take the event before looking, so no wake-up is missed
+            if on_wake is not None:
+                await on_wake()
             # Marked while not final: whatever finishes it from now on sends 'f'. The row lock
             # orders this against a finishing statement, so one of the two sees the other.
             if await self._queries.fetch(self._db, "job_watch", job_id):

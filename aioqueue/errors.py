@@ -96,6 +96,14 @@ class UnknownTaskError(AioqueueError, LookupError):
     """No task is registered under this kind."""
 
 
+class GroupNotFound(AioqueueError, LookupError):
+    """No group with this id exists."""
+
+    def __init__(self, group_id: int) -> None:
+        self.group_id = group_id
+        super().__init__(f"group {group_id} not found")
+
+
 class JobNotFound(AioqueueError, LookupError):
     """No job with this id exists (it may have been pruned by retention)."""
 

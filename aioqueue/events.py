@@ -41,6 +41,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int | None = None
     error: str | None = None
     duration: float | None = None
+    meta: dict[str, object] | None = None  # "started": the job's meta (e.g. a traceparent)
 
 
 Subscriber = Callable[[Event], object]

@@ -20,6 +20,7 @@ from ._notifier import dedicated, from_pool
 from ._spec import check_run_at, encode_one, encode_plain, encode_spec, encode_specs
 from ._waiter import Waiter
 from ._waker import Waker
+from ._workflow import WorkflowMixin
 from .errors import ConfigurationError, JobNotFound, JobStateError, WaitTimeout
 from .events import Event, Hooks, Subscriber
 from .types import (
@@ -32,6 +33,8 @@ from .types import (
     JobState,
     KindStats,
     OnConflict,
+    OnParentFailure,
+    Ref,
     Stats,
     WorkerInfo,
 )
@@ -42,7 +45,7 @@ _MISSING: Any = object()
 _T = TypeVar("_T")
 
 
-class Queue:
+class Queue(WorkflowMixin):
     """Enqueue jobs and inspect them. ``Queue(pool)`` wraps an existing asyncpg pool;
     ``await Queue.connect()`` makes its own (and starts the embedded server when no DSN is set)."""
 
@@ -191,13 +194,22 @@ class Queue:
         max_attempts: int | None = None,
         queue_name: str | None = None,
         flags: Sequence[str] | None = None,
+        depends_on: Sequence[int] | None = None,
+        on_parent_failure: OnParentFailure = "cancel",
+        meta: dict[str, Any] | None = None,
         tx: Any = None,
         concurrency_key: str | None = None,
     ) -> EnqueueResult:
         """Enqueue one job. With ``tx=`` it exists only if that transaction commits.
-        ``concurrency_key``: the key a task's ``key_concurrency`` limits (e.g. a tenant)."""
+        ``concurrency_key``: the key a task's ``key_concurrency`` limits (e.g. a tenant).
+        ``depends_on``: job ids it waits for (state ``waiting``) until all completed; a parent
+        that fails or is cancelled cancels it (``on_parent_failure="run"``: runs it anyway).
+        ``meta``: small user headers (a dict, at most config.META_MAX_BYTES as JSON), given to
+        the handler as ``ctx.job.meta``."""
+        workflow = depends_on is not None or meta is not None or on_parent_failure != "cancel"
         if (
-            delay is None
+            not workflow
+            and delay is None
             and run_at is None
             and unique_key is None
             and max_delay is None
@@ -238,10 +250,13 @@ class Queue:
             queue_name=queue_name,
             flags=_flags(flags),
             concurrency_key=concurrency_key,
+            depends_on=_parents(depends_on),
+            on_parent_failure=on_parent_failure,
+            meta=meta,
         )
         if self._depth_guard.needed() and isinstance(kind, str):  # else encoding rejects it
             await self._depth_guard.check({kind: 1})
-        if unique_key is None and max_delay is None:
+        if unique_key is None and max_delay is None and not workflow:
             # nothing to dedupe: a plain INSERT statement instead of the add_jobs function
             one = encode_spec(spec, max_payload_bytes=self.config.max_payload_bytes)
             row = await self._insert_one(
@@ -315,15 +330,18 @@ class Queue:
                 self.hooks.emit(Event(type="enqueued", job_id=res.id, kind=kind))
 
     async def _add(self, specs: str, tx: Any) -> list[asyncpg.Record]:
-        if tx is not None:  # a read-only tx= connection is the caller's to replace
-            return await self.queries.jobs_add(await _connect.unwrap_tx(tx), specs)
         try:
-            return await self._on_hot(lambda db: self.queries.jobs_add(db, specs))
-        except asyncpg.ReadOnlySQLTransactionError as exc:
-            # a session on a server that became a standby stays read-only: the pool's are
-            # replaced
-            await _connect.replace_connections(self.pool, exc)
-            raise
+            if tx is not None:  # a read-only tx= connection is the caller's to replace
+                return await self.queries.jobs_add(await _connect.unwrap_tx(tx), specs)
+            try:
+                return await self._on_hot(lambda db: self.queries.jobs_add(db, specs))
+            except asyncpg.ReadOnlySQLTransactionError as exc:
+                # a session on a server that became a standby stays read-only: the pool's are
+                # replaced
+                await _connect.replace_connections(self.pool, exc)
+                raise
+        except asyncpg.ForeignKeyViolationError as exc:  # depends_on names a missing job
+            raise JobNotFound(str(exc).removeprefix("aioqueue: ")) from None
 
     async def _on_hot(self, call: Callable[[Executor], Awaitable[_T]]) -> _T:
         """``call`` on the kept-aside connection (or the pool while another call has it),
@@ -353,9 +371,36 @@ class Queue:
             raise JobNotFound(job_id)
         return job_from_row(row)
 
-    async def wait(self, job_id: int, *, timeout: float | None = None) -> Job:
+    async def wait(
+        self,
+        job_id: int,
+        *,
+        timeout: float | None = None,
+        on_progress: Callable[[Job], object] | None = None,
+    ) -> Job:
         """Wait until the job is completed, failed or cancelled (woken by a notification) and
-        return it. Raises WaitTimeout after ``timeout`` seconds, JobNotFound if it is gone."""
+        return it. Raises WaitTimeout after ``timeout`` seconds, JobNotFound if it is gone.
+        ``on_progress(job)`` is called each time the job's progress (ctx.progress) changes."""
+        waiter = self._get_waiter()
+        seen: list[object] = [None]
+
+        async def report() -> None:
+            job = await self.get_job(job_id)
+            if (job.progress, job.progress_message) != seen[0] and job.progress is not None:
+                seen[0] = (job.progress, job.progress_message)
+                assert on_progress is not None
+                on_progress(job)
+
+        try:
+            with anyio.fail_after(timeout):
+                state = await waiter.wait_final(job_id, report if on_progress else None)
+        except TimeoutError:
+            raise WaitTimeout(f"job {job_id} not finished after {timeout} s") from None
+        if state is None:
+            raise JobNotFound(job_id)
+        return await self.get_job(job_id)
+
+    def _get_waiter(self) -> Waiter:
         if self._waiter is None:
             connection = (
                 None  # no LISTEN behind a transaction pooler: the waiter polls
@@ -365,14 +410,7 @@ class Queue:
                 else from_pool(self.pool)
             )
             self._waiter = Waiter(self.pool, self.queries, self.config.channel, connection)
-        try:
-            with anyio.fail_after(timeout):
-                state = await self._waiter.wait_final(job_id)
-        except TimeoutError:
-            raise WaitTimeout(f"job {job_id} not finished after {timeout} s") from None
-        if state is None:
-            raise JobNotFound(job_id)
-        return await self.get_job(job_id)
+        return self._waiter
 
     async def list_jobs(
         self,
@@ -577,6 +615,11 @@ def _check_filter(name: str, value: str | None) -> None:
         raise ConfigurationError(f"{name} filter must be valid UTF-8") from None
 
 
+def _parents(parents: Sequence[int | Ref] | None) -> Any:
+    """Lists and tuples pass through as lists; anything else is left for validation to name."""
+    return list(parents) if isinstance(parents, list | tuple) else parents
+
+
 def _flags(flags: Sequence[str] | None) -> Any:
     """Lists and tuples pass through as lists; anything else is left for validation to name."""
     return list(flags) if isinstance(flags, list | tuple) else flags
@@ -615,4 +658,10 @@ def job_from_row(row: asyncpg.Record) -> Job:
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        # workflow columns (migration 0009): job_get reads them, job_list does not
+        meta=_codec.decode_json(row.get("meta")),
+        progress=row.get("progress"),
+        progress_message=row.get("progress_message"),
+        group_id=row.get("group_id"),
+        pending_parents=row.get("pending_parents"),
     )

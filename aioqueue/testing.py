@@ -17,7 +17,7 @@ from .worker import Worker
 
 __all__ = ["ANY", "assert_enqueued", "assert_not_enqueued", "drain", "enqueued", "run_job"]
 
-WAITING = (JobState.PENDING, JobState.SCHEDULED)
+WAITING = (JobState.WAITING, JobState.PENDING, JobState.SCHEDULED)  # not run yet
 
 
 class _Any:

@@ -9,9 +9,13 @@ Job state machine::
               └──── retry (backoff) ◄──┘   graceful stop → pending, attempt given back
                                            lease expired → scheduled (attempt counted) or failed
     pending / scheduled / running ──(cancel)──► cancelled
+    enqueue with depends_on ──► waiting ──(every parent completed)──► pending / scheduled
+                                   └──(a parent failed or cancelled)──► cancelled (or pending
+                                       with on_parent_failure="run")
 
 ``pending`` jobs are due now; ``scheduled`` jobs wait for ``run_at`` (a delay or a retry
-backoff). Workers claim both once ``run_at`` has passed.
+backoff). Workers claim both once ``run_at`` has passed. ``waiting`` jobs wait for their
+parents (``depends_on``); the claim never reads them.
 """
 
 from __future__ import annotations
@@ -24,17 +28,23 @@ import msgspec
 
 __all__ = [
     "EnqueueResult",
+    "Group",
+    "GroupOutcome",
     "HistoryPoint",
     "Job",
+    "JobLink",
     "JobSpec",
     "JobState",
     "OnConflict",
+    "OnParentFailure",
+    "Ref",
     "Stats",
     "WorkerInfo",
 ]
 
 
 class JobState(enum.StrEnum):
+    WAITING = "waiting"  # for its parents (depends_on)
     PENDING = "pending"
     SCHEDULED = "scheduled"
     RUNNING = "running"
@@ -56,6 +66,15 @@ ON_CONFLICT_MODES: tuple[str, ...] = (
     "supersede",
 )
 
+OnParentFailure = Literal["cancel", "run"]
+
+
+class Ref(msgspec.Struct, frozen=True):
+    """In ``enqueue_many``/``enqueue_group``, ``depends_on=[Ref(i)]`` names the job of spec ``i``
+    of the same call (an earlier one: ``i`` is below the spec's own index)."""
+
+    index: int
+
 
 class JobSpec(msgspec.Struct, kw_only=True, frozen=True):
     """One job to enqueue; the keyword arguments of ``Queue.enqueue`` as a value."""
@@ -72,6 +91,11 @@ class JobSpec(msgspec.Struct, kw_only=True, frozen=True):
     queue_name: str | None = None
     flags: list[str] | tuple[str, ...] | None = None
     concurrency_key: str | None = None  # a task's key_concurrency limits jobs per key
+    # workflows: parents by id (or Ref to an earlier spec of the same call), what a parent's
+    # failure does to this job, and small user headers (e.g. a W3C traceparent)
+    depends_on: list[int | Ref] | tuple[int | Ref, ...] | None = None
+    on_parent_failure: OnParentFailure = "cancel"
+    meta: dict[str, Any] | None = None
 
 
 class EnqueueResult(msgspec.Struct, frozen=True):
@@ -113,6 +137,50 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    meta: dict[str, Any] | None = None
+    progress: float | None = None  # 0..1, from ctx.progress()
+    progress_message: str | None = None
+    group_id: int | None = None
+    pending_parents: int | None = None  # parents not finished yet (None: no depends_on)
+
+
+class JobLink(msgspec.Struct, frozen=True, kw_only=True):
+    """A parent or child of a job (``Queue.job_family``)."""
+
+    relation: Literal["parent", "child"]
+    id: int
+    kind: str
+    state: str
+
+
+class GroupOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """How a group's members ended: the ``ctx.group`` of its ``on_complete`` callback."""
+
+    id: int
+    total: int
+    completed: int
+    failed: int
+    cancelled: int
+
+
+class Group(msgspec.Struct, frozen=True, kw_only=True):
+    """A group of jobs (``Queue.enqueue_group``). ``finished_at`` is set when the group is sealed
+    and every member has finished; ``callback_id`` is then the on_complete job's id."""
+
+    id: int
+    total: int
+    completed: int
+    failed: int
+    cancelled: int
+    sealed: bool
+    callback_id: int | None
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    member_ids: list[int] = msgspec.field(default_factory=list)  # those this call added
+
+    @property
+    def done(self) -> int:
+        return self.completed + self.failed + self.cancelled
 
 
 class KindStats(msgspec.Struct, frozen=True, kw_only=True):

@@ -31,6 +31,7 @@ from ._consumer.executor import Executor
 from ._consumer.heartbeat import Heartbeat
 from ._consumer.outcome import Outcome
 from ._consumer.producer import ForbiddenFlags, Producer
+from ._consumer.progress import JobAccessService
 from ._consumer.registration import Registration
 from ._consumer.runners import Runners
 from ._consumer.running import RunningJob
@@ -305,8 +306,10 @@ class Worker:
             },
             forget_workers_after=config.WORKER_FORGET_AFTER,
         )
+        access = JobAccessService(pool, q.queries)
         self._executor = Executor(
             self.tasks,
+            access=access,
             worker_id=self.id,
             state=self.state,
             hooks=self.hooks,
@@ -323,7 +326,7 @@ class Worker:
             await registration.register()  # for `aioqueue status`: the kinds this worker runs
             await _flow.declare(pool, q.queries, self.tasks)  # before the first claim
             stack.push_async_callback(registration.deregister)  # after the heartbeat stops
-            for service in (*services, completer, heartbeat, rescuer, scheduler, pruner):
+            for service in (*services, completer, access, heartbeat, rescuer, scheduler, pruner):
                 await stack.enter_async_context(running(service))
             self._emit(Event(type="worker_started", worker_id=self.id))
             _log.info(

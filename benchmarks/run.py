@@ -24,6 +24,7 @@ from benchmarks import (
     multiprocess,
     poison_backlog,
     scaling,
+    workflows,
 )
 from benchmarks._common import Reporter, parser
 
@@ -38,6 +39,7 @@ SUITE = [
     "poison_backlog",
     "scaling",
     "flow",
+    "workflows",
 ]
 
 
@@ -54,6 +56,7 @@ async def run_all(quick: bool, only: list[str], repeat: int | None, reporter: Re
         "poison_backlog": lambda: poison_backlog.run(2000 if quick else 10000, r, reporter),
         "scaling": lambda: scaling.run(20000 if quick else 100000, r, reporter),
         "flow": lambda: flow.run(10000 if quick else 30000, r, reporter),
+        "workflows": lambda: workflows.run(2000 if quick else 10000, r, reporter),
     }
     for name in only:
         await plan[name]()

@@ -48,8 +48,21 @@ GRANT EXECUTE ON FUNCTION aioqueue.add_jobs(text, timestamptz) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.retry_job(bigint) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.cron_enqueue(text, timestamptz, jsonb, timestamptz)
     TO aq_worker;
+-- workflows (dependencies, groups): the functions the settle trigger and add_jobs call
+GRANT SELECT, INSERT, UPDATE, DELETE ON aioqueue.job_deps TO aq_worker;
+GRANT SELECT, INSERT, UPDATE ON aioqueue.job_groups TO aq_worker;
+GRANT USAGE ON SEQUENCE aioqueue.job_groups_id_seq TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.add_jobs_core(jsonb, timestamptz) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.link_job(bigint, bigint[], boolean) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.group_apply(bigint, integer, integer, integer) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.group_finish(bigint) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.seal_group(bigint) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.add_job(text, bigint[], jsonb, text, jsonb, text, timestamptz,
+    integer, integer, text[], double precision) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.jobs_settled() TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.jobs_settled_tally() TO aq_worker;
 
--- flow control (migration 0009): a claim locks and updates its kind's flow_limits row, a
+-- flow control (migration 0010): a claim locks and updates its kind's flow_limits row, a
 -- worker writes its tasks' declared limits at start, claims skip paused queues; enqueues with
 -- a concurrency_key go through add_jobs_without_keys
 GRANT SELECT, INSERT, UPDATE ON aioqueue.flow_limits TO aq_worker;
@@ -65,6 +78,8 @@ GRANT EXECUTE ON FUNCTION aioqueue.add_jobs_without_keys(jsonb, timestamptz) TO 
 CREATE POLICY aq_worker_all ON aioqueue.jobs FOR ALL TO aq_worker USING (true) WITH CHECK (true);
 CREATE POLICY aq_worker_all ON aioqueue.crons FOR ALL TO aq_worker USING (true) WITH CHECK (true);
 CREATE POLICY aq_worker_all ON aioqueue.workers FOR ALL TO aq_worker USING (true) WITH CHECK (true);
+CREATE POLICY aq_worker_all ON aioqueue.job_deps FOR ALL TO aq_worker USING (true) WITH CHECK (true);
+CREATE POLICY aq_worker_all ON aioqueue.job_groups FOR ALL TO aq_worker USING (true) WITH CHECK (true);
 
 -- aq_producer and app_lowpriv: nothing (see above). Spelled out for the reader, a no-op on a
 -- freshly migrated schema:

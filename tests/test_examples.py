@@ -547,3 +547,27 @@ def test_example_is_listed_in_the_examples_readme_and_run_here(name: str) -> Non
     assert (EXAMPLES / name).exists()
     assert f"]({name})" in (EXAMPLES / "README.md").read_text()
     assert f'"{Path(name).stem}' in Path(__file__).read_text()
+
+
+# -- video_pipeline.py ----------------------------------------------------------------------------
+
+
+async def test_video_pipeline_runs_the_graph_and_cancels_after_a_failed_download(
+    dsn: str, schema: str, q: aioqueue.Queue
+) -> None:
+    out = await run_example("video_pipeline.py", dsn, schema, timeout=60)
+    lines = out.splitlines()
+    assert lines[0] == "download completed: progress 1.0 (chunk 4 of 4)"
+    assert lines[1] == "video 1: 3 renditions ready, 0 cancelled (request r-1)"
+    assert lines[2] == "video 2: 0 renditions ready, 3 cancelled (request r-2)"
+    assert [line.split(":")[0] for line in lines[3:]] == [
+        "transcode 1080p completed",
+        "transcode 720p completed",
+        "transcode 360p completed",
+        "transcode 1080p cancelled",
+        "transcode 720p cancelled",
+        "transcode 360p cancelled",
+    ]
+    assert "parent job" in lines[-1] and "failed" in lines[-1]
+    callbacks = await q.list_jobs(kind="video.publish")
+    assert len(callbacks) == 2  # one per group, exactly once each

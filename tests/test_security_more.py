@@ -353,6 +353,14 @@ async def test_security_definer_functions_pin_search_path_and_deny_public(
     assert set(by_name) == {
         *("add_job", "add_jobs", "cron_enqueue", "retry_job", "app_enqueue"),
         *("add_jobs_without_keys", "claim_gated", "set_limits", "pause_queue", "resume_queue"),
+        # workflows (migration 0009)
+        "add_jobs_core",
+        "link_job",
+        "group_apply",
+        "group_finish",
+        "seal_group",
+        "jobs_settled",
+        "jobs_settled_tally",
     }
     definers = [r["proname"] for r in rows if r["prosecdef"]]
     assert definers == ["app_enqueue"]  # aioqueue's own functions run as their caller

@@ -465,7 +465,7 @@ async def test_add_job_and_add_jobs_are_owner_only(
         q.config.schema,
     )
     assert sorted(r["proname"] for r in rows) == [
-        *["add_job"] * 3,
+        *["add_job"] * 4,  # jsonb, json, text, and with depends_on (migration 0009)
         *["add_jobs"] * 3,
         "retry_job",
     ]

@@ -24,12 +24,13 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import asyncpg
 import msgspec
 
 from .._backoff import retry_delay
 from .._codec import encode_json
-from ..context import Cancel, HandlerOutcome, JobContext, JobInfo, Snooze
+from ..context import Cancel, HandlerOutcome, JobAccess, JobContext, JobInfo, Snooze
 from ..errors import PayloadError
 from ..events import Event, Hooks
 from ..tasks import Task, Tasks
@@ -75,6 +76,7 @@ def _job_info(row: asyncpg.Record) -> JobInfo:
         queue_name=row["queue_name"],
         unique_key=row["unique_key"],
         flags=list(row["flags"] or ()),
+        meta=None if row["meta"] is None else _plain.decode(row["meta"]),
     )
 
 
@@ -126,7 +128,9 @@ class Executor:
         put: Callable[[Outcome], None],
         request_stop: Callable[[], None],
         stuck_grace: float = 5.0,
+        access: JobAccess | None = None,
     ) -> None:
+        self._access = access
         self._tasks = tasks
         self._stuck_grace = stuck_grace
         self._worker_id = worker_id
@@ -169,6 +173,10 @@ class Executor:
             )
         try:
             outcome = await self._execute(task, info, row["payload"], job)
+            if self._access is not None:
+                # its last progress report first; shielded: the outcome is decided already
+                with anyio.CancelScope(shield=True), anyio.move_on_after(2.0):
+                    await self._access.flush_job(info.id)
         except asyncio.CancelledError:
             if job.reason == "cancel_requested":
                 message = "cancelled while running (Queue.cancel or on_conflict='supersede')"
@@ -246,7 +254,13 @@ class Executor:
             message = f"payload cannot be decoded: {type(exc).__name__}: {exc}"
             error = _error_json(exc, info.attempts, message=message, trace=False)
             return self._outcome(info, job, "failed", error=error)
-        ctx = JobContext(info, state=self._state, worker_id=self._worker_id)
+        ctx = JobContext(
+            info,
+            state=self._state,
+            worker_id=self._worker_id,
+            access=self._access,
+            lease_token=job.lease_token,
+        )
         try:
             if task.timeout is not None:
                 async with asyncio.timeout(task.timeout):
@@ -338,5 +352,6 @@ class Executor:
                 job_id=info.id,
                 kind=info.kind,
                 attempt=info.attempts,
+                meta=info.meta if kind == "started" else None,
             )
         )

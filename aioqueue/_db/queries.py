@@ -150,7 +150,7 @@ class Queries:
         lease: float,
         now: dt.datetime | None = None,
     ) -> list[asyncpg.Record]:
-        """``job_claim`` for the kinds with a limit, a rate or a pause (0009)."""
+        """``job_claim`` for the kinds with a limit, a rate or a pause (0010)."""
         return await db.fetch(
             self.sql["claim_gated"],
             kinds,

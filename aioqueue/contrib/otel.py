@@ -4,11 +4,21 @@
 
 One span per attempt, ``aioqueue.job <kind>``, from "started" to its outcome, with the job id,
 kind and attempt as attributes; failed and retried attempts set an error status.
+
+Trace propagation: ``traced_meta()`` puts the current span's W3C context (``traceparent``,
+``tracestate``) into a job's ``meta`` at enqueue time::
+
+    await q.enqueue("send", payload, meta=traced_meta())
+
+and the job's span starts as a child of that span, so one trace runs from the request that
+enqueued the job through the job itself.
 """
 
 from __future__ import annotations
 
-from opentelemetry import trace
+from typing import Any
+
+from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from ..events import Event
@@ -28,6 +38,13 @@ _ENDS = frozenset(
 _ERRORS = frozenset({"failed", "retried", "lease_lost", "completion_rejected"})
 
 
+def traced_meta(meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``meta`` (a copy) with the current trace context injected (W3C trace context)."""
+    carrier: dict[str, Any] = dict(meta or {})
+    propagate.inject(carrier)
+    return carrier
+
+
 class OpenTelemetrySpans:
     def __init__(self, tracer: Tracer | None = None) -> None:
         self._tracer = tracer or trace.get_tracer("aioqueue")
@@ -38,8 +55,13 @@ class OpenTelemetrySpans:
             return
         key = (event.job_id, event.attempt)
         if event.type == "started":
+            parent = None
+            if event.meta and "traceparent" in event.meta:
+                carrier = {k: v for k, v in event.meta.items() if isinstance(v, str)}
+                parent = propagate.extract(carrier)
             self._open[key] = self._tracer.start_span(
                 f"aioqueue.job {event.kind}",
+                context=parent,
                 attributes={
                     "aioqueue.job_id": event.job_id,
                     "aioqueue.kind": event.kind or "",

@@ -7,6 +7,7 @@ knows, so another site open in the same browser cannot trigger them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import urllib.parse
@@ -24,7 +25,7 @@ from starlette.routing import Route
 
 from .. import config
 from .._report import age, warnings_for
-from ..errors import AioqueueError, JobNotFound, JobStateError
+from ..errors import AioqueueError, GroupNotFound, JobNotFound, JobStateError
 from ..queue import Queue
 from ..types import JobState
 from .chart import bars
@@ -42,7 +43,7 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 RETRYABLE = (JobState.FAILED, JobState.CANCELLED)
-CANCELLABLE = (JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING)
+CANCELLABLE = (JobState.WAITING, JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING)
 
 
 class BadRequest(Exception):
@@ -149,12 +150,20 @@ class Dashboard:
         job_id = request.path_params["job_id"]
         q = await self.queue()
         chain = await q.lineage(job_id)  # the job itself is in its chain (JobNotFound if not)
-        job = next(j for j in chain if j.id == job_id)
+        job = await q.get_job(job_id)  # with its workflow columns (progress, meta, group)
+        family = await q.job_family(job_id)
+        group = None
+        if job.group_id is not None:
+            with contextlib.suppress(GroupNotFound):
+                group = await q.get_group(job.group_id)
         return self.render(
             request,
             "job.html",
             job=job,
             chain=chain,
+            parents=[f for f in family if f.relation == "parent"],
+            children=[f for f in family if f.relation == "child"],
+            group=group,
             can_retry=self.allow_actions and job.state in RETRYABLE,
             can_cancel=self.allow_actions and job.state in CANCELLABLE,
             message=request.query_params.get("message", ""),

@@ -16,6 +16,18 @@ column flow_limits.rate_tokens double precision
 column flow_limits.updated_at timestamp with time zone not null default now()
 column flow_paused_queues.paused_at timestamp with time zone not null default now()
 column flow_paused_queues.queue_name text not null
+column job_deps.child_id bigint not null
+column job_deps.parent_id bigint not null
+column job_groups.callback_id bigint
+column job_groups.cancelled integer not null default 0
+column job_groups.completed integer not null default 0
+column job_groups.created_at timestamp with time zone not null default now()
+column job_groups.failed integer not null default 0
+column job_groups.finished_at timestamp with time zone
+column job_groups.id bigint not null identity always
+column job_groups.on_complete jsonb
+column job_groups.sealed boolean not null default false
+column job_groups.total integer not null default 0
 column jobs.attempts aioqueue.job_attempts not null default 0
 column jobs.cancel_requested boolean not null default false
 column jobs.concurrency_key text
@@ -23,20 +35,27 @@ column jobs.created_at timestamp with time zone not null default now()
 column jobs.error jsonb
 column jobs.finished_at timestamp with time zone
 column jobs.flags aioqueue.job_flags not null default '{}'::text[]
+column jobs.group_id bigint
+column jobs.has_children boolean not null default false
 column jobs.id bigint not null identity always
 column jobs.kind aioqueue.job_kind not null
 column jobs.lease_expires_at timestamp with time zone
 column jobs.lease_token bigint
 column jobs.locked_by text
 column jobs.max_attempts aioqueue.job_max_attempts
+column jobs.meta jsonb
 column jobs.payload jsonb not null default '{}'::jsonb
+column jobs.pending_parents integer
 column jobs.priority smallint not null default 0
+column jobs.progress double precision
+column jobs.progress_message text
 column jobs.queue_name aioqueue.job_queue_name
 column jobs.replaced_by bigint
 column jobs.rescheduled_from bigint
 column jobs.result jsonb
 column jobs.retried_by bigint
 column jobs.run_at aioqueue.job_run_at not null default now()
+column jobs.run_on_parent_failure boolean
 column jobs.started_at timestamp with time zone
 column jobs.state aioqueue.job_state not null default 'pending'::aioqueue.job_state
 column jobs.unique_key aioqueue.job_unique_key
@@ -63,8 +82,13 @@ constraint flow_limits.flow_limits_rate_n_check CHECK ((rate_n >= 1))
 constraint flow_limits.flow_limits_rate_seconds_check CHECK (((rate_seconds > (0)::double precision) AND (rate_seconds <= (31536000)::double precision)))
 constraint flow_paused_queues.flow_paused_queues_pkey PRIMARY KEY (queue_name)
 constraint flow_paused_queues.flow_paused_queues_queue_name_check CHECK (((octet_length(queue_name) >= 1) AND (octet_length(queue_name) <= 128)))
+constraint job_deps.job_deps_pkey PRIMARY KEY (parent_id, child_id)
+constraint job_groups.job_groups_pkey PRIMARY KEY (id)
 constraint jobs.jobs_concurrency_key_length CHECK (((octet_length(concurrency_key) >= 1) AND (octet_length(concurrency_key) <= 256))) NOT VALID
+constraint jobs.jobs_meta_size CHECK ((octet_length((meta)::text) <= 4096))
 constraint jobs.jobs_pkey PRIMARY KEY (id)
+constraint jobs.jobs_progress_message_length CHECK ((octet_length(progress_message) <= 1024))
+constraint jobs.jobs_progress_range CHECK (((progress >= (0)::double precision) AND (progress <= (1)::double precision)))
 constraint migrations.migrations_pkey PRIMARY KEY (version)
 constraint workers.workers_pkey PRIMARY KEY (id)
 domain job_attempts integer jobs_attempts_non_negative CHECK ((VALUE >= 0))
@@ -74,6 +98,27 @@ domain job_max_attempts integer jobs_max_attempts_positive CHECK ((VALUE >= 1))
 domain job_queue_name text jobs_queue_name_length CHECK (((octet_length(VALUE) >= 1) AND (octet_length(VALUE) <= 128)))
 domain job_run_at timestamp with time zone jobs_run_at_range CHECK (((VALUE >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (VALUE < '3000-01-01 00:00:00+00'::timestamp with time zone)))
 domain job_unique_key text jobs_unique_key_length CHECK (((octet_length(VALUE) >= 1) AND (octet_length(VALUE) <= 512)))
+function aioqueue.add_job(text,bigint[],jsonb,text,jsonb,text,timestamp with time zone,integer,integer,text[],double precision) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_job(kind text, depends_on bigint[], payload jsonb DEFAULT '{}'::jsonb, on_parent_failure text DEFAULT 'cancel'::text, meta jsonb DEFAULT NULL::jsonb, queue_name text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, priority integer DEFAULT 0, flags text[] DEFAULT NULL::text[], delay double precision DEFAULT NULL::double precision)
+ RETURNS bigint
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    -- JSON nulls stand for absent keys in add_jobs (a payload's own nulls are kept)
+    SELECT r.id FROM aioqueue.add_jobs(pg_catalog.jsonb_build_array(
+        pg_catalog.jsonb_build_object(
+            'kind', add_job.kind,
+            'depends_on', pg_catalog.to_jsonb(add_job.depends_on),
+            'payload', coalesce(add_job.payload, '{}'::jsonb),
+            'on_parent_failure', add_job.on_parent_failure,
+            'meta', add_job.meta,
+            'queue_name', add_job.queue_name,
+            'run_at', add_job.run_at,
+            'max_attempts', add_job.max_attempts,
+            'priority', add_job.priority,
+            'flags', pg_catalog.to_jsonb(add_job.flags),
+            'delay', add_job.delay))) AS r;
+$function$
 function aioqueue.add_job(text,json,text,timestamp with time zone,integer,text,integer,text[],text,double precision,double precision) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.add_job(kind text, payload json, queue_name text DEFAULT NULL::text, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT NULL::integer, unique_key text DEFAULT NULL::text, priority integer DEFAULT 0, flags text[] DEFAULT NULL::text[], on_conflict text DEFAULT 'ignore'::text, delay double precision DEFAULT NULL::double precision, max_delay double precision DEFAULT NULL::double precision)
  RETURNS bigint
@@ -179,14 +224,14 @@ AS $function$
     SELECT r.ord, r.id, r.deduped
     FROM aioqueue.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
 $function$
-function aioqueue.add_jobs_without_keys(jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
-CREATE OR REPLACE FUNCTION aioqueue.add_jobs_without_keys(specs jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+function aioqueue.add_jobs_core(jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_jobs_core(specs jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
  RETURNS TABLE(ord integer, id bigint, deduped boolean)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 DECLARE
-    v_now         timestamptz := coalesce(add_jobs_without_keys.now, pg_catalog.now());
+    v_now         timestamptz := coalesce(add_jobs_core.now, pg_catalog.now());
     v_spec        record;
     v_run_at      timestamptz;
     v_state       aioqueue.job_state;
@@ -489,9 +534,126 @@ BEGIN
     END IF;
 END;
 $function$
+function aioqueue.add_jobs_without_keys(jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_jobs_without_keys(specs jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS TABLE(ord integer, id bigint, deduped boolean)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_ids     bigint[];
+    v_dedupes boolean[];
+    v_bad     integer;
+    v_why     text;
+    v_row     record;
+    v_parents bigint[];
+    v_groups  integer;
+    v_found   integer;
+BEGIN
+    IF pg_catalog.jsonb_typeof(specs) IS DISTINCT FROM 'array' OR NOT EXISTS (
+        SELECT 1 FROM pg_catalog.jsonb_array_elements(specs) AS s(v)
+        WHERE pg_catalog.jsonb_typeof(s.v) = 'object'
+          AND (s.v ? 'depends_on' OR s.v ? 'meta' OR s.v ? 'group_id'
+               OR s.v ? 'on_parent_failure'))
+    THEN
+        RETURN QUERY SELECT r.ord, r.id, r.deduped
+                     FROM aioqueue.add_jobs_core(specs, add_jobs_without_keys.now) AS r;
+        RETURN;
+    END IF;
+
+    -- check every workflow key before writing anything: the first bad spec is named
+    SELECT s.n - 1, x.why INTO v_bad, v_why
+    FROM pg_catalog.jsonb_array_elements(specs) WITH ORDINALITY AS s(v, n)
+    CROSS JOIN LATERAL (SELECT CASE
+        WHEN pg_catalog.jsonb_typeof(s.v) <> 'object' THEN NULL
+        WHEN s.v ? 'depends_on' AND pg_catalog.jsonb_typeof(s.v -> 'depends_on') <> 'array'
+            THEN 'depends_on must be an array'
+        WHEN s.v ? 'depends_on' AND pg_catalog.jsonb_array_length(s.v -> 'depends_on') > 1000
+            THEN 'depends_on has more than 1000 parents'
+        WHEN s.v ? 'depends_on' AND EXISTS (
+            SELECT 1 FROM pg_catalog.jsonb_array_elements(s.v -> 'depends_on') AS e(p)
+            WHERE NOT CASE
+                WHEN pg_catalog.jsonb_typeof(e.p) = 'number'
+                    THEN e.p::text ~ '^[0-9]{1,18}$'
+                WHEN pg_catalog.jsonb_typeof(e.p) = 'object'
+                    THEN pg_catalog.jsonb_typeof(e.p -> 'ref') = 'number'
+                         AND (e.p -> 'ref')::text ~ '^[0-9]{1,9}$'
+                         AND (e.p ->> 'ref')::integer < s.n - 1
+                ELSE false END)
+            THEN 'depends_on entries must be job ids or {"ref": i} of an earlier spec'
+        WHEN s.v ? 'depends_on' AND s.v ? 'unique_key'
+             AND pg_catalog.jsonb_typeof(s.v -> 'unique_key') <> 'null'
+            THEN 'depends_on cannot be combined with unique_key'
+        WHEN s.v ? 'on_parent_failure'
+             AND coalesce(s.v ->> 'on_parent_failure', '') NOT IN ('cancel', 'run')
+            THEN 'on_parent_failure must be "cancel" or "run"'
+        WHEN s.v ? 'meta' AND pg_catalog.jsonb_typeof(s.v -> 'meta') NOT IN ('object', 'null')
+            THEN 'meta must be a JSON object'
+        WHEN s.v ? 'meta' AND pg_catalog.octet_length((s.v -> 'meta')::text) > 4096
+            THEN 'meta is over 4096 bytes'
+        WHEN s.v ? 'group_id' AND ((s.v -> 'group_id')::text !~ '^[0-9]{1,18}$')
+            THEN 'group_id must be a group id'
+        END AS why) AS x
+    WHERE x.why IS NOT NULL
+    ORDER BY s.n
+    LIMIT 1;
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'aioqueue: spec %: %', v_bad, v_why USING ERRCODE = '22023';
+    END IF;
+
+    SELECT pg_catalog.array_agg(r.id ORDER BY r.ord), pg_catalog.array_agg(r.deduped ORDER BY r.ord)
+    INTO v_ids, v_dedupes
+    FROM aioqueue.add_jobs_core(specs, add_jobs_without_keys.now) AS r;
+
+    -- groups: each named group must exist and be open; its total grows by the jobs added
+    WITH wanted AS (
+        SELECT (s.v ->> 'group_id')::bigint AS gid, count(*)::integer AS n
+        FROM pg_catalog.jsonb_array_elements(specs) WITH ORDINALITY AS s(v, n)
+        WHERE s.v ? 'group_id' AND NOT v_dedupes[s.n]
+        GROUP BY 1
+    ), grown AS (
+        UPDATE aioqueue.job_groups AS g SET total = g.total + w.n
+        FROM wanted AS w
+        WHERE g.id = w.gid AND NOT g.sealed
+        RETURNING g.id
+    )
+    SELECT (SELECT count(*) FROM wanted)::integer, (SELECT count(*) FROM grown)::integer
+    INTO v_groups, v_found;
+    IF v_found < v_groups THEN
+        RAISE EXCEPTION 'aioqueue: group_id names a group that does not exist or is sealed'
+            USING ERRCODE = '22023';
+    END IF;
+
+    UPDATE aioqueue.jobs AS j
+    SET meta = CASE WHEN pg_catalog.jsonb_typeof(s.v -> 'meta') = 'object' THEN s.v -> 'meta' END,
+        group_id = (s.v ->> 'group_id')::bigint
+    FROM pg_catalog.jsonb_array_elements(specs) WITH ORDINALITY AS s(v, n)
+    WHERE j.id = v_ids[s.n] AND NOT v_dedupes[s.n]
+      AND (s.v ? 'meta' OR s.v ? 'group_id');
+
+    FOR v_row IN
+        SELECT s.n, s.v FROM pg_catalog.jsonb_array_elements(specs) WITH ORDINALITY AS s(v, n)
+        WHERE s.v ? 'depends_on' AND NOT v_dedupes[s.n]
+        ORDER BY s.n
+    LOOP
+        v_parents := ARRAY(
+            SELECT CASE WHEN pg_catalog.jsonb_typeof(e.p) = 'object'
+                        THEN v_ids[(e.p ->> 'ref')::integer + 1]
+                        ELSE (e.p #>> '{}')::bigint END
+            FROM pg_catalog.jsonb_array_elements(v_row.v -> 'depends_on') AS e(p));
+        PERFORM aioqueue.link_job(v_ids[v_row.n], v_parents,
+                                    coalesce(v_row.v ->> 'on_parent_failure', 'cancel') = 'run');
+    END LOOP;
+
+    RETURN QUERY
+        SELECT r.o::integer, r.i, r.d
+        FROM unnest(v_ids, v_dedupes) WITH ORDINALITY AS r(i, d, o)  -- multi-argument: FROM only
+        ORDER BY r.o;
+END;
+$function$
 function aioqueue.claim_gated(text[],integer[],text[],integer,text,double precision,timestamp with time zone) security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.claim_gated(p_kinds text[], p_default_max_attempts integer[], p_forbidden text[], p_batch integer, p_worker text, p_lease double precision, p_now timestamp with time zone)
- RETURNS TABLE(id bigint, kind text, payload text, attempts integer, max_attempts integer, lease_token bigint, priority smallint, run_at_us bigint, queue_name text, flags text[], unique_key text, created_at_us bigint)
+ RETURNS TABLE(id bigint, kind text, payload text, attempts integer, max_attempts integer, lease_token bigint, priority smallint, run_at_us bigint, queue_name text, flags text[], unique_key text, created_at_us bigint, meta text)
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET jit TO 'off'
@@ -704,13 +866,14 @@ BEGIN
                   CASE WHEN j.created_at >= '0001-01-01 00:00:00+00'
                             AND j.created_at < '10000-01-01 00:00:00+00'
                        THEN (extract(epoch FROM j.created_at) * 1000000)::bigint END
-                      AS created_at_us
+                      AS created_at_us,
+                  j.meta::text AS meta
     )
     -- casts: several columns are domains (0006, 0008); the declared result is their base type
     SELECT c.id::bigint, c.kind::text, c.payload::text, c.attempts::integer,
            c.max_attempts::integer, c.lease_token::bigint, c.priority::smallint,
            c.run_at_us::bigint, c.queue_name::text, c.flags::text[], c.unique_key::text,
-           c.created_at_us::bigint
+           c.created_at_us::bigint, c.meta
     FROM claimed AS c
     ORDER BY c.priority DESC, c.run_at_us, c.id;
 END;
@@ -758,6 +921,256 @@ BEGIN
         updated_at = coalesce(cron_enqueue.now, pg_catalog.now())
     WHERE c.name = cron_enqueue.name;
     RETURN v_id;
+END;
+$function$
+function aioqueue.group_apply(bigint,integer,integer,integer) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.group_apply(group_id bigint, completed integer, failed integer, cancelled integer)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_group record;
+BEGIN
+    UPDATE aioqueue.job_groups AS g
+    SET completed = g.completed + group_apply.completed,
+        failed = g.failed + group_apply.failed,
+        cancelled = g.cancelled + group_apply.cancelled
+    WHERE g.id = group_apply.group_id
+    RETURNING g.* INTO v_group;
+    IF FOUND AND v_group.sealed AND v_group.finished_at IS NULL
+       AND v_group.completed + v_group.failed + v_group.cancelled >= v_group.total THEN
+        PERFORM aioqueue.group_finish(v_group.id);
+    END IF;
+END;
+$function$
+function aioqueue.group_finish(bigint) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.group_finish(group_id bigint)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_group  record;
+    v_spec   jsonb;
+    v_id     bigint;
+BEGIN
+    SELECT g.* INTO v_group FROM aioqueue.job_groups AS g WHERE g.id = group_finish.group_id;
+    IF v_group.finished_at IS NOT NULL THEN
+        RETURN;
+    END IF;
+    IF v_group.on_complete IS NOT NULL THEN
+        v_spec := v_group.on_complete || pg_catalog.jsonb_build_object(
+            'meta', coalesce(v_group.on_complete -> 'meta', '{}'::jsonb)
+                    || pg_catalog.jsonb_build_object('aioqueue_group', pg_catalog.jsonb_build_object(
+                        'id', v_group.id, 'total', v_group.total,
+                        'completed', v_group.completed, 'failed', v_group.failed,
+                        'cancelled', v_group.cancelled)));
+        SELECT r.id INTO v_id FROM aioqueue.add_jobs(pg_catalog.jsonb_build_array(v_spec)) AS r;
+    END IF;
+    UPDATE aioqueue.job_groups AS g
+    SET finished_at = pg_catalog.now(), callback_id = v_id
+    WHERE g.id = group_finish.group_id;
+    IF pg_catalog.pg_notification_queue_usage() <= 0.5 THEN
+        PERFORM pg_catalog.pg_notify('aioqueue_aioqueue', 'f');  -- Queue.wait_group callers look again
+    END IF;
+END;
+$function$
+function aioqueue.jobs_settled() security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.jobs_settled()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_tally    bigint[];
+    v_slot     integer;
+    v_frontier bigint[];
+    v_ready    boolean := false;
+    v_waited   boolean := false;
+    v_n        integer;
+BEGIN
+    IF NEW.group_id IS NOT NULL THEN
+        v_tally := coalesce(pg_catalog.string_to_array(
+            nullif(pg_catalog.current_setting('aioqueue.group_tally', true), ''), ':')::bigint[],
+            ARRAY[NEW.group_id, 0, 0, 0]);
+        IF v_tally[1] <> NEW.group_id THEN
+            -- another group's members came first in this statement: apply theirs now
+            PERFORM aioqueue.group_apply(v_tally[1], v_tally[2]::integer,
+                                           v_tally[3]::integer, v_tally[4]::integer);
+            v_tally := ARRAY[NEW.group_id, 0, 0, 0];
+        END IF;
+        v_slot := CASE NEW.state WHEN 'completed' THEN 2 WHEN 'failed' THEN 3 ELSE 4 END;
+        v_tally[v_slot] := v_tally[v_slot] + 1;
+        PERFORM pg_catalog.set_config('aioqueue.group_tally',
+                                      pg_catalog.array_to_string(v_tally, ':'), false);
+    END IF;
+
+    -- a cascade below cancels descendants with UPDATEs that fire this trigger again: those
+    -- calls count group members only, the loop settles the children
+    IF NOT NEW.has_children
+       OR pg_catalog.current_setting('aioqueue.cascading', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
+
+    IF NEW.state = 'completed' THEN
+        WITH locked AS (
+            SELECT c.id FROM aioqueue.jobs AS c
+            WHERE c.id IN (SELECT d.child_id FROM aioqueue.job_deps AS d
+                           WHERE d.parent_id = NEW.id)
+              AND c.state = 'waiting'
+            ORDER BY c.id  -- one lock order: parents settling at once do not deadlock
+            FOR UPDATE
+        ), changed AS (
+            UPDATE aioqueue.jobs AS c
+            SET pending_parents = c.pending_parents - 1,
+                state = CASE WHEN c.pending_parents > 1 THEN 'waiting'::aioqueue.job_state
+                             WHEN c.run_at > pg_catalog.now() THEN 'scheduled'::aioqueue.job_state
+                             ELSE 'pending'::aioqueue.job_state END
+            FROM locked AS l
+            WHERE c.id = l.id AND c.state = 'waiting'
+            RETURNING c.state
+        )
+        SELECT coalesce(pg_catalog.bool_or(changed.state <> 'waiting'), false)
+        INTO v_ready FROM changed;
+    ELSE
+        PERFORM pg_catalog.set_config('aioqueue.cascading', 'on', true);
+        v_frontier := ARRAY[NEW.id];
+        WHILE pg_catalog.cardinality(v_frontier) > 0 LOOP
+            WITH edges AS (
+                SELECT d.child_id, count(*)::integer AS n, min(d.parent_id) AS parent_id
+                FROM aioqueue.job_deps AS d
+                WHERE d.parent_id = ANY (v_frontier)
+                GROUP BY d.child_id
+            ), locked AS (
+                SELECT c.id, e.n, e.parent_id FROM aioqueue.jobs AS c
+                JOIN edges AS e ON e.child_id = c.id
+                WHERE c.state = 'waiting'
+                ORDER BY c.id
+                FOR UPDATE OF c
+            ), changed AS (
+                UPDATE aioqueue.jobs AS c
+                SET pending_parents = CASE WHEN c.run_on_parent_failure
+                                           THEN c.pending_parents - l.n ELSE 0 END,
+                    state = CASE WHEN NOT coalesce(c.run_on_parent_failure, false)
+                                 THEN 'cancelled'::aioqueue.job_state
+                                 WHEN c.pending_parents > l.n THEN 'waiting'::aioqueue.job_state
+                                 WHEN c.run_at > pg_catalog.now()
+                                 THEN 'scheduled'::aioqueue.job_state
+                                 ELSE 'pending'::aioqueue.job_state END,
+                    finished_at = CASE WHEN NOT coalesce(c.run_on_parent_failure, false)
+                                       THEN pg_catalog.now() END,
+                    error = CASE WHEN NOT coalesce(c.run_on_parent_failure, false)
+                                 THEN pg_catalog.jsonb_build_object(
+                                     'message', 'parent job ' || l.parent_id || ' '
+                                         || (SELECT p.state::text FROM aioqueue.jobs AS p
+                                             WHERE p.id = l.parent_id)
+                                         || ': not run (on_parent_failure=cancel)',
+                                     'type', 'ParentFailed', 'traceback', '',
+                                     'attempt', c.attempts, 'at', pg_catalog.now())
+                                 ELSE c.error END
+                FROM locked AS l
+                WHERE c.id = l.id AND c.state = 'waiting'
+                RETURNING c.id, c.state, c.has_children, c.waited
+            )
+            SELECT coalesce(pg_catalog.array_agg(ch.id) FILTER (
+                       WHERE ch.state = 'cancelled' AND ch.has_children), '{}'),
+                   v_ready OR coalesce(pg_catalog.bool_or(ch.state IN ('pending', 'scheduled')),
+                                       false),
+                   v_waited OR coalesce(pg_catalog.bool_or(ch.state = 'cancelled' AND ch.waited),
+                                        false)
+            INTO v_frontier, v_ready, v_waited
+            FROM changed AS ch;
+        END LOOP;
+        PERFORM pg_catalog.set_config('aioqueue.cascading', '', true);
+    END IF;
+
+    IF pg_catalog.pg_notification_queue_usage() <= 0.5 THEN
+        IF v_ready THEN
+            PERFORM pg_catalog.pg_notify('aioqueue_aioqueue', '');  -- children can run: wake workers
+        END IF;
+        IF v_waited THEN
+            PERFORM pg_catalog.pg_notify('aioqueue_aioqueue', 'f');  -- a Queue.wait() caller's job ended
+        END IF;
+    END IF;
+    RETURN NULL;
+END;
+$function$
+function aioqueue.jobs_settled_tally() security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.jobs_settled_tally()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_tally text := pg_catalog.current_setting('aioqueue.group_tally', true);
+BEGIN
+    IF v_tally IS NULL OR v_tally = '' THEN
+        RETURN NULL;  -- every UPDATE OF state (claims, completions) comes here: keep it short
+    END IF;
+    PERFORM pg_catalog.set_config('aioqueue.group_tally', '', false);
+    PERFORM aioqueue.group_apply(p[1], p[2]::integer, p[3]::integer, p[4]::integer)
+    FROM (SELECT pg_catalog.string_to_array(v_tally, ':')::bigint[] AS p) AS x;
+    RETURN NULL;
+END;
+$function$
+function aioqueue.link_job(bigint,bigint[],boolean) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.link_job(child_id bigint, parents bigint[], run_on_failure boolean)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_parents bigint[];
+    v_found   integer;
+    v_open    integer;
+    v_bad     bigint;
+    v_missing bigint;
+BEGIN
+    v_parents := ARRAY(SELECT DISTINCT p FROM pg_catalog.unnest(parents) AS p
+                       WHERE p IS NOT NULL ORDER BY p);
+    IF pg_catalog.cardinality(v_parents) = 0 THEN
+        RETURN;
+    END IF;
+    -- locked first (in id order), then read: a parent settling meanwhile has committed
+    PERFORM 1 FROM aioqueue.jobs AS j WHERE j.id = ANY (v_parents) ORDER BY j.id
+    FOR NO KEY UPDATE;
+    -- marked once: many children of one parent do not rewrite its row each
+    UPDATE aioqueue.jobs AS j SET has_children = true
+    WHERE j.id = ANY (v_parents) AND NOT j.has_children;
+    SELECT count(*)::integer,
+           (count(*) FILTER (WHERE m.state NOT IN ('completed', 'failed', 'cancelled')))::integer,
+           min(m.id) FILTER (WHERE m.state IN ('failed', 'cancelled'))
+    INTO v_found, v_open, v_bad
+    FROM aioqueue.jobs AS m
+    WHERE m.id = ANY (v_parents);
+    IF v_found < pg_catalog.cardinality(v_parents) THEN
+        SELECT min(p) INTO v_missing FROM pg_catalog.unnest(v_parents) AS p
+        WHERE NOT EXISTS (SELECT 1 FROM aioqueue.jobs AS j WHERE j.id = p);
+        RAISE EXCEPTION 'aioqueue: depends_on names job %, which does not exist', v_missing
+            USING ERRCODE = '23503';
+    END IF;
+    INSERT INTO aioqueue.job_deps (parent_id, child_id)
+    SELECT p, link_job.child_id FROM pg_catalog.unnest(v_parents) AS p;
+    IF v_bad IS NOT NULL AND NOT run_on_failure THEN
+        UPDATE aioqueue.jobs AS c
+        SET state = 'cancelled', finished_at = pg_catalog.now(), pending_parents = 0,
+            run_on_parent_failure = false,
+            error = pg_catalog.jsonb_build_object(
+                'message', 'parent job ' || v_bad || ' '
+                    || (SELECT p.state::text FROM aioqueue.jobs AS p WHERE p.id = v_bad)
+                    || ': not run (on_parent_failure=cancel)',
+                'type', 'ParentFailed', 'traceback', '', 'attempt', 0, 'at', pg_catalog.now())
+        WHERE c.id = link_job.child_id;
+    ELSIF v_open > 0 THEN
+        UPDATE aioqueue.jobs AS c
+        SET state = 'waiting', pending_parents = v_open, run_on_parent_failure = run_on_failure
+        WHERE c.id = link_job.child_id;
+    ELSE
+        UPDATE aioqueue.jobs AS c
+        SET pending_parents = 0, run_on_parent_failure = run_on_failure
+        WHERE c.id = link_job.child_id;
+    END IF;
 END;
 $function$
 function aioqueue.pause_queue(text) security_definer=false acl=owner:EXECUTE
@@ -823,6 +1236,28 @@ BEGIN
     RETURN QUERY SELECT v_id, v_deduped;
 END;
 $function$
+function aioqueue.seal_group(bigint) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.seal_group(group_id bigint)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+DECLARE
+    v_group record;
+BEGIN
+    UPDATE aioqueue.job_groups AS g SET sealed = true
+    WHERE g.id = seal_group.group_id
+    RETURNING g.* INTO v_group;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF v_group.finished_at IS NULL
+       AND v_group.completed + v_group.failed + v_group.cancelled >= v_group.total THEN
+        PERFORM aioqueue.group_finish(v_group.id);
+    END IF;
+    RETURN true;
+END;
+$function$
 function aioqueue.set_limits(text,jsonb) security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.set_limits(kind text, settings jsonb)
  RETURNS jsonb
@@ -880,6 +1315,7 @@ BEGIN
     RETURN v_row;
 END;
 $function$
+index CREATE INDEX job_deps_child ON aioqueue.job_deps USING btree (child_id)
 index CREATE INDEX jobs_claim ON aioqueue.jobs USING btree (kind, priority DESC, run_at, id) WHERE (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state]))
 index CREATE INDEX jobs_claim_key ON aioqueue.jobs USING btree (kind, concurrency_key, priority DESC, run_at, id) WHERE ((concurrency_key IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state])))
 index CREATE INDEX jobs_finished ON aioqueue.jobs USING btree (finished_at) WHERE (state = ANY (ARRAY['completed'::aioqueue.job_state, 'cancelled'::aioqueue.job_state, 'failed'::aioqueue.job_state]))
@@ -890,15 +1326,22 @@ index CREATE INDEX jobs_unique_key_any ON aioqueue.jobs USING btree (kind, uniqu
 index CREATE UNIQUE INDEX crons_pkey ON aioqueue.crons USING btree (name)
 index CREATE UNIQUE INDEX flow_limits_pkey ON aioqueue.flow_limits USING btree (kind)
 index CREATE UNIQUE INDEX flow_paused_queues_pkey ON aioqueue.flow_paused_queues USING btree (queue_name)
+index CREATE UNIQUE INDEX job_deps_pkey ON aioqueue.job_deps USING btree (parent_id, child_id)
+index CREATE UNIQUE INDEX job_groups_pkey ON aioqueue.job_groups USING btree (id)
 index CREATE UNIQUE INDEX jobs_pkey ON aioqueue.jobs USING btree (id)
 index CREATE UNIQUE INDEX jobs_unique_active ON aioqueue.jobs USING btree (kind, unique_key) WHERE ((unique_key IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state, 'running'::aioqueue.job_state])))
 index CREATE UNIQUE INDEX migrations_pkey ON aioqueue.migrations USING btree (version)
 index CREATE UNIQUE INDEX workers_pkey ON aioqueue.workers USING btree (id)
+sequence job_groups_id_seq
 sequence jobs_id_seq
 table crons options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table flow_limits options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE pg_write_all_data:INSERT pg_write_all_data:SELECT pg_write_all_data:UPDATE
 table flow_paused_queues options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE pg_write_all_data:SELECT
+table job_deps options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table job_groups options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table jobs options=fillfactor=70 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table migrations options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table workers options=fillfactor=50 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
-type job_state pending,scheduled,running,completed,cancelled,failed
+trigger CREATE TRIGGER jobs_settled AFTER UPDATE OF state ON aioqueue.jobs FOR EACH ROW WHEN (((new.has_children OR (new.group_id IS NOT NULL)) AND (new.state = ANY (ARRAY['completed'::aioqueue.job_state, 'failed'::aioqueue.job_state, 'cancelled'::aioqueue.job_state])) AND (old.state <> ALL (ARRAY['completed'::aioqueue.job_state, 'failed'::aioqueue.job_state, 'cancelled'::aioqueue.job_state])))) EXECUTE FUNCTION aioqueue.jobs_settled()
+trigger CREATE TRIGGER jobs_settled_tally AFTER UPDATE OF state ON aioqueue.jobs FOR EACH STATEMENT EXECUTE FUNCTION aioqueue.jobs_settled_tally()
+type job_state waiting,pending,scheduled,running,completed,cancelled,failed

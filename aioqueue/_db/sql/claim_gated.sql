@@ -1,4 +1,4 @@
--- claim_gated: the claim for kinds with a limit, a rate or a pause (migration 0009's
+-- claim_gated: the claim for kinds with a limit, a rate or a pause (migration 0010's
 -- claim_gated function: locks each kind's flow_limits row before counting). Same parameters
 -- and columns as job_claim.sql.
 SELECT *

@@ -1,11 +1,11 @@
--- job_cancel: cancel one active job. A waiting job becomes cancelled at once; a running job is
+-- job_cancel: cancel one active job. A job not running (waiting for parents too) becomes cancelled at once; a running job is
 -- asked to stop (cancel_requested; its worker cancels the handler and records `cancelled`).
 -- $1 id bigint, or NULL with $2 kind text + $3 unique_key text (cancel_by_key).
 -- Returns the job's id and resulting state; no row: no such active job.
 WITH target AS (
     SELECT j.id
     FROM /*schema*/.jobs AS j
-    WHERE j.state IN ('pending', 'scheduled', 'running')
+    WHERE j.state IN ('waiting', 'pending', 'scheduled', 'running')
       AND (j.id = $1::bigint
            OR ($1::bigint IS NULL AND j.kind = $2::text AND j.unique_key = $3::text))
     FOR UPDATE

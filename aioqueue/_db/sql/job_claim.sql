@@ -9,7 +9,7 @@
 -- directly. Nothing is locked that is not claimed.
 -- A job with a queue_name runs only when it is the lowest active id of its queue
 -- (jobs_queue_active), so one job per queue runs at a time, in order, and its queue is not paused.
--- Kinds with a gated flow_limits row (a limit or a pause, 0009) are never claimed here: only
+-- Kinds with a gated flow_limits row (a limit or a pause, 0010) are never claimed here: only
 -- claim_gated() claims them, under their row's lock.
 WITH now AS (
     -- The lease token: this transaction's id (unique per claim, and cheap) in the low 32 bits,
@@ -98,7 +98,8 @@ WITH now AS (
                    THEN (extract(epoch FROM j.run_at) * 1000000)::bigint END AS run_at_us,
               j.queue_name, nullif(j.flags, '{}') AS flags, j.unique_key,
               CASE WHEN j.created_at >= '0001-01-01 00:00:00+00' AND j.created_at < '10000-01-01 00:00:00+00'
-                   THEN (extract(epoch FROM j.created_at) * 1000000)::bigint END AS created_at_us
+                   THEN (extract(epoch FROM j.created_at) * 1000000)::bigint END AS created_at_us,
+              j.meta::text AS meta  -- NULL unless enqueued with meta= (migration 0009)
 )
 -- in claim order: the worker starts them (and queues those claimed ahead) in this order
 SELECT * FROM claimed ORDER BY priority DESC, run_at_us, id

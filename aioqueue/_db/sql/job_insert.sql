@@ -8,7 +8,7 @@
 -- $1 kind text, $2 payload text (JSON), $3 priority smallint, $4 run_at timestamptz|NULL,
 -- $5 delay float8|NULL, $6 max_attempts integer|NULL, $7 queue_name text|NULL,
 -- $8 flags text[]|NULL, $9 now timestamptz|NULL, $10 notify_due boolean,
--- $11 concurrency_key text|NULL (0009).
+-- $11 concurrency_key text|NULL (0010).
 INSERT INTO /*schema*/.jobs AS j
     (kind, payload, state, priority, run_at, max_attempts, queue_name, flags, created_at,
      concurrency_key)

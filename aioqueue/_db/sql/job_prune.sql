@@ -11,12 +11,27 @@ WITH doomed AS (
         WHERE j.state IN ('completed', 'cancelled', 'failed')
           AND j.state = $1::/*schema*/.job_state
           AND j.finished_at < coalesce($4::timestamptz, now()) - make_interval(secs => $2::float8)
+          -- a parent stays while a child of it has not finished (it may read its result)
+          AND NOT (j.has_children AND EXISTS (
+                SELECT 1 FROM /*schema*/.job_deps AS e
+                JOIN /*schema*/.jobs AS c ON c.id = e.child_id
+                WHERE e.parent_id = j.id
+                  AND c.state IN ('waiting', 'pending', 'scheduled', 'running')))
         ORDER BY j.finished_at
         LIMIT 1000
         FOR UPDATE SKIP LOCKED
     ) AS d
     LIMIT $3::integer
 ), deleted AS (
-    DELETE FROM /*schema*/.jobs AS j USING doomed AS d WHERE j.id = d.id RETURNING 1
+    DELETE FROM /*schema*/.jobs AS j USING doomed AS d WHERE j.id = d.id
+    RETURNING j.id, j.has_children, j.pending_parents
+), edges AS (
+    -- the deleted jobs' dependency edges (job_deps has no foreign keys: migration 0009)
+    DELETE FROM /*schema*/.job_deps AS e
+    USING deleted AS x
+    WHERE (x.has_children AND e.parent_id = x.id)
+       OR (x.pending_parents IS NOT NULL AND e.child_id = x.id)
+    RETURNING 1
 )
 SELECT count(*)::integer AS deleted FROM deleted
+WHERE (SELECT count(*) FROM edges) >= 0  -- reading edges makes its DELETE run

@@ -1,4 +1,4 @@
--- job_settle_many: mark waiting jobs (pending/scheduled) completed or failed by hand
+-- job_settle_many: mark waiting jobs (waiting/pending/scheduled) completed or failed by hand
 -- (graphile's completeJobs / permanentlyFailJobs). Running jobs are left to their worker.
 -- $1 ids bigint[], $2 state text (completed | failed), $3 error text (JSON, for failed).
 -- Returns the ids changed.
@@ -8,7 +8,7 @@ WITH changed AS (
         error = CASE WHEN $2::text = 'failed' THEN $3::text::jsonb ELSE j.error END,
         finished_at = now()
     WHERE j.id = ANY($1::bigint[])
-      AND j.state IN ('pending', 'scheduled')
+      AND j.state IN ('waiting', 'pending', 'scheduled')
     RETURNING j.id
 ), notified AS (
     SELECT pg_notify(/*channel*/, 'f')

@@ -5,5 +5,5 @@
 -- snapshot is older than that commit.
 -- $1 id bigint.
 UPDATE /*schema*/.jobs SET waited = true
-WHERE id = $1::bigint AND state IN ('pending', 'scheduled', 'running')
+WHERE id = $1::bigint AND state IN ('waiting', 'pending', 'scheduled', 'running')
 RETURNING id

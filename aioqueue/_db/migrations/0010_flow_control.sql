@@ -1,4 +1,4 @@
--- 0009_flow_control: global concurrency limits per kind and per concurrency key, rate limits,
+-- 0010_flow_control: global concurrency limits per kind and per concurrency key, rate limits,
 -- pause/resume of kinds and named queues (issue 20).
 --
 -- How a limit holds across every worker, by construction:
@@ -144,7 +144,7 @@ CREATE FUNCTION /*schema*/.claim_gated(
     p_worker text, p_lease double precision, p_now timestamptz)
 RETURNS TABLE (id bigint, kind text, payload text, attempts integer, max_attempts integer,
                lease_token bigint, priority smallint, run_at_us bigint, queue_name text,
-               flags text[], unique_key text, created_at_us bigint)
+               flags text[], unique_key text, created_at_us bigint, meta text)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 SET jit = off
@@ -357,20 +357,21 @@ BEGIN
                   CASE WHEN j.created_at >= '0001-01-01 00:00:00+00'
                             AND j.created_at < '10000-01-01 00:00:00+00'
                        THEN (extract(epoch FROM j.created_at) * 1000000)::bigint END
-                      AS created_at_us
+                      AS created_at_us,
+                  j.meta::text AS meta
     )
     -- casts: several columns are domains (0006, 0008); the declared result is their base type
     SELECT c.id::bigint, c.kind::text, c.payload::text, c.attempts::integer,
            c.max_attempts::integer, c.lease_token::bigint, c.priority::smallint,
            c.run_at_us::bigint, c.queue_name::text, c.flags::text[], c.unique_key::text,
-           c.created_at_us::bigint
+           c.created_at_us::bigint, c.meta
     FROM claimed AS c
     ORDER BY c.priority DESC, c.run_at_us, c.id;
 END;
 $fn$;
 
 -- add_jobs learns concurrency_key (for the SQL API, aioqueue.sync and Queue.enqueue with a
--- unique_key). 0008's add_jobs is copied, unchanged, as add_jobs_without_keys (its definition
+-- unique_key). add_jobs as 0009 left it is copied, unchanged, as add_jobs_without_keys (its definition
 -- read back from the catalog; only its name and its parameters' qualifier change), and
 -- add_jobs(jsonb) becomes a wrapper: it calls the copy, then sets the key of the jobs written
 -- (or replaced while still waiting) in a later statement of the same transaction, so no worker
