@@ -93,6 +93,20 @@ def dsn(server_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture
+async def private_db(server_dsn: str) -> AsyncIterator[tuple[str, str]]:
+    """A database of this test's own (the failover tests make it read-only): its DSN and
+    name; dropped at the end."""
+    name = f"aq_db_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield _with_database(server_dsn, name), name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
 def schema() -> str:
     return f"t_{secrets.token_hex(5)}"
 

@@ -11,7 +11,7 @@ import resource
 import secrets
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ import aioqueue
 from aioqueue._consumer.producer import WAKE_COOLDOWN
 from aioqueue.config import channel_for
 
-from .conftest import _with_database
 from .faultproxy import FaultProxy
 from .test_connection_faults import _tcp_target, proxy  # noqa: F401 - the proxy fixture
 from .test_security_more import dsn_as
@@ -246,19 +245,6 @@ async def test_c7_ambiguous_commit_on_enqueue(
 
 
 # -- C8 read-only database (simulated failover) -------------------------------------------------
-
-
-@pytest.fixture
-async def private_db(server_dsn: str) -> AsyncIterator[tuple[str, str]]:
-    """A database of this test's own (it is made read-only), dropped at the end."""
-    name = f"aq_ro_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield _with_database(server_dsn, name), name
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def test_c8_read_only_database_worker_retries_then_resumes(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -26,7 +25,6 @@ import pytest
 import aioqueue
 from aioqueue.dashboard import create_app
 
-from .conftest import _with_database
 from .failover_tasks import tasks
 from .pgcluster import Cluster, Node, cluster, wait_streaming
 from .worker_helpers import FAST, Recorder
@@ -322,19 +320,6 @@ async def test_reader_on_a_standby(pg_cluster: Cluster, schema: str) -> None:
                 await conn.execute(f'UPDATE "{schema}".jobs SET priority = 1')
     finally:
         await q.close()
-
-
-@pytest.fixture
-async def private_db(server_dsn: str) -> AsyncIterator[tuple[str, str]]:
-    """A database of this test's own (it is made read-only), dropped at the end."""
-    name = f"aq_fo_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield _with_database(server_dsn, name), name
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.mark.parametrize("keyed", [False, True])

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import time
 import warnings
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,6 @@ import pytest
 import aioqueue
 from aioqueue._db import embedded
 
-from .conftest import _with_database
 from .worker_helpers import Recorder, running_worker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.chaos]
@@ -124,19 +121,6 @@ async def test_worker_on_a_user_pool_drains_across_three_server_restarts(
     finally:
         await user_pool.close()
         await anyio.to_thread.run_sync(embedded.stop_server, data)
-
-
-@pytest.fixture
-async def private_db(server_dsn: str) -> AsyncIterator[tuple[str, str]]:
-    """A database of this test's own (it is made read-only), dropped at the end."""
-    name = f"aq_up_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield _with_database(server_dsn, name), name
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def test_failed_claims_on_open_connections_give_their_slots_back(
