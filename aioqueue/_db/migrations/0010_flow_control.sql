@@ -312,15 +312,16 @@ BEGIN
             IF cardinality(v_keys) > 0 THEN
                 v_ktokens := '{}';
                 IF r.key_rate_n IS NOT NULL THEN  -- each key's bucket now (no row: full)
-                    v_ktokens := ARRAY(
-                        SELECT least(r.key_rate_n::double precision,
-                                     coalesce(b.tokens + greatest(0, extract(epoch FROM
-                                                  v_clock - b.tokens_at))
-                                                * r.key_rate_n / r.key_rate_seconds,
-                                              r.key_rate_n))
+                    v_ktokens := ARRAY(  -- a primary-key probe per key (not a join: no scan)
+                        SELECT coalesce(
+                            (SELECT least(r.key_rate_n::double precision,
+                                          b.tokens + greatest(0, extract(epoch FROM
+                                                                 v_clock - b.tokens_at))
+                                                     * r.key_rate_n / r.key_rate_seconds)
+                             FROM /*schema*/.flow_key_rates AS b
+                             WHERE b.kind = r.kind AND b.concurrency_key = k.key),
+                            r.key_rate_n)
                         FROM unnest(v_keys) WITH ORDINALITY AS k(key, ord)
-                        LEFT JOIN /*schema*/.flow_key_rates AS b
-                               ON b.kind = r.kind AND b.concurrency_key = k.key
                         ORDER BY k.ord);
                 END IF;
                 -- Each key in turn, up to its free slots and its tokens, until the room is
