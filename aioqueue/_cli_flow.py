@@ -50,7 +50,7 @@ def register(
 ) -> None:
     @cli.group()
     def limits() -> None:
-        """Global limits per kind: concurrency, per-key concurrency, rate (all workers)."""
+        """Global limits per kind: concurrency and rate, per kind and per key (all workers)."""
 
     @limits.command("show")
     @click.option("--json", "as_json", is_flag=True)
@@ -75,6 +75,7 @@ def register(
     @click.option("--concurrency", help="Running at once, all workers ('none': no limit).")
     @click.option("--key-concurrency", help="Running at once per concurrency_key ('none').")
     @click.option("--rate", help="STARTS/SECONDS, e.g. 100/60 ('none': no rate limit).")
+    @click.option("--key-rate", help="STARTS/SECONDS per concurrency_key ('none').")
     @pass_options
     def limits_set(
         opts: Any,
@@ -82,14 +83,19 @@ def register(
         concurrency: str | None,
         key_concurrency: str | None,
         rate: str | None,
+        key_rate: str | None,
     ) -> None:
         """Change KIND's limits now; running workers pick them up at their next claim."""
-        values = (_limit(concurrency), _limit(key_concurrency), _rate(rate))
+        values = (_limit(concurrency), _limit(key_concurrency), _rate(rate), _rate(key_rate))
 
         async def main() -> None:
             async with await connect(opts) as q:
                 await q.set_limits(
-                    kind, concurrency=values[0], key_concurrency=values[1], rate_limit=values[2]
+                    kind,
+                    concurrency=values[0],
+                    key_concurrency=values[1],
+                    rate_limit=values[2],
+                    key_rate_limit=values[3],
                 )
                 click.echo(f"limits of {kind} set")
 

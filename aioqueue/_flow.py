@@ -29,13 +29,16 @@ def settings(**given: Any) -> dict[str, Any]:
     return {k: v for k, v in given.items() if v is not UNSET}
 
 
+RATES = ("rate_limit", "key_rate_limit")  # (starts, seconds): a JSON [n, seconds]
+
+
 def check(kind: str, changes: dict[str, Any]) -> str:
     if not isinstance(kind, str) or not kind:
         raise ConfigurationError(f"kind must be a non-empty string: {kind!r}")
     if not changes:
         raise ConfigurationError("set_limits: give at least one setting")
     validate_limits(kind, {k: v for k, v in changes.items() if v is not None})
-    out = {k: (list(v) if k == "rate_limit" and v is not None else v) for k, v in changes.items()}
+    out = {k: (list(v) if k in RATES and v is not None else v) for k, v in changes.items()}
     return msgspec.json.encode(out).decode()
 
 
@@ -66,6 +69,9 @@ async def status(db: Executor, queries: Queries) -> FlowStatus:
             concurrency=r["concurrency"],
             key_concurrency=r["key_concurrency"],
             rate_limit=None if r["rate_n"] is None else (r["rate_n"], r["rate_seconds"]),
+            key_rate_limit=(
+                None if r["key_rate_n"] is None else (r["key_rate_n"], r["key_rate_seconds"])
+            ),
             paused=r["paused"],
             max_depth=r["max_depth"],
             running=r["running"],
@@ -97,6 +103,8 @@ def describe(flow: FlowStatus, now: dt.datetime | None = None) -> list[str]:
             )
         if k.rate_limit is not None:
             parts.append(f"rate {k.rate_limit[0]}/{k.rate_limit[1]:g}s")
+        if k.key_rate_limit is not None:
+            parts.append(f"rate per key {k.key_rate_limit[0]}/{k.key_rate_limit[1]:g}s")
         if k.max_depth is not None:
             parts.append(f"max depth {k.max_depth}")
         if k.throttled:

@@ -448,11 +448,16 @@ class Queue(WorkflowMixin):
         concurrency: int | None = _flow.UNSET,
         key_concurrency: int | None = _flow.UNSET,
         rate_limit: tuple[int, float] | None = _flow.UNSET,
+        key_rate_limit: tuple[int, float] | None = _flow.UNSET,
     ) -> None:
         """Change ``kind``'s global limits now, for every worker (None removes one; a setting
-        not given is kept). Survives worker restarts: it wins over the task's declaration."""
+        not given is kept). Survives worker restarts: it wins over the task's declaration.
+        ``key_rate_limit=(starts, seconds)``: per ``concurrency_key`` of the kind."""
         changes = _flow.settings(
-            concurrency=concurrency, key_concurrency=key_concurrency, rate_limit=rate_limit
+            concurrency=concurrency,
+            key_concurrency=key_concurrency,
+            rate_limit=rate_limit,
+            key_rate_limit=key_rate_limit,
         )
         await _flow.set_limits(self.pool, self.queries, kind, changes)
 

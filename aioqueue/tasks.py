@@ -123,7 +123,7 @@ def validate_limits(kind: str, limits: dict[str, Any]) -> dict[str, Any]:
             hi = 2**63 - 1 if name == "max_depth" else 2**31 - 1
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ConfigurationError(f"task {kind!r}: {name} must be an integer >= {lo}")
-        elif name == "rate_limit":
+        elif name in ("rate_limit", "key_rate_limit"):
             ok = isinstance(value, tuple | list) and len(value) == 2
             n, per = (value[0], value[1]) if ok else (None, None)
             if (
@@ -136,7 +136,7 @@ def validate_limits(kind: str, limits: dict[str, Any]) -> dict[str, Any]:
                 or not 0 < per <= 31_536_000
             ):
                 raise ConfigurationError(
-                    f"task {kind!r}: rate_limit must be (starts >= 1, seconds in (0, 1 year])"
+                    f"task {kind!r}: {name} must be (starts >= 1, seconds in (0, 1 year])"
                 )
             value = [n, float(per)]
         elif name == "paused":
@@ -185,12 +185,14 @@ class Tasks:
         concurrency: int | None = None,
         key_concurrency: int | None = None,
         rate_limit: tuple[int, float] | None = None,
+        key_rate_limit: tuple[int, float] | None = None,
     ) -> Callable[[Callable[[JobContext, P], Awaitable[R]]], TaskHandle[P, R]]:
         """Register ``async def handler(ctx, payload)`` for ``kind``; returns a ``TaskHandle``
         (call it to run the handler; ``await handle.enqueue(q, payload)`` to enqueue).
-        ``concurrency``, ``key_concurrency`` and ``rate_limit=(starts, seconds)`` are global
-        limits across all workers, written when a worker starts if the kind has no flow
-        settings yet (run-time settings from ``Queue.set_limits`` win)."""
+        ``concurrency``, ``key_concurrency``, ``rate_limit=(starts, seconds)`` and
+        ``key_rate_limit=(starts, seconds)`` (per ``concurrency_key``) are global limits across
+        all workers, written when a worker starts if the kind has no flow settings yet
+        (run-time settings from ``Queue.set_limits`` win)."""
         _validate_options(kind, max_attempts, timeout, retry_delay)
         limits = validate_limits(
             kind,
@@ -198,6 +200,7 @@ class Tasks:
                 "concurrency": concurrency,
                 "key_concurrency": key_concurrency,
                 "rate_limit": rate_limit,
+                "key_rate_limit": key_rate_limit,
             },
         )
 

@@ -212,6 +212,7 @@ class KindFlow(msgspec.Struct, frozen=True, kw_only=True):
     running_keys: int = 0  # distinct concurrency keys among them
     busiest_key_running: int = 0  # running jobs of the key with the most
     throttled: int = 0  # due jobs held back (counted up to 10001)
+    key_rate_limit: tuple[int, float] | None = None  # (starts, seconds) per concurrency_key
 
 
 class FlowStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -62,11 +62,12 @@ GRANT EXECUTE ON FUNCTION aioqueue.add_job(text, bigint[], jsonb, text, jsonb, t
 GRANT EXECUTE ON FUNCTION aioqueue.jobs_settled() TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.jobs_settled_tally() TO aq_worker;
 
--- flow control (migration 0010): a claim locks and updates its kind's flow_limits row, a
--- worker writes its tasks' declared limits at start, claims skip paused queues; enqueues with
--- a concurrency_key go through add_jobs_without_keys
+-- flow control (migration 0010): a claim locks and updates its kind's flow_limits row and its
+-- keys' rate buckets (flow_key_rates), a worker writes its tasks' declared limits at start,
+-- claims skip paused queues; enqueues with a concurrency_key go through add_jobs_without_keys
 GRANT SELECT, INSERT, UPDATE ON aioqueue.flow_limits TO aq_worker;
 GRANT SELECT ON aioqueue.flow_paused_queues TO aq_worker;
+GRANT SELECT, INSERT, UPDATE, DELETE ON aioqueue.flow_key_rates TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.claim_gated(text[], integer[], text[], integer, text,
     double precision, timestamptz) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.set_limits(text, jsonb) TO aq_worker;

@@ -21,6 +21,8 @@ import aioqueue
 BATCH = 50
 BACKLOG = 300_000
 KEYS = 1000
+KEYRATED = 50_000  # jobs of a kind with a rate per key (key_rate_limit)
+STALE_BUCKETS = 20_000
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +44,28 @@ def flow_schema(dsn: str) -> Iterator[str]:
                 INSERT INTO "{schema}".jobs (kind, payload, state, run_at)
                 SELECT 'free', '{{}}', 'pending', now() - interval '1 minute'
                 FROM generate_series(1, 500) AS g;
+                INSERT INTO "{schema}".jobs (kind, payload, state, run_at, concurrency_key)
+                SELECT 'keyrated', '{{}}', 'pending', now() - interval '1 minute',
+                       'tenant:' || (g % {KEYS})
+                FROM generate_series(1, {KEYRATED}) AS g;
                 """
             )
             await q.set_limits("keyed", concurrency=100_000, key_concurrency=2)
             await q.set_limits("capped", concurrency=100_000, rate_limit=(1_000_000, 1))
+            await q.set_limits("keyrated", key_rate_limit=(2, 3600))
+            # buckets: every other key has no token left; many stale rows (full again) of keys
+            # with no jobs, which a claim prunes a bounded number of
+            await q.pool.execute(
+                f"""
+                INSERT INTO "{schema}".flow_key_rates (kind, concurrency_key, tokens, tokens_at)
+                SELECT 'keyrated', 'tenant:' || g, 0, now()
+                FROM generate_series(0, {KEYS - 1}, 2) AS g;
+                INSERT INTO "{schema}".flow_key_rates (kind, concurrency_key, tokens, tokens_at)
+                SELECT 'keyrated', 'gone:' || g, 0, now() - interval '2 hours'
+                FROM generate_series(1, {STALE_BUCKETS}) AS g;
+                ANALYZE "{schema}".flow_key_rates;
+                """
+            )
             await q.pool.execute(f'VACUUM ANALYZE "{schema}".jobs')
         finally:
             await q.close()
@@ -125,7 +145,7 @@ async def test_claim_gated_reads_o_batch_with_a_big_backlog(
 ) -> None:
     """Both plan modes: workers' claim sessions force generic plans (worker.py)."""
     for mode in ("auto", "force_generic_plan"):
-        for gated in ("keyed", "capped"):
+        for gated in ("keyed", "capped", "keyrated"):
             await _guard_claim(fq, conn, gated, mode)
 
 
@@ -134,6 +154,7 @@ async def _guard_claim(fq: aioqueue.Queue, conn: asyncpg.Connection, kind: str, 
         conn, fq.queries.sql["claim_gated"], mode, [kind], [25], [], BATCH, "w", 30.0, None
     )
     total = 0
+    buckets = 0
     for plan in plans:
         nodes = _nodes(plan["Plan"])
         text = plan.get("Query Text", "")
@@ -143,11 +164,16 @@ async def _guard_claim(fq: aioqueue.Queue, conn: asyncpg.Connection, kind: str, 
         assert not seq, text
         assert "JIT" not in plan, text  # SET jit = off on the function (issue 18)
         for n in nodes:
+            if n.get("Relation Name") == "flow_key_rates":  # the key buckets: O(batch) too
+                assert n["Node Type"] != "Seq Scan", text
+                assert _read(n) <= 4 * BATCH + 64, (text, n)
+                buckets += 1
             if n.get("Relation Name") == "jobs" and "Scan" in n["Node Type"]:
                 assert _read(n) <= 4 * BATCH + 64, (text, n)
                 total += _read(n)
     # the whole claim: one batch plus the key rotation's probes, never the backlog
     assert total <= 20 * BATCH, total
+    assert (buckets > 0) == (kind == "keyrated"), buckets  # the buckets' statements were seen
 
 
 async def test_the_ordinary_claim_never_reads_a_gated_backlog(

@@ -330,6 +330,32 @@ async def test_least_privilege_lowpriv_reads_and_calls_nothing(
         await low.close()
 
 
+async def test_least_privilege_worker_claims_a_key_rated_kind(
+    lp: LeastPrivilege, q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """aq_worker declares key_rate_limit (set_limits empties the kind's buckets) and claims
+    through claim_gated, which writes and prunes flow_key_rates: the documented grants cover it."""
+    tasks = aioqueue.Tasks()
+
+    @tasks.task("public.keyrated", key_rate_limit=(1, 3600))
+    async def keyrated(ctx: aioqueue.JobContext, payload: Any) -> None:
+        return None
+
+    first = await q.enqueue_many(
+        [aioqueue.JobSpec(kind="public.keyrated", concurrency_key=k) for k in ("a", "b")] * 2
+    )
+    wq = await aioqueue.Queue.connect(lp.dsn_of(lp.worker), schema=lp.schema, migrate=False)
+    try:
+        async with running_worker(wq, tasks, poll_interval=0.05) as (_, rec):
+            await rec.wait_for("completed", count=2)
+    finally:
+        await wq.close()
+    states = sorted([(await q.get_job(r.id)).state.value for r in first])
+    assert states == ["completed", "completed", "pending", "pending"]
+    buckets = await conn.fetchval(f'SELECT count(*) FROM "{lp.schema}".flow_key_rates')
+    assert buckets == 2
+
+
 async def test_security_definer_functions_pin_search_path_and_deny_public(
     lp: LeastPrivilege, conn: asyncpg.Connection
 ) -> None:

@@ -2,10 +2,16 @@ column crons.last_job_id bigint
 column crons.last_slot timestamp with time zone not null
 column crons.name text not null
 column crons.updated_at timestamp with time zone not null default now()
+column flow_key_rates.concurrency_key text not null
+column flow_key_rates.kind text not null
+column flow_key_rates.tokens double precision not null
+column flow_key_rates.tokens_at timestamp with time zone not null
 column flow_limits.concurrency integer
-column flow_limits.gated boolean default ((concurrency IS NOT NULL) OR (key_concurrency IS NOT NULL) OR (rate_n IS NOT NULL) OR paused) generated
+column flow_limits.gated boolean default ((concurrency IS NOT NULL) OR (key_concurrency IS NOT NULL) OR (rate_n IS NOT NULL) OR (key_rate_n IS NOT NULL) OR paused) generated
 column flow_limits.key_concurrency integer
 column flow_limits.key_cursor text
+column flow_limits.key_rate_n integer
+column flow_limits.key_rate_seconds double precision
 column flow_limits.kind text not null
 column flow_limits.max_depth bigint
 column flow_limits.paused boolean not null default false
@@ -72,9 +78,14 @@ column workers.pid integer not null
 column workers.started_at timestamp with time zone not null default now()
 constraint crons.crons_name_length CHECK (((octet_length(name) >= 1) AND (octet_length(name) <= 128)))
 constraint crons.crons_pkey PRIMARY KEY (name)
+constraint flow_key_rates.flow_key_rates_kind_fkey FOREIGN KEY (kind) REFERENCES aioqueue.flow_limits(kind) ON DELETE CASCADE
+constraint flow_key_rates.flow_key_rates_pkey PRIMARY KEY (kind, concurrency_key)
 constraint flow_limits.flow_limits_check CHECK (((rate_n IS NULL) = (rate_seconds IS NULL)))
+constraint flow_limits.flow_limits_check1 CHECK (((key_rate_n IS NULL) = (key_rate_seconds IS NULL)))
 constraint flow_limits.flow_limits_concurrency_check CHECK ((concurrency >= 0))
 constraint flow_limits.flow_limits_key_concurrency_check CHECK ((key_concurrency >= 1))
+constraint flow_limits.flow_limits_key_rate_n_check CHECK ((key_rate_n >= 1))
+constraint flow_limits.flow_limits_key_rate_seconds_check CHECK (((key_rate_seconds > (0)::double precision) AND (key_rate_seconds <= (31536000)::double precision)))
 constraint flow_limits.flow_limits_kind_check CHECK (((octet_length(kind) >= 1) AND (octet_length(kind) <= 128)))
 constraint flow_limits.flow_limits_max_depth_check CHECK ((max_depth >= 0))
 constraint flow_limits.flow_limits_pkey PRIMARY KEY (kind)
@@ -682,6 +693,8 @@ DECLARE
     v_pass    integer;
     v_last    bigint;
     v_probes  integer;
+    v_ktokens double precision[];  -- per probed key (v_keys order): its bucket now
+    v_gotords bigint[];            -- per claimed job: its key's place in v_keys
 BEGIN
     IF p_batch IS NULL OR p_batch <= 0 OR p_kinds IS NULL THEN
         RETURN;
@@ -709,9 +722,18 @@ BEGIN
                                 * r.rate_n / r.rate_seconds);
             v_room := least(v_room, floor(v_tokens)::integer);
         END IF;
+        IF r.key_rate_n IS NOT NULL THEN  -- buckets full again: a bounded prune, oldest first
+            DELETE FROM aioqueue.flow_key_rates AS b
+            WHERE b.kind = r.kind AND b.concurrency_key = ANY (ARRAY(
+                SELECT o.concurrency_key FROM aioqueue.flow_key_rates AS o
+                WHERE o.kind = r.kind
+                  AND o.tokens_at <= v_clock - make_interval(secs => r.key_rate_seconds)
+                ORDER BY o.kind, o.tokens_at
+                LIMIT greatest(v_room, 0) + 64));
+        END IF;
         CONTINUE WHEN v_room <= 0;  -- the bucket is path-independent: nothing to write
         v_kind_n := 0;
-        IF r.key_concurrency IS NULL THEN
+        IF r.key_concurrency IS NULL AND r.key_rate_n IS NULL THEN
             v_got := ARRAY(
                 SELECT j.id FROM aioqueue.jobs AS j
                 WHERE j.kind = r.kind
@@ -769,9 +791,25 @@ BEGIN
                     ORDER BY w.n);
             END LOOP;
             IF cardinality(v_keys) > 0 THEN
-                -- Each key in turn, up to its free slots, until the room is used: one statement.
-                SELECT coalesce(array_agg(x.id), '{}'), max(x.ord)
-                INTO v_got, v_last
+                v_ktokens := '{}';
+                IF r.key_rate_n IS NOT NULL THEN  -- each key's bucket now (no row: full)
+                    v_ktokens := ARRAY(  -- a primary-key probe per key (not a join: no scan)
+                        SELECT coalesce(
+                            (SELECT least(r.key_rate_n::double precision,
+                                          b.tokens + greatest(0, extract(epoch FROM
+                                                                 v_clock - b.tokens_at))
+                                                     * r.key_rate_n / r.key_rate_seconds)
+                             FROM aioqueue.flow_key_rates AS b
+                             WHERE b.kind = r.kind AND b.concurrency_key = k.key),
+                            r.key_rate_n)
+                        FROM unnest(v_keys) WITH ORDINALITY AS k(key, ord)
+                        ORDER BY k.ord);
+                END IF;
+                -- Each key in turn, up to its free slots and its tokens, until the room is
+                -- used: one statement.
+                SELECT coalesce(array_agg(x.id), '{}'), coalesce(array_agg(x.ord), '{}'),
+                       max(x.ord)
+                INTO v_got, v_gotords, v_last
                 FROM (
                     SELECT c.id, k.ord
                     FROM unnest(v_keys) WITH ORDINALITY AS k(key, ord)
@@ -790,8 +828,11 @@ BEGIN
                                       AND h.state IN ('pending', 'scheduled', 'running')
                                       AND h.id < j.id)))
                         ORDER BY j.priority DESC, j.run_at, j.id
-                        LIMIT greatest(0, r.key_concurrency
-                                          - coalesce(v_rcounts[array_position(v_rkeys, k.key)], 0))
+                        LIMIT greatest(0, least(
+                            coalesce(r.key_concurrency
+                                     - coalesce(v_rcounts[array_position(v_rkeys, k.key)], 0),
+                                     2147483647),
+                            coalesce(floor(v_ktokens[k.ord])::integer, 2147483647)))
                         FOR UPDATE OF j SKIP LOCKED
                     ) AS c
                     LIMIT v_room
@@ -803,6 +844,15 @@ BEGIN
                                      THEN cardinality(v_keys) ELSE v_last END];
                 UPDATE aioqueue.flow_limits AS f SET key_cursor = v_key
                 WHERE f.kind = r.kind AND f.key_cursor IS DISTINCT FROM v_key;
+                IF r.key_rate_n IS NOT NULL AND v_kind_n > 0 THEN  -- the served keys' buckets
+                    INSERT INTO aioqueue.flow_key_rates AS b
+                        (kind, concurrency_key, tokens, tokens_at)
+                    SELECT r.kind, v_keys[t.o], v_ktokens[t.o] - t.n, v_clock
+                    FROM (SELECT g.o, count(*) AS n FROM unnest(v_gotords) AS g(o)
+                          GROUP BY g.o) AS t
+                    ON CONFLICT (kind, concurrency_key)
+                    DO UPDATE SET tokens = excluded.tokens, tokens_at = excluded.tokens_at;
+                END IF;
             END IF;
             IF v_room > v_kind_n THEN  -- unkeyed jobs of the kind: not limited per key
                 v_got := ARRAY(
@@ -1272,7 +1322,8 @@ BEGIN
         RAISE EXCEPTION 'aioqueue: limits must be a JSON object' USING ERRCODE = '22023';
     END IF;
     SELECT min(k) INTO v_bad FROM jsonb_object_keys(settings) AS k
-    WHERE k NOT IN ('concurrency', 'key_concurrency', 'rate_limit', 'paused', 'max_depth');
+    WHERE k NOT IN ('concurrency', 'key_concurrency', 'rate_limit', 'key_rate_limit', 'paused',
+                    'max_depth');
     IF v_bad IS NOT NULL THEN
         RAISE EXCEPTION 'aioqueue: unknown limit %', v_bad USING ERRCODE = '22023';
     END IF;
@@ -1283,6 +1334,12 @@ BEGIN
        OR (jsonb_typeof(settings -> 'rate_limit') = 'array'
            AND jsonb_array_length(settings -> 'rate_limit') <> 2) THEN
         RAISE EXCEPTION 'aioqueue: rate_limit must be [starts, seconds] or null'
+            USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_typeof(settings -> 'key_rate_limit') NOT IN ('null', 'array')
+       OR (jsonb_typeof(settings -> 'key_rate_limit') = 'array'
+           AND jsonb_array_length(settings -> 'key_rate_limit') <> 2) THEN
+        RAISE EXCEPTION 'aioqueue: key_rate_limit must be [starts, seconds] or null'
             USING ERRCODE = '22023';
     END IF;
     BEGIN
@@ -1300,6 +1357,12 @@ BEGIN
                                 THEN (settings -> 'rate_limit' ->> 1)::double precision
                                 ELSE f.rate_seconds END,
             rate_tokens = CASE WHEN settings ? 'rate_limit' THEN NULL ELSE f.rate_tokens END,
+            key_rate_n = CASE WHEN settings ? 'key_rate_limit'
+                              THEN (settings -> 'key_rate_limit' ->> 0)::integer
+                              ELSE f.key_rate_n END,
+            key_rate_seconds = CASE WHEN settings ? 'key_rate_limit'
+                                    THEN (settings -> 'key_rate_limit' ->> 1)::double precision
+                                    ELSE f.key_rate_seconds END,
             paused = CASE WHEN settings ? 'paused'
                           THEN coalesce((settings ->> 'paused')::boolean, false) ELSE f.paused END,
             max_depth = CASE WHEN settings ? 'max_depth'
@@ -1311,10 +1374,14 @@ BEGIN
                    OR numeric_value_out_of_range THEN
         RAISE EXCEPTION 'aioqueue: bad limit for %: %', kind, SQLERRM USING ERRCODE = '22023';
     END;
+    IF settings ? 'key_rate_limit' THEN  -- under the row lock the UPDATE took: every bucket full
+        DELETE FROM aioqueue.flow_key_rates AS b WHERE b.kind = set_limits.kind;
+    END IF;
     PERFORM pg_notify('aioqueue_aioqueue', '');  -- a raised limit or a resume: workers claim again
     RETURN v_row;
 END;
 $function$
+index CREATE INDEX flow_key_rates_stale ON aioqueue.flow_key_rates USING btree (kind, tokens_at)
 index CREATE INDEX job_deps_child ON aioqueue.job_deps USING btree (child_id)
 index CREATE INDEX jobs_claim ON aioqueue.jobs USING btree (kind, priority DESC, run_at, id) WHERE (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state]))
 index CREATE INDEX jobs_claim_key ON aioqueue.jobs USING btree (kind, concurrency_key, priority DESC, run_at, id) WHERE ((concurrency_key IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state])))
@@ -1324,6 +1391,7 @@ index CREATE INDEX jobs_rescheduled_from ON aioqueue.jobs USING btree (reschedul
 index CREATE INDEX jobs_running ON aioqueue.jobs USING btree (id) WHERE (state = 'running'::aioqueue.job_state)
 index CREATE INDEX jobs_unique_key_any ON aioqueue.jobs USING btree (kind, unique_key) WHERE (unique_key IS NOT NULL)
 index CREATE UNIQUE INDEX crons_pkey ON aioqueue.crons USING btree (name)
+index CREATE UNIQUE INDEX flow_key_rates_pkey ON aioqueue.flow_key_rates USING btree (kind, concurrency_key)
 index CREATE UNIQUE INDEX flow_limits_pkey ON aioqueue.flow_limits USING btree (kind)
 index CREATE UNIQUE INDEX flow_paused_queues_pkey ON aioqueue.flow_paused_queues USING btree (queue_name)
 index CREATE UNIQUE INDEX job_deps_pkey ON aioqueue.job_deps USING btree (parent_id, child_id)
@@ -1335,6 +1403,7 @@ index CREATE UNIQUE INDEX workers_pkey ON aioqueue.workers USING btree (id)
 sequence job_groups_id_seq
 sequence jobs_id_seq
 table crons options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table flow_key_rates options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE pg_write_all_data:DELETE pg_write_all_data:INSERT pg_write_all_data:SELECT pg_write_all_data:UPDATE
 table flow_limits options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE pg_write_all_data:INSERT pg_write_all_data:SELECT pg_write_all_data:UPDATE
 table flow_paused_queues options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE pg_write_all_data:SELECT
 table job_deps options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE

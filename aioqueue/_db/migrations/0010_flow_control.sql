@@ -3,7 +3,7 @@
 --
 -- How a limit holds across every worker, by construction:
 --   * flow_limits has one row per kind with any flow setting. A kind is "gated" when the row sets
---     a concurrency, a key concurrency, a rate limit or a pause.
+--     a concurrency, a key concurrency, a rate limit (per kind or per key) or a pause.
 --   * The ordinary claim (job_claim.sql) never claims a gated kind: it skips kinds whose row is
 --     gated. Workers claim gated kinds only through claim_gated() below.
 --   * claim_gated() is a VOLATILE plpgsql function. Its FIRST statement locks the gated rows of
@@ -42,15 +42,36 @@ CREATE TABLE /*schema*/.flow_limits (
     rate_seconds    double precision CHECK (rate_seconds > 0 AND rate_seconds <= 31536000),
     rate_tokens     double precision,  -- the bucket; NULL: full
     rate_at         timestamptz,       -- when rate_tokens was last computed
+    key_rate_n       integer CHECK (key_rate_n >= 1),  -- per concurrency_key: flow_key_rates
+    key_rate_seconds double precision
+                     CHECK (key_rate_seconds > 0 AND key_rate_seconds <= 31536000),
     paused          boolean NOT NULL DEFAULT false,
     max_depth       bigint CHECK (max_depth >= 0),
     key_cursor      text,              -- the key the round robin served last
     updated_at      timestamptz NOT NULL DEFAULT now(),
     CHECK ((rate_n IS NULL) = (rate_seconds IS NULL)),
+    CHECK ((key_rate_n IS NULL) = (key_rate_seconds IS NULL)),
     gated           boolean GENERATED ALWAYS AS (
-        concurrency IS NOT NULL OR key_concurrency IS NOT NULL OR rate_n IS NOT NULL OR paused
+        concurrency IS NOT NULL OR key_concurrency IS NOT NULL OR rate_n IS NOT NULL
+        OR key_rate_n IS NOT NULL OR paused
     ) STORED
 );
+
+-- The token bucket of each concurrency_key of a kind with key_rate_n (at most key_rate_n starts
+-- per key_rate_seconds per key). No row: a full bucket. claim_gated reads and writes a kind's
+-- rows only under that kind's flow_limits row lock, as it does the kind's own bucket, so the
+-- rate holds across workers by construction. A row whose last write is a period old is a full
+-- bucket again (tokens never go below 0): claim_gated deletes a bounded number of those per
+-- claim (oldest first, flow_key_rates_stale), so the table holds about the keys started in the
+-- last period. A change of key_rate_limit deletes the kind's rows (every bucket full).
+CREATE TABLE /*schema*/.flow_key_rates (
+    kind            text NOT NULL REFERENCES /*schema*/.flow_limits (kind) ON DELETE CASCADE,
+    concurrency_key text NOT NULL,
+    tokens          double precision NOT NULL,
+    tokens_at       timestamptz NOT NULL,  -- when tokens was computed
+    PRIMARY KEY (kind, concurrency_key)
+);
+CREATE INDEX flow_key_rates_stale ON /*schema*/.flow_key_rates (kind, tokens_at);
 
 CREATE TABLE /*schema*/.flow_paused_queues (
     queue_name text PRIMARY KEY CHECK (octet_length(queue_name) BETWEEN 1 AND 128),
@@ -59,7 +80,8 @@ CREATE TABLE /*schema*/.flow_paused_queues (
 
 -- set_limits(kind, settings): the keys present in settings are set, JSON null clears one;
 -- absent keys are kept. Keys: concurrency, key_concurrency, rate_limit ([n, seconds] or null),
--- paused (boolean), max_depth. Returns the row as JSON. Bad values raise 22023.
+-- key_rate_limit (the same, per concurrency_key), paused (boolean), max_depth. Returns the row
+-- as JSON. Bad values raise 22023.
 CREATE FUNCTION /*schema*/.set_limits(kind text, settings jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
@@ -73,7 +95,8 @@ BEGIN
         RAISE EXCEPTION 'aioqueue: limits must be a JSON object' USING ERRCODE = '22023';
     END IF;
     SELECT min(k) INTO v_bad FROM jsonb_object_keys(settings) AS k
-    WHERE k NOT IN ('concurrency', 'key_concurrency', 'rate_limit', 'paused', 'max_depth');
+    WHERE k NOT IN ('concurrency', 'key_concurrency', 'rate_limit', 'key_rate_limit', 'paused',
+                    'max_depth');
     IF v_bad IS NOT NULL THEN
         RAISE EXCEPTION 'aioqueue: unknown limit %', v_bad USING ERRCODE = '22023';
     END IF;
@@ -84,6 +107,12 @@ BEGIN
        OR (jsonb_typeof(settings -> 'rate_limit') = 'array'
            AND jsonb_array_length(settings -> 'rate_limit') <> 2) THEN
         RAISE EXCEPTION 'aioqueue: rate_limit must be [starts, seconds] or null'
+            USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_typeof(settings -> 'key_rate_limit') NOT IN ('null', 'array')
+       OR (jsonb_typeof(settings -> 'key_rate_limit') = 'array'
+           AND jsonb_array_length(settings -> 'key_rate_limit') <> 2) THEN
+        RAISE EXCEPTION 'aioqueue: key_rate_limit must be [starts, seconds] or null'
             USING ERRCODE = '22023';
     END IF;
     BEGIN
@@ -101,6 +130,12 @@ BEGIN
                                 THEN (settings -> 'rate_limit' ->> 1)::double precision
                                 ELSE f.rate_seconds END,
             rate_tokens = CASE WHEN settings ? 'rate_limit' THEN NULL ELSE f.rate_tokens END,
+            key_rate_n = CASE WHEN settings ? 'key_rate_limit'
+                              THEN (settings -> 'key_rate_limit' ->> 0)::integer
+                              ELSE f.key_rate_n END,
+            key_rate_seconds = CASE WHEN settings ? 'key_rate_limit'
+                                    THEN (settings -> 'key_rate_limit' ->> 1)::double precision
+                                    ELSE f.key_rate_seconds END,
             paused = CASE WHEN settings ? 'paused'
                           THEN coalesce((settings ->> 'paused')::boolean, false) ELSE f.paused END,
             max_depth = CASE WHEN settings ? 'max_depth'
@@ -112,6 +147,9 @@ BEGIN
                    OR numeric_value_out_of_range THEN
         RAISE EXCEPTION 'aioqueue: bad limit for %: %', kind, SQLERRM USING ERRCODE = '22023';
     END;
+    IF settings ? 'key_rate_limit' THEN  -- under the row lock the UPDATE took: every bucket full
+        DELETE FROM /*schema*/.flow_key_rates AS b WHERE b.kind = set_limits.kind;
+    END IF;
     PERFORM pg_notify(/*channel*/, '');  -- a raised limit or a resume: workers claim again
     RETURN v_row;
 END;
@@ -135,9 +173,10 @@ $fn$;
 
 -- claim_gated: job_claim.sql's claim for the gated kinds among p_kinds (same parameters, same
 -- columns). Per kind, in kind order: room = batch left, capped by concurrency - running and by
--- the rate tokens; with key_concurrency, keys are served round robin from the key after the
--- one served last (one index probe per key, at most 2 * room + 32 probes per kind per claim),
--- each key up to key_concurrency - its running jobs; then unkeyed jobs among the kind's first
+-- the rate tokens; with key_concurrency or key_rate_n, keys are served round robin from the key
+-- after the one served last (one index probe per key, at most 2 * room + 32 probes per kind per
+-- claim), each key up to key_concurrency - its running jobs and up to its bucket's whole tokens
+-- (a key with none is skipped: the next key is served); then unkeyed jobs among the kind's first
 -- room + 64 due jobs (not limited per key). jit off: issue 18 (a pooler may not keep it off).
 CREATE FUNCTION /*schema*/.claim_gated(
     p_kinds text[], p_default_max_attempts integer[], p_forbidden text[], p_batch integer,
@@ -173,6 +212,8 @@ DECLARE
     v_pass    integer;
     v_last    bigint;
     v_probes  integer;
+    v_ktokens double precision[];  -- per probed key (v_keys order): its bucket now
+    v_gotords bigint[];            -- per claimed job: its key's place in v_keys
 BEGIN
     IF p_batch IS NULL OR p_batch <= 0 OR p_kinds IS NULL THEN
         RETURN;
@@ -200,9 +241,18 @@ BEGIN
                                 * r.rate_n / r.rate_seconds);
             v_room := least(v_room, floor(v_tokens)::integer);
         END IF;
+        IF r.key_rate_n IS NOT NULL THEN  -- buckets full again: a bounded prune, oldest first
+            DELETE FROM /*schema*/.flow_key_rates AS b
+            WHERE b.kind = r.kind AND b.concurrency_key = ANY (ARRAY(
+                SELECT o.concurrency_key FROM /*schema*/.flow_key_rates AS o
+                WHERE o.kind = r.kind
+                  AND o.tokens_at <= v_clock - make_interval(secs => r.key_rate_seconds)
+                ORDER BY o.kind, o.tokens_at
+                LIMIT greatest(v_room, 0) + 64));
+        END IF;
         CONTINUE WHEN v_room <= 0;  -- the bucket is path-independent: nothing to write
         v_kind_n := 0;
-        IF r.key_concurrency IS NULL THEN
+        IF r.key_concurrency IS NULL AND r.key_rate_n IS NULL THEN
             v_got := ARRAY(
                 SELECT j.id FROM /*schema*/.jobs AS j
                 WHERE j.kind = r.kind
@@ -260,9 +310,25 @@ BEGIN
                     ORDER BY w.n);
             END LOOP;
             IF cardinality(v_keys) > 0 THEN
-                -- Each key in turn, up to its free slots, until the room is used: one statement.
-                SELECT coalesce(array_agg(x.id), '{}'), max(x.ord)
-                INTO v_got, v_last
+                v_ktokens := '{}';
+                IF r.key_rate_n IS NOT NULL THEN  -- each key's bucket now (no row: full)
+                    v_ktokens := ARRAY(  -- a primary-key probe per key (not a join: no scan)
+                        SELECT coalesce(
+                            (SELECT least(r.key_rate_n::double precision,
+                                          b.tokens + greatest(0, extract(epoch FROM
+                                                                 v_clock - b.tokens_at))
+                                                     * r.key_rate_n / r.key_rate_seconds)
+                             FROM /*schema*/.flow_key_rates AS b
+                             WHERE b.kind = r.kind AND b.concurrency_key = k.key),
+                            r.key_rate_n)
+                        FROM unnest(v_keys) WITH ORDINALITY AS k(key, ord)
+                        ORDER BY k.ord);
+                END IF;
+                -- Each key in turn, up to its free slots and its tokens, until the room is
+                -- used: one statement.
+                SELECT coalesce(array_agg(x.id), '{}'), coalesce(array_agg(x.ord), '{}'),
+                       max(x.ord)
+                INTO v_got, v_gotords, v_last
                 FROM (
                     SELECT c.id, k.ord
                     FROM unnest(v_keys) WITH ORDINALITY AS k(key, ord)
@@ -281,8 +347,11 @@ BEGIN
                                       AND h.state IN ('pending', 'scheduled', 'running')
                                       AND h.id < j.id)))
                         ORDER BY j.priority DESC, j.run_at, j.id
-                        LIMIT greatest(0, r.key_concurrency
-                                          - coalesce(v_rcounts[array_position(v_rkeys, k.key)], 0))
+                        LIMIT greatest(0, least(
+                            coalesce(r.key_concurrency
+                                     - coalesce(v_rcounts[array_position(v_rkeys, k.key)], 0),
+                                     2147483647),
+                            coalesce(floor(v_ktokens[k.ord])::integer, 2147483647)))
                         FOR UPDATE OF j SKIP LOCKED
                     ) AS c
                     LIMIT v_room
@@ -294,6 +363,15 @@ BEGIN
                                      THEN cardinality(v_keys) ELSE v_last END];
                 UPDATE /*schema*/.flow_limits AS f SET key_cursor = v_key
                 WHERE f.kind = r.kind AND f.key_cursor IS DISTINCT FROM v_key;
+                IF r.key_rate_n IS NOT NULL AND v_kind_n > 0 THEN  -- the served keys' buckets
+                    INSERT INTO /*schema*/.flow_key_rates AS b
+                        (kind, concurrency_key, tokens, tokens_at)
+                    SELECT r.kind, v_keys[t.o], v_ktokens[t.o] - t.n, v_clock
+                    FROM (SELECT g.o, count(*) AS n FROM unnest(v_gotords) AS g(o)
+                          GROUP BY g.o) AS t
+                    ON CONFLICT (kind, concurrency_key)
+                    DO UPDATE SET tokens = excluded.tokens, tokens_at = excluded.tokens_at;
+                END IF;
             END IF;
             IF v_room > v_kind_n THEN  -- unkeyed jobs of the kind: not limited per key
                 v_got := ARRAY(
@@ -438,7 +516,7 @@ $fn$;
 -- Privileges: as for add_jobs (0001), nothing for PUBLIC. Roles that can already claim (UPDATE
 -- on jobs, e.g. examples/sql_least_privilege.sql's aq_worker) get what a worker needs here, so
 -- an upgrade does not stop them: the flow tables (a worker writes its tasks' declared limits,
--- and a claim locks and updates its kind's row) and the new functions.
+-- and a claim locks and updates its kind's row and its keys' buckets) and the new functions.
 REVOKE ALL ON FUNCTION /*schema*/.set_limits(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION /*schema*/.pause_queue(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION /*schema*/.resume_queue(text) FROM PUBLIC;
@@ -459,6 +537,8 @@ BEGIN
             'GRANT SELECT, INSERT, UPDATE ON /*schema*/.flow_limits TO %I', v_role);
         EXECUTE pg_catalog.format(
             'GRANT SELECT ON /*schema*/.flow_paused_queues TO %I', v_role);
+        EXECUTE pg_catalog.format(
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON /*schema*/.flow_key_rates TO %I', v_role);
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION /*schema*/.claim_gated(text[], '
             'integer[], text[], integer, text, double precision, timestamptz), '
             '/*schema*/.set_limits(text, jsonb), '

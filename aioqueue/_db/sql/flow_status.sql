@@ -3,7 +3,7 @@
 -- running counts read jobs_running (bounded by the workers' total concurrency), the held-back
 -- count reads at most 10001 due rows per kind.
 SELECT f.kind, f.concurrency, f.key_concurrency, f.rate_n, f.rate_seconds, f.paused,
-       f.max_depth,
+       f.max_depth, f.key_rate_n, f.key_rate_seconds,
        (SELECT count(*) FROM /*schema*/.jobs AS j
         WHERE j.state = 'running' AND j.kind = f.kind) AS running,
        (SELECT count(DISTINCT j.concurrency_key) FROM /*schema*/.jobs AS j
