@@ -194,3 +194,61 @@ class DepthGuard:
                 raise QueueFull(kind, depth, cap)
             fresh[kind] = (at, depth + n)
         self._depth.update(fresh)
+
+
+class FlowMixin:
+    """The flow-control methods of ``Queue`` (kept here so that queue.py stays small)."""
+
+    pool: asyncpg.Pool
+    queries: Queries
+    _depth_guard: DepthGuard
+
+    async def set_limits(
+        self,
+        kind: str,
+        *,
+        concurrency: int | None = UNSET,
+        key_concurrency: int | None = UNSET,
+        rate_limit: tuple[int, float] | None = UNSET,
+        key_rate_limit: tuple[int, float] | None = UNSET,
+    ) -> None:
+        """Change ``kind``'s global limits now, for every worker (None removes one; a setting
+        not given is kept). Survives worker restarts: it wins over the task's declaration.
+        ``key_rate_limit=(starts, seconds)``: per ``concurrency_key`` of the kind."""
+        changes = settings(
+            concurrency=concurrency,
+            key_concurrency=key_concurrency,
+            rate_limit=rate_limit,
+            key_rate_limit=key_rate_limit,
+        )
+        await set_limits(self.pool, self.queries, kind, changes)
+
+    async def pause(self, kind: str | None = None, *, queue_name: str | None = None) -> None:
+        """Stop claiming ``kind`` (or the named queue) on every worker; running jobs finish."""
+        await self._set_paused(kind, queue_name, paused=True)
+
+    async def resume(self, kind: str | None = None, *, queue_name: str | None = None) -> None:
+        await self._set_paused(kind, queue_name, paused=False)
+
+    async def _set_paused(self, kind: str | None, queue_name: str | None, *, paused: bool) -> None:
+        if (kind is None) == (queue_name is None):
+            raise ConfigurationError("give a kind or queue_name=, not both")
+        if queue_name is not None:
+            await pause_queue(self.pool, self.queries, queue_name, paused=paused)
+        else:
+            assert kind is not None
+            await set_limits(self.pool, self.queries, kind, {"paused": paused})
+
+    async def limits(self) -> FlowStatus:
+        """Every kind's flow settings with its running and held-back jobs; paused queues."""
+        return await status(self.pool, self.queries)
+
+    async def set_max_depth(self, kind: str, max_depth: int | None) -> None:
+        """Backpressure: an enqueue that would take ``kind`` over ``max_depth`` waiting jobs
+        (pending and scheduled) raises QueueFull; None removes the maximum."""
+        await set_limits(self.pool, self.queries, kind, {"max_depth": max_depth})
+        await self._depth_guard.load()
+
+    async def reset_limits(self, kind: str) -> bool:
+        """Forget ``kind``'s flow settings (workers started later declare theirs again)."""
+        return await reset(self.pool, self.queries, kind)

@@ -6,26 +6,26 @@ import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import anyio
 import asyncpg
-import msgspec
 
 from . import _codec, _flow, config
+from ._admin import AdminMixin, check_filter
 from ._db import connect as _connect
 from ._db import migrate as _migrate
 from ._db.queries import Executor, Queries
+from ._flow import FlowMixin
 from ._notifier import dedicated, from_pool
-from ._spec import check_run_at, encode_one, encode_plain, encode_spec, encode_specs
+from ._spec import encode_one, encode_plain, encode_spec, encode_specs
 from ._waiter import Waiter
 from ._waker import Waker
 from ._workflow import WorkflowMixin
-from .errors import ConfigurationError, JobNotFound, JobStateError, WaitTimeout
+from .errors import ConfigurationError, JobNotFound, WaitTimeout
 from .events import Event, Hooks, Subscriber
 from .types import (
     EnqueueResult,
-    FlowStatus,
     HistoryPoint,
     Job,
     JobError,
@@ -45,7 +45,7 @@ _MISSING: Any = object()
 _T = TypeVar("_T")
 
 
-class Queue(WorkflowMixin):
+class Queue(WorkflowMixin, FlowMixin, AdminMixin):
     """Enqueue jobs and inspect them. ``Queue(pool)`` wraps an existing asyncpg pool;
     ``await Queue.connect()`` makes its own (and starts the embedded server when no DSN is set)."""
 
@@ -426,8 +426,8 @@ class Queue(WorkflowMixin):
             raise ConfigurationError(f"state must be one of {', '.join(JobState)}, got {state!r}")
         if not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise ConfigurationError("limit must be an integer between 1 and 10000")
-        _check_filter("kind", kind)
-        _check_filter("queue_name", queue_name)
+        check_filter("kind", kind)
+        check_filter("queue_name", queue_name)
         rows = await self.queries.fetch(
             self.read_pool,
             "job_list",
@@ -438,58 +438,6 @@ class Queue(WorkflowMixin):
             limit,
         )
         return [job_from_row(r) for r in rows]
-
-    # -- flow control (_flow.py) --------------------------------------------------------------
-
-    async def set_limits(
-        self,
-        kind: str,
-        *,
-        concurrency: int | None = _flow.UNSET,
-        key_concurrency: int | None = _flow.UNSET,
-        rate_limit: tuple[int, float] | None = _flow.UNSET,
-        key_rate_limit: tuple[int, float] | None = _flow.UNSET,
-    ) -> None:
-        """Change ``kind``'s global limits now, for every worker (None removes one; a setting
-        not given is kept). Survives worker restarts: it wins over the task's declaration.
-        ``key_rate_limit=(starts, seconds)``: per ``concurrency_key`` of the kind."""
-        changes = _flow.settings(
-            concurrency=concurrency,
-            key_concurrency=key_concurrency,
-            rate_limit=rate_limit,
-            key_rate_limit=key_rate_limit,
-        )
-        await _flow.set_limits(self.pool, self.queries, kind, changes)
-
-    async def pause(self, kind: str | None = None, *, queue_name: str | None = None) -> None:
-        """Stop claiming ``kind`` (or the named queue) on every worker; running jobs finish."""
-        await self._set_paused(kind, queue_name, paused=True)
-
-    async def resume(self, kind: str | None = None, *, queue_name: str | None = None) -> None:
-        await self._set_paused(kind, queue_name, paused=False)
-
-    async def _set_paused(self, kind: str | None, queue_name: str | None, *, paused: bool) -> None:
-        if (kind is None) == (queue_name is None):
-            raise ConfigurationError("give a kind or queue_name=, not both")
-        if queue_name is not None:
-            await _flow.pause_queue(self.pool, self.queries, queue_name, paused=paused)
-        else:
-            assert kind is not None
-            await _flow.set_limits(self.pool, self.queries, kind, {"paused": paused})
-
-    async def limits(self) -> FlowStatus:
-        """Every kind's flow settings with its running and held-back jobs; paused queues."""
-        return await _flow.status(self.pool, self.queries)
-
-    async def set_max_depth(self, kind: str, max_depth: int | None) -> None:
-        """Backpressure: an enqueue that would take ``kind`` over ``max_depth`` waiting jobs
-        (pending and scheduled) raises QueueFull; None removes the maximum."""
-        await _flow.set_limits(self.pool, self.queries, kind, {"max_depth": max_depth})
-        await self._depth_guard.load()
-
-    async def reset_limits(self, kind: str) -> bool:
-        """Forget ``kind``'s flow settings (workers started later declare theirs again)."""
-        return await _flow.reset(self.pool, self.queries, kind)
 
     async def stats(self, *, window: float = 60.0) -> Stats:
         """Counts per kind and state, the oldest due job, throughput over ``window`` seconds,
@@ -536,88 +484,6 @@ class Queue(WorkflowMixin):
         if not rows:
             raise JobNotFound(job_id)
         return [job_from_row(r) for r in rows]
-
-    # -- admin -------------------------------------------------------------------------------
-
-    async def cancel(self, job_id: int) -> Job:
-        """Cancel a job. A waiting job is cancelled at once; a running one is asked to stop (its
-        worker cancels the handler; the returned job is still ``running``). Raises JobNotFound,
-        or JobStateError if the job is already completed, failed or cancelled."""
-        rows = await self.queries.fetch(self.pool, "job_cancel", job_id, None, None)
-        if not rows:
-            await self._raise_state_error(job_id, "cancel")
-        return await self.get_job(job_id)
-
-    async def cancel_by_key(self, kind: str, unique_key: str) -> Job:
-        """Cancel the active job of ``kind`` holding ``unique_key`` (see ``cancel``)."""
-        _check_filter("kind", kind)
-        _check_filter("unique_key", unique_key)
-        rows = await self.queries.fetch(self.pool, "job_cancel", None, kind, unique_key)
-        if not rows:
-            raise JobNotFound(f"no active {kind!r} job with unique_key {unique_key!r}")
-        return await self.get_job(rows[0]["id"])
-
-    async def retry(self, job_id: int) -> EnqueueResult:
-        """Re-run a failed or cancelled job as a new pending job whose ``rescheduled_from`` is
-        ``job_id``. Idempotent: while a retry of the job is active, that one is returned
-        (deduped), as is an active job holding the same unique_key."""
-        rows = await self.queries.fetch(self.pool, "job_retry", job_id)
-        if not rows:
-            await self._raise_state_error(job_id, "retry", allowed="failed or cancelled")
-        return EnqueueResult(rows[0]["id"], rows[0]["deduped"])
-
-    async def reschedule(
-        self,
-        ids: Sequence[int],
-        *,
-        run_at: dt.datetime | None = None,
-        priority: int | None = None,
-        attempts: int | None = None,
-    ) -> list[int]:
-        """Change run_at / priority / attempts of waiting jobs; returns the ids changed (jobs
-        that are running or finished are left alone and not in the result). A run_at that is
-        naive or outside [config.RUN_AT_MIN, config.RUN_AT_MAX) raises InvalidJobError."""
-        if run_at is not None:
-            check_run_at(run_at)  # InvalidJobError naming run_at, before any SQL
-        if priority is not None and not config.SMALLINT_MIN <= priority <= config.SMALLINT_MAX:
-            raise ConfigurationError("priority must be in the smallint range")
-        if attempts is not None and attempts < 0:
-            raise ConfigurationError("attempts must be >= 0")
-        rows = await self.queries.fetch(
-            self.pool, "job_reschedule_many", list(ids), run_at, priority, attempts
-        )
-        return [r["id"] for r in rows]
-
-    async def complete(self, ids: Sequence[int]) -> list[int]:
-        """Mark waiting jobs completed without running them; returns the ids changed."""
-        rows = await self.queries.fetch(self.pool, "job_settle_many", list(ids), "completed", None)
-        return [r["id"] for r in rows]
-
-    async def fail(self, ids: Sequence[int], reason: str) -> list[int]:
-        """Fail waiting jobs permanently with ``reason``; returns the ids changed."""
-        error = msgspec.json.encode(
-            {"message": reason, "type": "ManuallyFailed", "traceback": "", "attempt": 0}
-        ).decode()
-        rows = await self.queries.fetch(self.pool, "job_settle_many", list(ids), "failed", error)
-        return [r["id"] for r in rows]
-
-    async def _raise_state_error(
-        self, job_id: int, action: str, allowed: str = "pending, scheduled or running"
-    ) -> NoReturn:
-        job = await self.get_job(job_id)  # raises JobNotFound
-        raise JobStateError(f"cannot {action} job {job_id}: it is {job.state} (needs {allowed})")
-
-
-def _check_filter(name: str, value: str | None) -> None:
-    """Filters go to SQL as parameters; refuse what PostgreSQL text cannot hold, clearly."""
-    if value is None:
-        return
-    if not isinstance(value, str) or "\x00" in value:
-        raise ConfigurationError(f"{name} filter must be text without NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigurationError(f"{name} filter must be valid UTF-8") from None
 
 
 def _parents(parents: Sequence[int | Ref] | None) -> Any:
