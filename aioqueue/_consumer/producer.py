@@ -273,8 +273,9 @@ class Producer:
                         lease=self._lease,
                     )
                 if self._gated and len(rows) < free:
-                    rows += await self._queries.claim_gated(
+                    rows += await self._queries.job_claim(
                         conn,
+                        gated=True,
                         kinds=self._kinds,
                         default_max_attempts=self._defaults,
                         forbidden_flags=forbidden,

@@ -126,33 +126,13 @@ class Queries:
         worker_id: str,
         lease: float,
         now: dt.datetime | None = None,
+        gated: bool = False,
     ) -> list[asyncpg.Record]:
+        """Claim up to ``batch`` due jobs of ``kinds``. ``gated``: through ``claim_gated`` (the
+        kinds with a limit, a rate or a pause, 0010), which takes the same parameters and
+        returns the same columns."""
         return await db.fetch(
-            self.sql["job_claim"],
-            kinds,
-            default_max_attempts,
-            forbidden_flags,
-            batch,
-            worker_id,
-            lease,
-            now,
-        )
-
-    async def claim_gated(
-        self,
-        db: Executor,
-        *,
-        kinds: list[str],
-        default_max_attempts: list[int],
-        forbidden_flags: list[str],
-        batch: int,
-        worker_id: str,
-        lease: float,
-        now: dt.datetime | None = None,
-    ) -> list[asyncpg.Record]:
-        """``job_claim`` for the kinds with a limit, a rate or a pause (0010)."""
-        return await db.fetch(
-            self.sql["claim_gated"],
+            self.sql["claim_gated" if gated else "job_claim"],
             kinds,
             default_max_attempts,
             forbidden_flags,
