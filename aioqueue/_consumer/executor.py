@@ -173,7 +173,7 @@ class Executor:
             )
         try:
             outcome = await self._execute(task, info, row["payload"], job)
-            if self._access is not None:
+            if self._access is not None and self._access.has_report(info.id):
                 # its last progress report first; shielded: the outcome is decided already
                 with anyio.CancelScope(shield=True), anyio.move_on_after(2.0):
                     await self._access.flush_job(info.id)
