@@ -98,13 +98,15 @@ async def _until(check: Callable[[], Any], timeout: float, every: float = 0.05) 
 # -- C4 all worker backends terminated every 1-2 s under load -----------------------------------
 
 
-async def test_c4_backends_terminated_every_1_to_2_s_under_load(
+async def test_backends_terminated_every_1_to_2_s_under_load(
     q: aioqueue.Queue,
     dsn: str,
     schema: str,
     conn: asyncpg.Connection,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """C4: every worker backend (pool, claim and LISTEN sessions) is terminated every 1-2 s under
+    load; the worker never exits and each job completes once."""
     caplog.set_level(logging.WARNING, logger="aioqueue")
     runs: Counter[int] = Counter()
     rec, stamps = Recorder(), Stamps()
@@ -181,14 +183,14 @@ async def test_c4_backends_terminated_every_1_to_2_s_under_load(
 
 
 @pytest.mark.parametrize("how", ["autocommit", "transaction", "autocommit-keyless"])
-async def test_c7_ambiguous_commit_on_enqueue(
+async def test_ambiguous_commit_on_enqueue(
     proxy: FaultProxy,  # noqa: F811
     dsn: str,
     schema: str,
     conn: asyncpg.Connection,
     how: str,
 ) -> None:
-    """The connection is cut after the commit reached the server, before its reply: the caller
+    """C7: The connection is cut after the commit reached the server, before its reply: the caller
     gets a connection error; the job exists once or not at all; a retry with the same
     unique_key is safe (without a key a retry may duplicate it, as the README says)."""
     # one connection (the attempt runs on the backend whose pid we take)
@@ -246,12 +248,14 @@ async def test_c7_ambiguous_commit_on_enqueue(
 # -- C8 read-only database (simulated failover) -------------------------------------------------
 
 
-async def test_c8_read_only_database_worker_retries_then_resumes(
+async def test_read_only_database_worker_retries_then_resumes(
     private_db: tuple[str, str],
     server_dsn: str,
     schema: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """C8: the database turns read-only under a busy, then an idle worker: claims and the rescuer
+    fail without a crash and resume, without a reconnect, once it is writable again."""
     dsn, name = private_db
     caplog.set_level(logging.WARNING, logger="aioqueue")
     admin = await asyncpg.connect(server_dsn)  # on another database: never read-only, never killed
@@ -355,9 +359,11 @@ async def test_c8_read_only_database_worker_retries_then_resumes(
 # -- C9 poll-only mode (no LISTEN, as behind PgBouncer transaction pooling) ---------------------
 
 
-async def test_c9_poll_only_worker_never_listens_and_runs_jobs_within_the_poll(
+async def test_poll_only_worker_never_listens_and_runs_jobs_within_the_poll(
     q: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
+    """C9: a poll-only worker (``listen=False``, for PgBouncer transaction pooling) opens no LISTEN
+    backend and starts each job within one poll interval."""
     poll = 0.5
     runs: Counter[int] = Counter()
     rec, stamps = Recorder(), Stamps()
@@ -404,9 +410,11 @@ async def test_c9_poll_only_worker_never_listens_and_runs_jobs_within_the_poll(
 # -- C10 listener hygiene -----------------------------------------------------------------------
 
 
-async def test_c10_listen_backends_stay_idle_and_the_notify_queue_empty(
+async def test_listen_backends_stay_idle_and_the_notify_queue_empty(
     q: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
+    """C10: the worker's and ``Queue.wait``'s LISTEN backends are always idle, never idle in a
+    transaction, and the notification queue stays empty."""
     runs: Counter[int] = Counter()
     rec = Recorder()
     worker = aioqueue.Worker(q, _tasks(runs), concurrency=10, hooks=[rec], **FAST)
@@ -459,9 +467,10 @@ async def test_c10_listen_backends_stay_idle_and_the_notify_queue_empty(
 # -- D1 lost notification -----------------------------------------------------------------------
 
 
-async def test_d1_jobs_inserted_without_notify_run_within_a_poll(
+async def test_jobs_inserted_without_notify_run_within_a_poll(
     q: aioqueue.Queue, conn: asyncpg.Connection, schema: str
 ) -> None:
+    """D1: a lost notification (raw INSERTs, no NOTIFY): the jobs start within one poll."""
     poll = 0.5
     heard: list[str] = []
     await conn.add_listener(q.config.channel, lambda *args: heard.append(str(args[3])))
@@ -518,12 +527,14 @@ def _spoofs(batch: int, size: int) -> list[str]:
     return out
 
 
-async def test_d3_spoofed_notify_flood_is_harmless(
+async def test_spoofed_notify_flood_is_harmless(
     q: aioqueue.Queue,
     dsn: str,
     schema: str,
     roles: Roles,  # noqa: F811
 ) -> None:
+    """D3: a role with no privilege floods the channel with look-alike and garbage payloads:
+    claims stay rate-limited and every real job runs once."""
     stranger = await roles.create("aq_spoof")
     low = await asyncpg.connect(dsn_as(dsn, stranger, roles.password))
     counter = await asyncpg.connect(dsn)  # counts what was delivered on the channel
@@ -623,11 +634,11 @@ LONG_NAMES = {
 }
 
 
-async def test_d5_long_and_multibyte_kinds_and_queue_names_run_end_to_end(
+async def test_long_and_multibyte_kinds_and_queue_names_run_end_to_end(
     q: aioqueue.Queue,
 ) -> None:
-    """Enqueue-side limits are tested in services/test_input_limits.py; here such names go through a
-    worker, woken by notifications (the channel never depends on them)."""
+    """D5: Enqueue-side limits are tested in services/test_input_limits.py; here such names go
+    through a worker, woken by notifications (the channel never depends on them)."""
     names = list(LONG_NAMES.values())
     assert all(len(n.encode()) <= 128 for n in names)
     runs: Counter[int] = Counter()
@@ -659,8 +670,8 @@ async def test_d5_long_and_multibyte_kinds_and_queue_names_run_end_to_end(
     print(f"\nD5: {len(outs)} jobs over {len(names)} kinds of 63-128 bytes, woken by NOTIFY")
 
 
-async def test_c9_cli_worker_with_no_listen(q: aioqueue.Queue, dsn: str) -> None:
-    """`aioqueue worker --no-listen`: the real CLI worker opens no LISTEN connection and still
+async def test_cli_worker_with_no_listen(q: aioqueue.Queue, dsn: str) -> None:
+    """C9: `aioqueue worker --no-listen`: the real CLI worker opens no LISTEN connection and still
     runs jobs, found by its polls."""
     from tests.chaos.test_kill_stall_and_crash import stop
     from tests.chaos.test_worker_kill_and_restart import start_worker

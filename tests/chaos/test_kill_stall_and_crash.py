@@ -190,7 +190,7 @@ def _payload_seconds(schema: str, seconds: float) -> str:
 # -- A: worker death, leases and fencing ---------------------------------------------------------
 
 
-async def test_a2_sigkill_with_queued_jobs_only_free_slots_were_claimed(
+async def test_sigkill_with_queued_jobs_only_free_slots_were_claimed(
     chaos: aioqueue.Queue, dsn: str
 ) -> None:
     """A2: no prefetch. kill -9 with 10 of 50 jobs running at concurrency 10: exactly 10 were
@@ -237,7 +237,7 @@ async def test_a2_sigkill_with_queued_jobs_only_free_slots_were_claimed(
     print(f"A2: 10 of 50 claimed before the kill; all 50 done {recovered:.1f} s after it")
 
 
-async def test_a4_blocked_event_loop_outlives_the_lease_and_its_completion_is_fenced(
+async def test_blocked_event_loop_outlives_the_lease_and_its_completion_is_fenced(
     chaos: aioqueue.Queue, dsn: str
 ) -> None:
     """A4: a handler blocks worker A's event loop (``time.sleep``) for 3x the lease; worker B
@@ -266,7 +266,7 @@ async def test_a4_blocked_event_loop_outlives_the_lease_and_its_completion_is_fe
     print(f"A4: A's completion rejected; A logged: {lag.strip()}")
 
 
-async def test_a7_table_lock_longer_than_the_lease_stalls_heartbeats_safely(
+async def test_table_lock_longer_than_the_lease_stalls_heartbeats_safely(
     chaos: aioqueue.Queue, dsn: str
 ) -> None:
     """A7: 50 running jobs; another session holds ACCESS EXCLUSIVE on the jobs table for 2.5x
@@ -328,7 +328,7 @@ async def test_a7_table_lock_longer_than_the_lease_stalls_heartbeats_safely(
 # -- B: graceful shutdown ------------------------------------------------------------------------
 
 
-async def test_b3_sigterm_leaves_unstarted_jobs_unclaimed(chaos: aioqueue.Queue, dsn: str) -> None:
+async def test_sigterm_leaves_unstarted_jobs_unclaimed(chaos: aioqueue.Queue, dsn: str) -> None:
     """B3: concurrency 5, 50 jobs: the worker never claims past its free slots, so on SIGTERM
     the 45 unstarted jobs are ``pending`` at once (never claimed), attempts 0; the 5 running ones
     are released with their attempt given back."""
@@ -351,7 +351,7 @@ async def test_b3_sigterm_leaves_unstarted_jobs_unclaimed(chaos: aioqueue.Queue,
     assert len(await ledger(q, "started")) == 5
 
 
-async def test_b7_sigterm_while_the_database_is_down() -> None:
+async def test_sigterm_while_the_database_is_down() -> None:
     """B7: PostgreSQL stops while jobs run; SIGTERM: the worker gives up the release writes
     after the completer's final timeout, logs it, and exits cleanly; after PostgreSQL is back
     the jobs are rescued by lease expiry and a new worker completes them (I1)."""
@@ -403,7 +403,7 @@ async def test_b7_sigterm_while_the_database_is_down() -> None:
 # -- C: PostgreSQL crash -------------------------------------------------------------------------
 
 
-async def test_c2_crash_restart_during_a_drain_loses_nothing() -> None:
+async def test_crash_restart_during_a_drain_loses_nothing() -> None:
     """C2: ``pg_ctl stop -m immediate`` (a crash) during a drain, down a few seconds (longer than
     the lease), then started again: enqueues during the outage fail fast with a connection error
     and write nothing; every job completes once (I1, I2); re-runs are bounded by the jobs in

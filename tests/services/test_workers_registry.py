@@ -149,9 +149,7 @@ async def test_status_ignores_stale_workers_and_the_pruner_deletes_them(
     assert [r["id"] for r in await _rows(conn, s)] == ["crashed-recently"]
 
 
-async def test_e1_unknown_kind_stays_pending_and_status_names_it(
-    q: aioqueue.Queue, dsn: str
-) -> None:
+async def test_unknown_kind_stays_pending_and_status_names_it(q: aioqueue.Queue, dsn: str) -> None:
     """RELIABILITY E1: a job of a kind no worker handles is never claimed, stays pending with
     attempts 0, `aioqueue status` lists it under "no registered handler", and a worker that has
     the handler runs it."""
