@@ -1,5 +1,5 @@
 """Plan guards for the flow-control claim (issue 20): with limits on and a backlog of
-300,000 due jobs (a million made this file's setup take ~15 s on the shared CI machine), every
+300,000 due jobs (enough for a scan to show; a million only made the setup slower), every
 statement claim_gated runs reads O(batch) rows and none scans the table.
 
 claim_gated is a plpgsql function, so its statements are caught with auto_explain (nested
