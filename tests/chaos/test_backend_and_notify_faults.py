@@ -1,4 +1,4 @@
-"""More connection and NOTIFY faults (RELIABILITY plan 8.3 C4, C7-C10 and 8.4 D1, D3, D5):
+"""Connection and NOTIFY faults (RELIABILITY plan 8.3 C4, C7-C10 and 8.4 D1, D3, D5):
 backends terminated under load, an ambiguous COMMIT, a read-only database, poll-only workers,
 listener hygiene, lost and spoofed notifications, long names. Invariants checked: every job
 completes (I1), one accepted completion each (I2), nothing left running (I3)."""

@@ -1,4 +1,4 @@
-"""More T2 chaos scenarios of the reliability plan (../shared/RELIABILITY.md, section 8): A2, A4,
+"""T2 chaos scenarios of the reliability plan (../shared/RELIABILITY.md, section 8): A2, A4,
 A7, B3, B7 and C2. Worker subprocesses run the real CLI (``start_worker``); tasks record every
 execution in the ``chaos_ledger`` table on their own connection; a trigger records every state
 change of a job, so "ever claimed" and "completed once" are read from the database, not guessed.
