@@ -135,8 +135,8 @@ async def compare(
     N jobs, which goes first alternating too): median rates, ours first. ``raw(start, count)``
     and ``ours(start, count)`` do jobs ``start`` to ``start + count``; slices are multiples of
     ``step`` (a batch size). Slicing keeps this shared host's slow spells, which last seconds,
-    from landing on one side only: with whole runs of N one after the other, the same code
-    measured 0.70x and 1.19x in two runs."""
+    from landing on one side only (whole runs back to back gave the same code opposite ratios:
+    RESULTS.md, "Figures behind the harness")."""
     if n <= 0 or n % step:
         raise ValueError(f"N must be a positive multiple of {step}, got {n}")
     raw_rates: list[float] = []

@@ -32,7 +32,8 @@ async def our_drain(
     await q.pool.execute(f'TRUNCATE "{schema}".jobs')
     await load_backlog(q, n)
     # An installed package has its bytecode; a source tree run with PYTHONDONTWRITEBYTECODE
-    # (as here) would compile aioqueue in each process at start-up, ~70 ms each.
+    # (as here) would compile aioqueue in each process at start-up (RESULTS.md, "Figures
+    # behind the harness").
     for package in ("aioqueue", "benchmarks"):
         compileall.compile_dir(ROOT / package, quiet=1)
     t0 = time.perf_counter()
@@ -68,7 +69,7 @@ async def our_drain(
         ready = time.perf_counter()
         left = await q.pool.fetchval(left_sql)
         # The end is the last exit: nothing watches the table while they drain (polling it
-        # every 20 ms cost the server about 1 s of CPU per 200,000 jobs, a few % of the run).
+        # costs the server CPU the drain would otherwise get).
         codes = await asyncio.gather(*(p.wait() for p in procs))
         end = time.perf_counter()
     finally:

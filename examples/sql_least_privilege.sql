@@ -14,7 +14,7 @@
 --                later reads no row unless a policy names it.
 --
 -- Replace `aioqueue` with your schema name and the three role names with yours (create the
--- roles first: CREATE ROLE aq_worker LOGIN PASSWORD '...'). tests/test_security_more.py runs
+-- roles first: CREATE ROLE aq_worker LOGIN PASSWORD '...'). tests/db/test_security.py runs
 -- this file and proves each role can do what is listed above and nothing more.
 
 GRANT USAGE ON SCHEMA aioqueue TO aq_worker;

@@ -4,7 +4,7 @@
 --
 -- Run as the owner of the aioqueue schema (the role that applied the migrations).
 -- Replace `aioqueue` with your schema name, `app_jobs` with a schema for the wrapper and
--- `app_user` with the role that may enqueue. tests/test_sql_api.py runs this file.
+-- `app_user` with the role that may enqueue. tests/db/test_sql_api.py runs this file.
 
 CREATE SCHEMA IF NOT EXISTS app_jobs;
 
