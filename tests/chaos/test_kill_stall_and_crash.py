@@ -238,19 +238,22 @@ async def test_sigkill_with_queued_jobs_only_free_slots_were_claimed(
 
 
 async def test_blocked_event_loop_outlives_the_lease_and_its_completion_is_fenced(
-    chaos: aioqueue.Queue, dsn: str
+    chaos: aioqueue.Queue, dsn: str, tmp_path: Path
 ) -> None:
-    """A4: a handler blocks worker A's event loop (``time.sleep``) for 3x the lease; worker B
+    """A4: a handler blocks worker A's event loop (``time.sleep``) past its lease; worker B
     rescues and completes the job; A's late completion is rejected; the result is B's; A logs
-    the event-loop lag."""
+    the event-loop lag. A stays blocked until B has completed the job (a file the handler
+    waits for), so a slow start of B on a loaded host cannot let A rescue the job itself."""
     q, s = chaos, chaos.config.schema
-    out = await q.enqueue("block", {"seconds": 3 * LEASE})
+    release = tmp_path / "release-a"
+    out = await q.enqueue("block", {"until_file": str(release)})
     async with logged_worker(dsn, s) as (a, a_err):
         await until(lambda: _count(q, "started", 1), 30)
         await q.pool.execute(_payload_seconds(s, 0))  # B's run returns at once
         async with logged_worker(dsn, s) as (b, _):
+            await until(lambda: _completed(q, 1), 60)
+            release.touch()
             await a_err.wait_for(f"job {out.id} rejected: lease lost", 30)
-            await until(lambda: _completed(q, 1), 30)
             assert await stop(b) == 0
         assert await stop(a) == 0
     job = await q.get_job(out.id)

@@ -58,5 +58,9 @@ async def block(ctx: aioqueue.JobContext, payload: dict[str, Any]) -> str:
     """Blocks the event loop (sync sleep), then returns at once: no await after the block, so
     the outcome is handed to the completer before any other task of the worker runs."""
     await record(ctx.job, "started")
+    if "until_file" in payload:  # blocked until the test says so (at most two minutes)
+        deadline = time.monotonic() + 120
+        while not os.path.exists(payload["until_file"]) and time.monotonic() < deadline:  # noqa: ASYNC240
+            time.sleep(0.05)  # noqa: ASYNC251 - the point of the task
     time.sleep(float(payload.get("seconds", 0)))  # noqa: ASYNC251 - the point of the task
     return f"done by {os.getpid()}"
