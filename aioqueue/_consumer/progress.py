@@ -15,9 +15,9 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .._codec import decode_json
+from .._db.errors import TRANSIENT
 from .._db.queries import Executor, Queries
 from .._service import RETRYING
-from .completer import TRANSIENT
 
 _log = logging.getLogger("aioqueue.worker")
 
