@@ -166,14 +166,14 @@ class Foreman:
     async def _run(self, first: Next) -> None:
         task = asyncio.current_task()
         assert task is not None
-        loop, run = task.get_loop(), self._executor.run
+        loop = task.get_loop()
         current: Next | None = first
         while current is not None:
             row, job = current
             job.task = task
             outcome: Outcome | None = None
             try:
-                outcome = await _InContext(run(row, job), contextvars.copy_context())
+                outcome = await _InContext(self._executor.run(row, job), contextvars.copy_context())
             except Exception:
                 _log.exception("worker %s: executor failed", self._worker_id)
             finally:
