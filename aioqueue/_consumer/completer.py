@@ -60,7 +60,6 @@ class Completer:
         self._space = anyio.Event()
         self._idle = anyio.Event()
         self._idle.set()
-        self.in_flight = 0
 
     def put(self, outcome: Outcome) -> None:
         self._buffer.append(outcome)
@@ -74,10 +73,6 @@ class Completer:
         while len(self._buffer) >= self._max_backlog:
             self._space = anyio.Event()
             await self._space.wait()
-
-    @property
-    def pending(self) -> int:
-        return len(self._buffer) + self.in_flight
 
     async def wait_idle(self) -> None:
         """Until every outcome put so far has been written (or rejected)."""
@@ -105,7 +100,6 @@ class Completer:
         if not batch:
             self._idle.set()
             return
-        self.in_flight = len(batch)
         delay = 0.05
         deadline = None if retry_for is None else anyio.current_time() + retry_for
         written = False
@@ -145,7 +139,6 @@ class Completer:
                 self._buffer[:0] = batch
             raise
         finally:
-            self.in_flight = 0
             if not self._buffer:
                 self._idle.set()
 

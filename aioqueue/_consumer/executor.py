@@ -168,7 +168,8 @@ class Executor:
         outcome: Outcome | None = None
         try:
             outcome = await self._execute(task, info, row["payload"], job)
-            await self._flush_progress(info)
+            if self._access.reported(info.id):  # no cancel scopes for a job that never did
+                await self._flush_progress(info)
         except asyncio.CancelledError:
             outcome = self._cancelled(info, job)
         finally:

@@ -180,7 +180,9 @@ class Foreman:
                 job.task = None
             self._finished(job, outcome)
             if self._hard or (job.reason is None and task.cancelling()):
-                return  # the worker's stop: the executor gave the job back
+                # the worker's stop (or the loop's shutdown), not a cancel meant for this job
+                # (those have a reason): the executor gave the job back; this runner ends
+                return
             while task.cancelling():
                 task.uncancel()  # that job's cancel request was handled
             current = self._take_next()
@@ -239,7 +241,8 @@ class Foreman:
                 del jobs[outcome.id]
             if outcome.id in accepted:
                 released = released or outcome.state == "pending"
-                events.written(outcome)
+                if events.hooks:  # per job: no call at all when nobody listens
+                    events.written(outcome)
             else:
                 events.rejected(outcome)
         if released:

@@ -40,9 +40,7 @@ class JobEvents:
         self.emit(Event(type=type, worker_id=self._worker_id))
 
     def written(self, outcome: Outcome) -> None:
-        """The completer wrote ``outcome``."""
-        if not self.hooks:
-            return
+        """The completer wrote ``outcome`` (the caller checked that someone listens)."""
         snoozed = outcome.state == "scheduled" and outcome.give_back
         self.hooks.emit(
             Event(

@@ -36,6 +36,10 @@ class JobAccessService:
         self._latest[job_id] = (lease_token, fraction, message)
         self._has_items.set()
 
+    def reported(self, job_id: int) -> bool:
+        """Whether ``job_id`` has a report not yet written (most jobs never report)."""
+        return job_id in self._latest
+
     async def flush_job(self, job_id: int) -> None:
         """Write ``job_id``'s unwritten report now: its last report is stored before its
         outcome (a job that never reported costs a dict lookup)."""
