@@ -51,9 +51,10 @@ from .tasks import Tasks
 _log = logging.getLogger("aioqueue.worker")
 # The claim connection's session. synchronous_commit: see Dedicated. plan_cache_mode: the
 # claim's custom plans never look cheaper than its generic one to the plan cache, so otherwise
-# every claim is planned anew (about 1 ms of server CPU, as much as claiming 50 jobs). jit: the
+# every claim is planned anew (costing as much server CPU as claiming 50 jobs). jit: the
 # generic plan guesses a tenth of the due jobs per LIMIT and is costed over jit_above_cost on a
-# big backlog; with JIT on (Debian, Docker, RDS) every claim was compiled, ~30 ms for < 1 ms.
+# big backlog; with JIT on (Debian, Docker, RDS) every claim was compiled, which took many
+# times longer than the claim itself (figures: benchmarks/RESULTS.md).
 CLAIM_SESSION = {
     "jit": "off",
     "synchronous_commit": "off",
@@ -119,7 +120,6 @@ class Worker:
         self._events = JobEvents(self.hooks, self.id)
         self._foreman: Foreman | None = None
         self._producer: Producer | None = None
-        self._completer: Completer | None = None
         self._heartbeat: Heartbeat | None = None
         self._notifier: Notifier | None = None
         self._stop_requested = anyio.Event()
@@ -218,7 +218,7 @@ class Worker:
 
     def _build(self) -> _Built:
         q, cfg = self.queue, self.config
-        completer = self._completer = Completer(
+        completer = Completer(
             q.pool,
             q.queries,
             flush_interval=cfg.flush_interval,
