@@ -139,3 +139,57 @@ class QueueConfig(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def channel(self) -> str:
         return channel_for(self.schema)
+
+
+class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Consumer settings, validated once. Durations are seconds."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    lease: float = DEFAULT_LEASE
+    # default: lease / 3, at most 5 s; capped at WORKER_TOUCH_INTERVAL (the workers row)
+    heartbeat_interval: float | None = None
+    rescue_interval: float = DEFAULT_RESCUE_INTERVAL
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL
+    flush_size: int = DEFAULT_FLUSH_SIZE
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    retention: float | None = DEFAULT_RETENTION  # completed jobs; None keeps them
+    failed_retention: float | None = DEFAULT_FAILED_RETENTION
+    cancelled_retention: float | None = DEFAULT_FAILED_RETENTION
+    prune_interval: float = DEFAULT_PRUNE_INTERVAL
+    stuck_grace: float = 5.0  # how long a cancelled handler may ignore it before it is abandoned
+    # False: no LISTEN connection (e.g. behind PgBouncer in transaction pooling); jobs are found
+    # by polling every poll_interval, cancellations of running jobs at the next heartbeat
+    listen: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise ConfigurationError(
+                f"concurrency must be an integer >= 1, got {self.concurrency!r}"
+            )
+        for name in (
+            "poll_interval",
+            "lease",
+            "rescue_interval",
+            "flush_interval",
+            "prune_interval",
+            "stuck_grace",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0:
+                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        if self.stop_timeout < 0:
+            raise ConfigurationError("stop_timeout must be >= 0")
+        if self.heartbeat_interval is not None and not 0 < self.heartbeat_interval < self.lease:
+            raise ConfigurationError("heartbeat_interval must be positive and below the lease")
+        for name in ("retention", "failed_retention", "cancelled_retention"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int | float) or value < 0):
+                raise ConfigurationError(f"{name} must be seconds >= 0, or None to keep jobs")
+        if self.flush_size < 1 or self.max_result_bytes < 1:
+            raise ConfigurationError("flush_size and max_result_bytes must be >= 1")
+
+    @property
+    def heartbeat(self) -> float:
+        return self.heartbeat_interval or min(self.lease / 3, 5.0)

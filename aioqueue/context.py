@@ -38,7 +38,7 @@ class JobAccess(Protocol):
     def progress(self, job_id: int, lease_token: int, fraction: float, message: str | None) -> None:
         """Buffer a progress report; written in batches, fenced by the lease."""
 
-    def has_report(self, job_id: int) -> bool:
+    def reported(self, job_id: int) -> bool:
         """Whether the job has a progress report not written yet."""
 
     async def flush_job(self, job_id: int) -> None:

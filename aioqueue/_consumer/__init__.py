@@ -1,1 +1,2 @@
-"""The consumer's hot path: producer (claims), executor (runs one job), completer, heartbeat."""
+"""The consumer: producer (claims) → foreman (owns the jobs held) → executor (runs one job) →
+completer; the heartbeat renews the leases of the jobs the foreman holds."""

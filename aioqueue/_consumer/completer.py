@@ -1,9 +1,10 @@
 """Completer: buffers outcomes and writes each batch with ONE fenced statement.
 
 Flushes when ``flush_size`` outcomes are waiting or ``flush_interval`` after the first one,
-whichever comes first; one flush at a time. Executors wait when the backlog is over
-``max_backlog`` (backpressure). Transient database errors are retried with backoff. When the
-service stops, the last flush runs shielded from cancellation, bounded by ``final_timeout``.
+whichever comes first; one flush at a time. The producer waits before claiming while the
+backlog is over ``max_backlog`` (backpressure); ``on_flushed`` hears which were accepted.
+Transient database errors are retried with backoff. When the service stops, the last flush
+runs shielded from cancellation, bounded by ``final_timeout``.
 """
 
 from __future__ import annotations
@@ -12,30 +13,20 @@ import logging
 from collections.abc import Callable
 
 import anyio
-import asyncpg
 from anyio.abc import TaskStatus
 
 from .._db.connect import Outage, replace_connections
+from .._db.errors import TRANSIENT
 from .._db.queries import Executor, Queries
 from .._service import RETRYING
 from .outcome import Outcome
 
 _log = logging.getLogger("aioqueue.worker")
+Flushed = Callable[[list[Outcome], set[int]], None]
 
-# Errors that mean "try again shortly" (graphile-worker's list, plus asyncpg's client-side
-# states seen when the server restarts under a busy connection).
-TRANSIENT = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.InternalClientError,
-    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
-    asyncpg.OperatorInterventionError,  # class 57: admin shutdown, cannot connect now, …
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.ReadOnlySQLTransactionError,  # 25006: a read-only server (failover in progress)
-)
+
+def _ignore(batch: list[Outcome], accepted: set[int]) -> None:
+    pass
 
 
 class Completer:
@@ -46,7 +37,7 @@ class Completer:
         db: Executor,
         queries: Queries,
         *,
-        on_flushed: Callable[[list[Outcome], set[int]], None],
+        on_flushed: Flushed = _ignore,
         flush_interval: float,
         flush_size: int,
         max_backlog: int | None = None,
@@ -56,7 +47,7 @@ class Completer:
     ) -> None:
         self._db = db
         self._queries = queries
-        self._on_flushed = on_flushed
+        self.on_flushed = on_flushed  # told which outcomes were accepted (the foreman)
         self._flush_interval = flush_interval
         self._flush_size = flush_size
         self._max_backlog = max_backlog or flush_size * 10
@@ -69,7 +60,6 @@ class Completer:
         self._space = anyio.Event()
         self._idle = anyio.Event()
         self._idle.set()
-        self.in_flight = 0
 
     def put(self, outcome: Outcome) -> None:
         self._buffer.append(outcome)
@@ -83,10 +73,6 @@ class Completer:
         while len(self._buffer) >= self._max_backlog:
             self._space = anyio.Event()
             await self._space.wait()
-
-    @property
-    def pending(self) -> int:
-        return len(self._buffer) + self.in_flight
 
     async def wait_idle(self) -> None:
         """Until every outcome put so far has been written (or rejected)."""
@@ -114,7 +100,6 @@ class Completer:
         if not batch:
             self._idle.set()
             return
-        self.in_flight = len(batch)
         delay = 0.05
         deadline = None if retry_for is None else anyio.current_time() + retry_for
         written = False
@@ -148,13 +133,12 @@ class Completer:
                     await replace_connections(self._db, exc)
                     await anyio.sleep(delay)
                     delay = min(delay * 2, 2.0)
-            self._on_flushed(batch, accepted)
+            self.on_flushed(batch, accepted)
         except BaseException:
             if not written:  # cancelled while retrying (stopping): the final flush takes them
                 self._buffer[:0] = batch
             raise
         finally:
-            self.in_flight = 0
             if not self._buffer:
                 self._idle.set()
 

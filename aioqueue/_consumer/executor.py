@@ -1,4 +1,4 @@
-"""Executor: runs one claimed job and turns what happened into exactly one Outcome.
+"""Executor: runs one claimed job and returns what happened as exactly one Outcome.
 
 decode payload ── ValidationError ──────────────► failed (permanent, msgspec's message)
 call handler ──── returns ─── encodable ────────► completed (result stored)
@@ -8,7 +8,7 @@ call handler ──── returns ─── encodable ────────�
      ├─ raises Snooze(s) ───────────────────────► scheduled in s seconds, attempt given back
      ├─ raises Fail(msg) / Cancel(msg) ─────────► failed for good / cancelled
      ├─ KeyboardInterrupt / SystemExit ─────────► pending, attempt given back; worker stops
-    ├─ own scope cancelled: cancel requested ──► cancelled
+     ├─ own scope cancelled: cancel requested ──► cancelled
      ├─ own scope cancelled: lease lost ────────► nothing (the job is no longer ours)
      └─ worker's hard stop (outer cancel) ──────► pending, attempt given back
 """
@@ -30,12 +30,12 @@ import msgspec
 
 from .._backoff import retry_delay
 from .._codec import encode_json
-from ..context import Cancel, HandlerOutcome, JobAccess, JobContext, JobInfo, Snooze
+from ..context import Cancel, HandlerOutcome, JobContext, JobInfo, Snooze
 from ..errors import PayloadError
 from ..events import Event, Hooks
 from ..tasks import Task, Tasks
 from .outcome import Outcome
-from .runners import in_own_context
+from .progress import JobAccessService
 from .running import RunningJob
 
 _log = logging.getLogger("aioqueue.job")
@@ -125,10 +125,10 @@ class Executor:
         state: Any,
         hooks: Hooks,
         max_result_bytes: int,
-        put: Callable[[Outcome], None],
+        abandoned: Callable[[Outcome], None],
         request_stop: Callable[[], None],
-        stuck_grace: float = 5.0,
-        access: JobAccess | None = None,
+        stuck_grace: float,
+        access: JobAccessService,
     ) -> None:
         self._access = access
         self._tasks = tasks
@@ -137,13 +137,12 @@ class Executor:
         self._state = state
         self._hooks = hooks
         self._max_result_bytes = max_result_bytes
-        self._put = put
+        self._abandoned = abandoned  # the watchdog's outcome, while the handler still runs
         self._request_stop = request_stop
 
-    async def run(
-        self, row: asyncpg.Record, job: RunningJob, on_done: Callable[[float], None]
-    ) -> None:
-        """Run ``row``'s handler; always leaves one outcome (or none if the lease was lost)."""
+    async def run(self, row: asyncpg.Record, job: RunningJob) -> Outcome | None:
+        """Run ``row``'s handler and return its one outcome: None if the lease was lost, or if
+        the watchdog recorded it already. Sets ``job.duration`` (0 if it never started)."""
         task = self._tasks[row["kind"]]
         if job.expired():
             # The loop stalled (or the job waited) past what its lease is known to cover:
@@ -153,56 +152,57 @@ class Executor:
                 job.id,
                 job.kind,
             )
-            self._put_unstarted(job)
-            on_done(0.0)
-            return
+            return self.unstarted(job)
         try:
             info = _job_info(row)
         except Exception as exc:  # a row written through SQL that Python cannot hold
-            self._put(self._undecodable(job, exc))
-            on_done(0.0)
-            return
+            return self._undecodable(job, exc)
         started = time.monotonic()
-        outcome: Outcome | None = None
         if self._hooks:
-            self._emit("started", info)
+            self._emit_started(info)
         watchdog = None
         if task.timeout is not None:
             watchdog = asyncio.get_running_loop().call_later(
                 task.timeout + self._stuck_grace, self._abandon, task, info, job
             )
+        outcome: Outcome | None = None
         try:
             outcome = await self._execute(task, info, row["payload"], job)
-            if self._access is not None and self._access.has_report(info.id):
-                # its last progress report first; shielded: the outcome is decided already
-                with anyio.CancelScope(shield=True), anyio.move_on_after(2.0):
-                    await self._access.flush_job(info.id)
+            if self._access.reported(info.id):  # no cancel scopes for a job that never did
+                await self._flush_progress(info)
         except asyncio.CancelledError:
-            if job.reason == "cancel_requested":
-                message = "cancelled while running (Queue.cancel or on_conflict='supersede')"
-                error = _error_json(asyncio.CancelledError(), info.attempts, message=message)
-                outcome = self._outcome(info, job, "cancelled", error=error)
-            elif job.reason == "lease_lost":
-                _log.warning("job %s (%s): lease lost; handler cancelled", info.id, info.kind)
-            else:  # the worker is stopping: give the job back at once
-                outcome = self._outcome(info, job, "pending", delay=0.0, give_back=True)
-                raise
+            outcome = self._cancelled(info, job)
         finally:
             if watchdog is not None:
                 watchdog.cancel()
-            if job.abandoned:
-                outcome = None  # the watchdog recorded the failure already
             job.done = True
-            duration = time.monotonic() - started
-            if outcome is not None:
-                outcome.duration = duration
-                self._put(outcome)
-            on_done(duration)
-
-    def _put_unstarted(self, job: RunningJob) -> None:
-        outcome = self.unstarted(job)
+            job.duration = time.monotonic() - started
+        if job.abandoned:
+            return None  # the watchdog recorded the failure already
         if outcome is not None:
-            self._put(outcome)
+            outcome.duration = job.duration
+        return outcome
+
+    async def _flush_progress(self, info: JobInfo) -> None:
+        """The job's last progress report is written before its outcome. Shielded: the
+        outcome is decided already."""
+        try:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2.0):
+                await self._access.flush_job(info.id)
+        except Exception:
+            _log.exception("job %s (%s): its last progress report failed", info.id, info.kind)
+
+    def _cancelled(self, info: JobInfo, job: RunningJob) -> Outcome | None:
+        """The outcome of a handler cancelled from outside: by a cancel request, a lost lease
+        (none: the job is no longer ours), or the worker's hard stop (given back at once)."""
+        if job.reason == "cancel_requested":
+            message = "cancelled while running (Queue.cancel or on_conflict='supersede')"
+            error = _error_json(asyncio.CancelledError(), info.attempts, message=message)
+            return self._outcome(info, job, "cancelled", error=error)
+        if job.reason == "lease_lost":
+            _log.warning("job %s (%s): lease lost; handler cancelled", info.id, info.kind)
+            return None
+        return self._outcome(info, job, "pending", delay=0.0, give_back=True)
 
     def _undecodable(self, job: RunningJob, exc: Exception) -> Outcome:
         """A claimed row the worker cannot turn into a JobInfo: failed for good, never held."""
@@ -238,7 +238,7 @@ class Executor:
             self._stuck_grace,
         )
         message = f"timed out after {task.timeout} s and did not stop (ignored cancellation)"
-        self._put(self._failure(task, info, job, TimeoutError(message), message))
+        self._abandoned(self._failure(task, info, job, TimeoutError(message), message))
 
     async def _execute(
         self, task: Task, info: JobInfo, payload_text: str, job: RunningJob
@@ -264,9 +264,9 @@ class Executor:
         try:
             if task.timeout is not None:
                 async with asyncio.timeout(task.timeout):
-                    result = await in_own_context(task.fn(ctx, payload))
+                    result = await task.fn(ctx, payload)
             else:
-                result = await in_own_context(task.fn(ctx, payload))
+                result = await task.fn(ctx, payload)
         except (KeyboardInterrupt, SystemExit) as exc:
             _log.warning("job %s raised %s: stopping the worker", info.id, type(exc).__name__)
             self._request_stop()
@@ -344,14 +344,14 @@ class Executor:
             **fields,
         )
 
-    def _emit(self, kind: Any, info: JobInfo) -> None:
+    def _emit_started(self, info: JobInfo) -> None:
         self._hooks.emit(
             Event(
-                type=kind,
+                type="started",
                 worker_id=self._worker_id,
                 job_id=info.id,
                 kind=info.kind,
                 attempt=info.attempts,
-                meta=info.meta if kind == "started" else None,
+                meta=info.meta,
             )
         )

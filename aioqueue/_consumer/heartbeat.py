@@ -1,9 +1,10 @@
-"""Heartbeat: one statement per tick extends the leases of all of this worker's running jobs.
+"""Heartbeat: one statement per tick extends the leases of all the jobs the foreman holds.
 
-A job missing from the answer lost its lease (rescued elsewhere, cancelled, or completed by an
-admin): its handler is cancelled at once, since its outcome could not be recorded anyway.
-A job whose cancellation was requested (``supersede``) is cancelled too. Each tick also runs
-``touch`` (the worker's row in the workers table: one small statement, whether jobs run or not).
+The foreman acts on the answer: a job missing from it lost its lease (rescued elsewhere,
+cancelled, or completed by an admin) and its handler is cancelled at once, since its outcome
+could not be recorded anyway; a job whose cancellation was requested (``supersede``) is
+cancelled too. Each tick also runs ``touch`` (the worker's row in the workers table: one small
+statement, whether jobs run or not).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .._db.connect import Outage, replace_connections
+from .._db.errors import TRANSIENT
 from .._db.queries import Executor, Queries
 from .._service import RETRYING, jittered
-from .completer import TRANSIENT
-from .running import RunningJob, lease_margin
+from .foreman import Foreman
 
 _log = logging.getLogger("aioqueue.worker")
 LAG_WARNING = 1.0
@@ -33,20 +34,18 @@ class Heartbeat:
         self,
         db: Executor,
         queries: Queries,
-        jobs: dict[int, RunningJob],
+        foreman: Foreman,
         *,
         interval: float,
         lease: float,
-        on_lost: Callable[[RunningJob], None],
         touch: Callable[[], Awaitable[object]] | None = None,
         outage: Outage | None = None,
     ) -> None:
         self._db = db
         self._queries = queries
-        self._jobs = jobs
+        self._foreman = foreman
         self._interval = interval
         self._lease = lease
-        self._on_lost = on_lost
         self._touch = touch
         self._outage = outage or Outage()
         self._next_touch = -math.inf
@@ -84,7 +83,7 @@ class Heartbeat:
                 await replace_connections(self._db, exc)
 
     async def beat(self) -> None:
-        snapshot = list(self._jobs.values())
+        snapshot = self._foreman.snapshot()
         if not snapshot:
             return
         sent = time.monotonic()
@@ -98,15 +97,4 @@ class Heartbeat:
         self.beats += 1
         self._outage.recovered("heartbeat")
         ours = {r["id"]: r["cancel_requested"] for r in rows}
-        deadline = sent + self._lease - lease_margin(self._lease)
-        for job in snapshot:
-            if self._jobs.get(job.id) is not job:
-                continue  # flushed meanwhile
-            if job.id not in ours:
-                if not job.done:
-                    job.stop("lease_lost")
-                    self._on_lost(job)
-            else:
-                job.deadline = deadline  # renewed: the lease holds a while longer
-                if ours[job.id]:
-                    job.stop("cancel_requested")
+        self._foreman.leases_confirmed(snapshot, ours, sent)

@@ -1,13 +1,6 @@
-"""Producer: decides when to claim, claims a batch for the free slots, starts executors.
+"""Producer: decides when to claim and how many, claims, and hands the jobs to the foreman.
 
-Jobs that finish faster than a claim takes are claimed ahead: they wait in ``ready`` (claimed,
-leased, not started) and start the moment a slot frees, so a claim's round trip overlaps running
-jobs. How many is Little's law: the jobs that finish during a claim, twice over (claim time over
-the time between two jobs finishing, which is job time / concurrency, or the worker's own CPU
-per job when that is longer; at most ``PREFETCH_CAP``). Jobs that run long get none, so a busy
-worker never sits on jobs an idle one could run; on a stop the ready ones are given back.
-
-States::
+How many: the foreman's free room (free slots plus the jobs worth claiming ahead). States::
 
     idle ──(notification | poll tick | timer for a future job | reconnect)──► claim
     claim ── got fewer than asked ──► idle
@@ -18,15 +11,13 @@ States::
 
 With a backlog a claim asks for at most half the room, so the next one goes out as soon as it
 returns and runs while its jobs do: a worker whose jobs take less CPU than claiming them is
-never left without work for a claim's round trip (drain c50 22k -> 30k jobs/s).
+never left without work for a claim's round trip.
 
 Wake-ups are debounced: many notifications while a claim runs lead to one more claim.
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import inspect
 import logging
 import math
@@ -38,11 +29,11 @@ import anyio
 import asyncpg
 
 from .._db.connect import Dedicated
+from .._db.errors import TRANSIENT
 from .._db.queries import Queries
 from .._service import RETRYING, jittered
 from ..tasks import Tasks
-from .completer import TRANSIENT
-from .running import RunningJob, lease_margin
+from .foreman import Foreman
 
 _log = logging.getLogger("aioqueue.worker")
 
@@ -52,11 +43,6 @@ FETCH_COOLDOWN = 0.002
 # to empty claims, a notification costs at most one claim per WAKE_COOLDOWN (a spoofed flood).
 EMPTY_WAKES = 3
 WAKE_COOLDOWN = 0.05
-EWMA = 0.2  # weight of the newest sample in the claim and job time averages
-# Jobs claimed ahead are at most this many (or the concurrency, if higher): only jobs that
-# take the worker far less than a claim get that many, and they all start within two claims'
-# time (~10 ms for no-op jobs).
-PREFETCH_CAP = 450
 # How often a worker re-reads which of its kinds are gated (a limit, a rate or a pause: claimed
 # through claim_gated). The ordinary claim skips gated kinds itself, so a stale list only delays
 # a kind's jobs (by up to this long after it is gated or ungated), never over-admits.
@@ -69,43 +55,30 @@ class Producer:
         db: Dedicated,
         queries: Queries,
         tasks: Tasks,
-        jobs: dict[int, RunningJob],
+        foreman: Foreman,
         *,
         worker_id: str,
-        concurrency: int,
         lease: float,
         poll_interval: float,
         forbidden_flags: ForbiddenFlags,
-        start_job: Callable[[asyncpg.Record, RunningJob], None],
-        release_job: Callable[[asyncpg.Record, RunningJob], None],
         wait_for_space: Callable[[], Awaitable[None]],
     ) -> None:
         self._db = db
         self._queries = queries
         self._kinds = tasks.kinds
         self._defaults = tasks.default_max_attempts()
-        self._jobs = jobs
+        self._foreman = foreman
+        foreman.wake_producer = self.wake  # a slot freed behind a flow limit, or jobs released
         self._worker_id = worker_id
-        self._concurrency = concurrency
         self._lease = lease
         self._poll_interval = poll_interval
         self._forbidden = forbidden_flags
-        self._start_job = start_job
-        self._release_job = release_job
         self._wait_for_space = wait_for_space
-        self._ready: collections.deque[tuple[asyncpg.Record, RunningJob]] = collections.deque()
-        self._claim_time = 0.0  # moving averages (seconds), for the prefetch
-        self._job_time: float | None = None
-        self._cost = 0.0  # the worker's CPU seconds per finished job (all in: loop, completer)
-        self._cost_mark = (time.process_time(), 0)
-        self.finished = 0  # jobs whose slot was freed
         self._wake = anyio.Event()
-        self._slot_freed = asyncio.Event()  # hot path: plain asyncio, no backend lookup
         self._stop = anyio.Event()
         self._timer_at: float | None = None
         self._empty_wakes = 0  # claims in a row woken by a notification that found nothing
         self._claimed_at = 0.0
-        self.active = 0  # handlers running (slots in use)
         self.claims = 0
         self._gated: list[str] = []  # this worker's kinds with flow limits (GATED_REFRESH)
         self._gated_at = -math.inf
@@ -126,71 +99,11 @@ class Producer:
             self._timer_at = when
             self._wake.set()  # re-evaluate the sleep deadline
 
-    def slot_freed(self, duration: float) -> None:
-        self.active -= 1
-        t = self._job_time
-        self._job_time = duration if t is None else t + (duration - t) * EWMA
-        self.finished += 1
-        self._slot_freed.set()  # the producer is the only waiter; it clears before waiting
-        if self._gated:  # a limit may have held jobs back: a slot of the kind may be free now
-            self._wake.set()
-
-    def take_next(self) -> tuple[asyncpg.Record, RunningJob] | None:
-        """The next job claimed ahead, for the runner whose job just ended (its slot is taken
-        again at once); None if none waits."""
-        while self._ready and not self._stop.is_set():
-            row, job = self._ready.popleft()
-            if job.reason is not None:  # lease lost or cancel requested while it waited
-                self._release_job(row, job)
-                continue
-            if time.monotonic() - job.claimed_at > self._lease / 2:
-                # claimed ahead for longer than half a lease (jobs slowed down, or the loop
-                # stalled): given back for any worker, not held here
-                self._release_job(row, job)
-                continue
-            self.active += 1
-            return row, job
-        return None
-
     def stop(self) -> None:
+        """Never claim again; the foreman starts no more jobs and gives the ready ones back."""
         self._stop.set()
         self._wake.set()
-        self._slot_freed.set()
-        self._release_ready()
-
-    def _release_ready(self) -> None:
-        """Give back the jobs claimed ahead and not started (attempt not counted)."""
-        while self._ready:
-            self._release_job(*self._ready.popleft())
-
-    def _prefetch(self) -> int:
-        """Jobs that finish while one claim runs (Little's law): a claim's time over the time
-        between two jobs finishing. That is the job time over the concurrency, or, for jobs
-        shorter than what running one costs the worker's CPU, that cost."""
-        if self._job_time is None:
-            return 0
-        spacing = max(self._job_time / self._concurrency, self._cost, 1e-6)
-        ahead = 2 * self._claim_time / spacing  # twice: a claim shares the CPU with the jobs
-        return min(max(self._concurrency, PREFETCH_CAP), int(ahead))
-
-    def _measure_cost(self) -> None:
-        cpu, finished = time.process_time(), self.finished
-        last_cpu, last_finished = self._cost_mark
-        if finished - last_finished >= 20:  # enough jobs for the process clock's resolution
-            cost = (cpu - last_cpu) / (finished - last_finished)
-            self._cost += (cost - self._cost) * EWMA
-            self._cost_mark = (cpu, finished)
-
-    def _half_room(self) -> int:
-        return max(1, (self._concurrency + self._prefetch() + 1) // 2)
-
-    def _free(self) -> int:
-        """Jobs to claim now: the free slots plus the prefetch, minus those already waiting."""
-        return self._concurrency + self._prefetch() - self.active - len(self._ready)
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
+        self._foreman.close()
 
     # -- loop --------------------------------------------------------------------------------
 
@@ -204,10 +117,11 @@ class Producer:
         try:
             await self._loop(until_empty, wait_idle)
         finally:
-            self._release_ready()  # stopped, failed or cancelled: nothing stays claimed here
+            self._foreman.release_ready()  # stopped, failed or cancelled: none stays claimed
 
     async def _loop(self, until_empty: bool, wait_idle: Callable[[], Awaitable[None]]) -> None:
         backlog = True  # the first claim happens at once
+        foreman = self._foreman
         while not self._stop.is_set():
             woken = False
             if backlog:
@@ -216,12 +130,12 @@ class Producer:
                 woken = await self._wait_for_wake()
             if self._stop.is_set():
                 return
-            free = self._free()
+            free = foreman.free()
             if free <= 0:
                 backlog = True
                 continue
             if backlog:  # half the room: the next claim goes out while these jobs run
-                free = min(free, self._half_room())
+                free = min(free, foreman.half_room())
             await self._wait_for_space()
             try:
                 got = await self._claim(free)
@@ -238,18 +152,14 @@ class Producer:
             backlog = got == free or (until_empty and got > 0)
             self._empty_wakes = self._empty_wakes + 1 if woken and not got else 0
             if until_empty and got == 0:
-                if self.active == 0:
+                if foreman.active == 0:
                     # Outcomes still being written may make jobs due again (retries, releases).
                     await wait_idle()
-                    if await self._claim(free) == 0 and self.active == 0:
+                    if await self._claim(free) == 0 and foreman.active == 0:
                         return
                 else:
-                    await self._wait_any_slot()
+                    await foreman.slot_freed()
                 backlog = True
-
-    async def _wait_any_slot(self) -> None:
-        self._slot_freed.clear()
-        await self._slot_freed.wait()
 
     async def _claim(self, free: int) -> int:
         self._wake = anyio.Event()  # notifications from now on trigger another claim
@@ -259,55 +169,43 @@ class Producer:
             if started - self._gated_at >= GATED_REFRESH:
                 self._gated = await self._queries.flow_gated_kinds(conn, self._kinds)
                 self._gated_at = started
+                self._foreman.wake_on_free = bool(self._gated)
             forbidden = await self._forbidden_flags()
-            rows: list[asyncpg.Record] = []
             async with self._db.transaction(conn):
-                if len(self._gated) < len(self._kinds):  # it skips gated kinds itself
-                    rows = await self._queries.job_claim(
-                        conn,
-                        kinds=self._kinds,
-                        default_max_attempts=self._defaults,
-                        forbidden_flags=forbidden,
-                        batch=free,
-                        worker_id=self._worker_id,
-                        lease=self._lease,
-                    )
-                if self._gated and len(rows) < free:
-                    rows += await self._queries.job_claim(
-                        conn,
-                        gated=True,
-                        kinds=self._kinds,
-                        default_max_attempts=self._defaults,
-                        forbidden_flags=forbidden,
-                        batch=free - len(rows),
-                        worker_id=self._worker_id,
-                        lease=self._lease,
-                    )
+                rows = await self._claim_rows(conn, free, forbidden)
         except Exception:
             self._db.invalidate()  # whatever broke, the next claim starts on a fresh connection
             raise
         self.claims += 1
         self._db.outage.recovered("producer")
         self._claimed_at = anyio.current_time()
-        self._claim_time += (self._claimed_at - started - self._claim_time) * EWMA
-        self._measure_cost()
-        deadline = started + self._lease - lease_margin(self._lease)
-        for row in rows:
-            job = RunningJob(
-                row["id"],
-                row["kind"],
-                row["lease_token"],
-                row["attempts"],
-                claimed_at=started,
-                deadline=deadline,
-            )
-            self._jobs[job.id] = job
-            if self.active < self._concurrency:
-                self.active += 1
-                self._start_job(row, job)
-            else:
-                self._ready.append((row, job))
+        self._foreman.claimed(rows, sent=started, took=self._claimed_at - started)
         return len(rows)
+
+    async def _claim_rows(self, conn: Any, free: int, forbidden: list[str]) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = []
+        if len(self._gated) < len(self._kinds):  # it skips gated kinds itself
+            rows = await self._queries.job_claim(
+                conn,
+                kinds=self._kinds,
+                default_max_attempts=self._defaults,
+                forbidden_flags=forbidden,
+                batch=free,
+                worker_id=self._worker_id,
+                lease=self._lease,
+            )
+        if self._gated and len(rows) < free:
+            rows += await self._queries.job_claim(
+                conn,
+                gated=True,
+                kinds=self._kinds,
+                default_max_attempts=self._defaults,
+                forbidden_flags=forbidden,
+                batch=free - len(rows),
+                worker_id=self._worker_id,
+                lease=self._lease,
+            )
+        return rows
 
     async def _forbidden_flags(self) -> list[str]:
         value = self._forbidden
@@ -338,13 +236,12 @@ class Producer:
 
     async def _wait_for_slots(self) -> None:
         """After a full batch: claim once half the room is free, or shortly after the first."""
-        half = self._half_room()
-        if self._free() >= half:
+        foreman = self._foreman
+        half = foreman.half_room()
+        if foreman.free() >= half:
             return
-        while self._free() <= 0 and not self._stop.is_set():
-            self._slot_freed.clear()
-            await self._slot_freed.wait()
+        while foreman.free() <= 0 and not self._stop.is_set():
+            await foreman.slot_freed()
         with anyio.move_on_after(FETCH_COOLDOWN):
-            while self._free() < half and not self._stop.is_set():
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
+            while foreman.free() < half and not self._stop.is_set():
+                await foreman.slot_freed()

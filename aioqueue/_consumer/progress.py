@@ -15,9 +15,9 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .._codec import decode_json
+from .._db.errors import TRANSIENT
 from .._db.queries import Executor, Queries
 from .._service import RETRYING
-from .completer import TRANSIENT
 
 _log = logging.getLogger("aioqueue.worker")
 
@@ -36,14 +36,13 @@ class JobAccessService:
         self._latest[job_id] = (lease_token, fraction, message)
         self._has_items.set()
 
-    def has_report(self, job_id: int) -> bool:
-        """Whether ``job_id`` has a report not written yet (checked before ``flush_job``: the
-        shielded, time-limited flush costs far more than the job's own work when it is a no-op)."""
+    def reported(self, job_id: int) -> bool:
+        """Whether ``job_id`` has a report not yet written (most jobs never report)."""
         return job_id in self._latest
 
     async def flush_job(self, job_id: int) -> None:
         """Write ``job_id``'s unwritten report now: its last report is stored before its
-        outcome."""
+        outcome (a job that never reported costs a dict lookup)."""
         report = self._latest.pop(job_id, None)
         if report is not None:
             await self._write({job_id: report})

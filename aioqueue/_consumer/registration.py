@@ -20,8 +20,8 @@ import socket
 import anyio
 import asyncpg
 
+from .._db.errors import TRANSIENT
 from .._db.queries import Executor, Queries
-from .completer import TRANSIENT
 
 _log = logging.getLogger("aioqueue.worker")
 STOP_TIMEOUT = 2.0  # at most this long to delete the row when stopping

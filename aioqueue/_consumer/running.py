@@ -22,6 +22,7 @@ class RunningJob:
         "claimed_at",
         "deadline",
         "done",
+        "duration",
         "id",
         "kind",
         "lease_token",
@@ -47,6 +48,7 @@ class RunningJob:
         self.reason: StopReason | None = None
         self.done = False  # the handler returned; the outcome waits for the completer
         self.abandoned = False  # the handler ignored its timeout; its outcome was recorded
+        self.duration = 0.0  # how long the handler ran (0 if it never started)
         # time.monotonic() values: when the claim was sent, and until when the lease is known
         # to hold (the claim's or the last confirming heartbeat's send time, plus the lease,
         # less a margin). The database's clock is not consulted: a stalled loop cannot tell.

@@ -19,6 +19,7 @@ import msgspec
 from anyio.abc import TaskStatus
 
 from .. import _cron
+from .._clock import Clock, system_clock
 from .._db.connect import replace_connections
 from .._db.queries import Executor, Queries
 from .._service import RETRYING
@@ -27,12 +28,6 @@ from ..tasks import CronSpec
 _log = logging.getLogger("aioqueue.maintenance")
 _encoder = msgspec.json.Encoder()
 MAX_SLEEP = 1.0  # re-read the clock at least this often (clock jumps, new slots)
-
-Clock = Callable[[], dt.datetime]
-
-
-def system_clock() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class Scheduler:

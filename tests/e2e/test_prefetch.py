@@ -32,10 +32,10 @@ async def test_fast_jobs_are_claimed_ahead_and_given_back_on_stop(q: aioqueue.Qu
     warm = await q.enqueue_many([{"kind": "fast"}] * 300)
     async with running_worker(q, tasks, concurrency=5) as (worker, rec):
         await rec.wait_for("completed", count=len(warm))  # fast jobs: claims are the slow part
-        producer = worker._producer
-        assert producer is not None
-        ahead = min(15, producer._prefetch())  # a fast job costs less than a claim: several
-        assert ahead >= 5, producer._prefetch()
+        foreman = worker._foreman
+        assert foreman is not None
+        ahead = min(15, foreman._prefetch())  # a fast job costs less than a claim: several
+        assert ahead >= 5, foreman._prefetch()
         slow_ids = [o.id for o in await q.enqueue_many([{"kind": "slow"}] * 20)]
         await rec.wait_for("started", count=5, timeout=10)
         with anyio.fail_after(10):
@@ -45,7 +45,7 @@ async def test_fast_jobs_are_claimed_ahead_and_given_back_on_stop(q: aioqueue.Qu
         waiting = slow_ids[5 : 5 + ahead]
         cancelled = (await q.cancel(waiting[2])).id  # cancel one while it waits in line
         with anyio.fail_after(10):
-            while producer._ready and producer._ready[2][1].reason is None:  # noqa: ASYNC110
+            while foreman._ready and foreman._ready[2][1].reason is None:  # noqa: ASYNC110
                 await anyio.sleep(0.01)
     # stopped (stop timeout 2 s): the 5 running are cancelled and released, the ahead released
     jobs = {j.id: j for j in await q.list_jobs(kind="slow", limit=100)}
@@ -66,11 +66,11 @@ async def test_long_jobs_are_not_claimed_ahead(q: aioqueue.Queue) -> None:
 
     await q.enqueue_many([{"kind": "slow"}] * 20)
     async with running_worker(q, tasks, concurrency=5) as (worker, rec):
-        producer = worker._producer
-        assert producer is not None
+        foreman = worker._foreman
+        assert foreman is not None
         waited = 0
         while len(rec.of("completed")) < 20:
-            waited = max(waited, len(producer._ready))
+            waited = max(waited, len(foreman._ready))
             await anyio.sleep(0.01)  # sampling the ready line while jobs run
-        assert producer._prefetch() == 0
+        assert foreman._prefetch() == 0
     assert waited == 0

@@ -62,7 +62,7 @@ async def test_a_cancelled_job_leaves_its_runner_clean_for_the_next(q: aioqueue.
         third = await q.enqueue("slow", priority=-1)
         await q.cancel(first.id)
         await rec.wait_for("failed", third.id)
-        assert worker._runners is not None and len(worker._runners.tasks) == 1
+        assert worker._foreman is not None and len(worker._foreman.tasks) == 1
     assert (await q.get_job(first.id)).state is aioqueue.JobState.CANCELLED
     done = await q.get_job(second.id)
     assert done.state is aioqueue.JobState.COMPLETED and done.result == "done"
@@ -79,8 +79,8 @@ async def test_runners_never_outnumber_the_concurrency(q: aioqueue.Queue) -> Non
     @tasks.task("n")
     async def n(ctx: aioqueue.JobContext, payload: int) -> None:
         nonlocal most
-        assert worker is not None and worker._runners is not None
-        most = max(most, len(worker._runners.tasks))
+        assert worker is not None and worker._foreman is not None
+        most = max(most, len(worker._foreman.tasks))
         if payload % 3 == 0:
             await asyncio.sleep(0.001)
 
@@ -88,5 +88,5 @@ async def test_runners_never_outnumber_the_concurrency(q: aioqueue.Queue) -> Non
     worker = aioqueue.Worker(q, tasks, concurrency=7, **FAST)
     await worker.run(until_empty=True)
     assert 1 <= most <= 7
-    assert worker._runners is not None and not worker._runners.tasks  # all ended at the stop
+    assert worker._foreman is not None and not worker._foreman.tasks  # all ended at the stop
     assert (await q.stats()).totals.get("completed") == 600
