@@ -259,6 +259,23 @@ class Queries:
         """Run a named statement (for statements whose wrapper adds nothing)."""
         return await db.fetch(self.sql[name], *args)
 
+    async def job_history_move(self, db: Executor, *, state: str, limit: int) -> int:
+        """Move up to ``limit`` finished jobs of ``state`` into jobs_history; returns how many."""
+        _check_batch(limit)
+        return int(await db.fetchval(self.sql["job_history_move"], state, limit))
+
+    async def history_prepare(self, db: Executor, *, ahead: float) -> int:
+        """Create history partitions up to ``ahead`` seconds from now; returns how many."""
+        return int(await db.fetchval(self.sql["history_prepare"], ahead))
+
+    async def history_drop_expired(
+        self, db: Executor, *, state: str, retention: float, max_partitions: int = 10
+    ) -> int:
+        """Drop ``state``'s history partitions past ``retention``; returns the rows dropped."""
+        return int(
+            await db.fetchval(self.sql["history_drop_expired"], state, retention, max_partitions)
+        )
+
 
 # rescue and prune batches: their statements bound their plans' cost with a constant LIMIT
 MAX_MAINTENANCE_BATCH = 1000
