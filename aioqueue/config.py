@@ -30,10 +30,8 @@ DEFAULT_FLUSH_SIZE = 500
 DEFAULT_RETENTION = 24 * 3600.0
 DEFAULT_FAILED_RETENTION = 7 * 24 * 3600.0
 DEFAULT_PRUNE_INTERVAL = 60.0
-# Finished jobs move from the hot table to jobs_history at least this often (migration 0011), and
-# history partitions are created this far ahead (their width: jobs_history_settings).
+# Finished jobs move from the hot table to jobs_history at least this often (migration 0011).
 HISTORY_MOVE_INTERVAL = 5.0
-HISTORY_PREPARE_AHEAD = 3600.0
 
 # The workers table (RELIABILITY E1): a worker refreshes its row on its heartbeat, at least
 # every WORKER_TOUCH_INTERVAL; `status` counts a worker as live if it was seen within

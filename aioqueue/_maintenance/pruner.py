@@ -80,9 +80,9 @@ class Pruner:
             while True:
                 n = await self._queries.job_history_move(self._db, state=state, limit=self._batch)
                 total += n
+                self.moved += n
                 if n < self._batch:
                     break
-        self.moved += total
         return total
 
     async def prune(self) -> int:
@@ -109,7 +109,7 @@ class Pruner:
 
     @property
     def _ahead(self) -> float:
-        return max(config.HISTORY_PREPARE_AHEAD, 4 * self._interval)
+        return 4 * self._interval  # history_prepare adds at least two partition widths
 
     async def _locked_out(self, call: Awaitable[int]) -> int:
         """Run a partition DDL call; a long reader of the history holding its lock past the

@@ -61,7 +61,8 @@ CREATE TABLE /*schema*/.jobs_history_partitions (
 );
 ALTER TABLE /*schema*/.jobs_history_partitions ENABLE ROW LEVEL SECURITY;
 
--- history_prepare: make sure every finished state has leaf partitions up to now() + ahead.
+-- history_prepare: make sure every finished state has leaf partitions up to now() + ahead (at
+-- least two partition widths).
 -- A state's first partition reaches back to -infinity (it takes the rows finished before
 -- history existed); each next one starts where the last ends. Serialised by the settings row;
 -- a short lock_timeout: a long reader of jobs_history delays partition creation (retried at the
@@ -74,8 +75,7 @@ SET lock_timeout = '2s'
 AS $fn$
 DECLARE
     v_width   interval;
-    v_until   timestamptz := pg_catalog.now()
-        + pg_catalog.make_interval(secs => greatest(history_prepare.ahead_seconds, 0));
+    v_until   timestamptz;
     v_state   text;
     v_lower   timestamptz;
     v_upper   timestamptz;
@@ -84,6 +84,9 @@ DECLARE
 BEGIN
     SELECT pg_catalog.make_interval(secs => s.partition_seconds) INTO v_width
     FROM /*schema*/.jobs_history_settings AS s FOR UPDATE;
+    -- at least two widths ahead: a partition is there well before its first row
+    v_until := pg_catalog.now() + greatest(
+        pg_catalog.make_interval(secs => history_prepare.ahead_seconds), 2 * v_width);
     FOREACH v_state IN ARRAY ARRAY['completed', 'failed', 'cancelled'] LOOP
         SELECT max(p.upper) INTO v_lower FROM /*schema*/.jobs_history_partitions AS p
         WHERE p.state = v_state::/*schema*/.job_state;
