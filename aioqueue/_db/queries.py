@@ -264,16 +264,26 @@ class Queries:
         _check_batch(limit)
         return int(await db.fetchval(self.sql["job_history_move"], state, limit))
 
-    async def history_prepare(self, db: Executor, *, ahead: float) -> int:
+    async def history_prepare(
+        self, db: Executor, *, ahead: float, now: dt.datetime | None = None
+    ) -> int:
         """Create history partitions up to ``ahead`` seconds from now; returns how many."""
-        return int(await db.fetchval(self.sql["history_prepare"], ahead))
+        return int(await db.fetchval(self.sql["history_prepare"], ahead, now))
 
     async def history_drop_expired(
-        self, db: Executor, *, state: str, retention: float, max_partitions: int = 10
+        self,
+        db: Executor,
+        *,
+        state: str,
+        retention: float,
+        max_partitions: int = 10,
+        now: dt.datetime | None = None,
     ) -> int:
         """Drop ``state``'s history partitions past ``retention``; returns the rows dropped."""
         return int(
-            await db.fetchval(self.sql["history_drop_expired"], state, retention, max_partitions)
+            await db.fetchval(
+                self.sql["history_drop_expired"], state, retention, max_partitions, now
+            )
         )
 
 

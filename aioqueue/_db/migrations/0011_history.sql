@@ -20,7 +20,8 @@
 
 CREATE TABLE /*schema*/.jobs_history (LIKE /*schema*/.jobs INCLUDING DEFAULTS)
     PARTITION BY LIST (state);
-ALTER TABLE /*schema*/.jobs_history ENABLE ROW LEVEL SECURITY;
+-- No row-level security (unlike jobs): roles reach history through the GRANTs below, as they do
+-- the flow tables of 0010; a policy per role would have to be repeated on every new partition.
 
 CREATE TABLE /*schema*/.jobs_history_completed PARTITION OF /*schema*/.jobs_history
     FOR VALUES IN ('completed') PARTITION BY RANGE (finished_at);
@@ -48,7 +49,6 @@ CREATE TABLE /*schema*/.jobs_history_settings (
         CHECK (partition_seconds >= 60 AND partition_seconds <= 31 * 86400)
 );
 INSERT INTO /*schema*/.jobs_history_settings DEFAULT VALUES;
-ALTER TABLE /*schema*/.jobs_history_settings ENABLE ROW LEVEL SECURITY;
 
 -- The leaf partitions, so the mover and retention read bounds without parsing the catalog.
 CREATE TABLE /*schema*/.jobs_history_partitions (
@@ -59,7 +59,6 @@ CREATE TABLE /*schema*/.jobs_history_partitions (
     PRIMARY KEY (state, lower),
     CHECK (lower < upper)
 );
-ALTER TABLE /*schema*/.jobs_history_partitions ENABLE ROW LEVEL SECURITY;
 
 -- history_prepare: make sure every finished state has leaf partitions up to now() + ahead (at
 -- least two partition widths).
@@ -67,14 +66,17 @@ ALTER TABLE /*schema*/.jobs_history_partitions ENABLE ROW LEVEL SECURITY;
 -- history existed); each next one starts where the last ends. Serialised by the settings row;
 -- a short lock_timeout: a long reader of jobs_history delays partition creation (retried at the
 -- next pass), never the readers queued behind it. Returns the number of partitions created.
-CREATE FUNCTION /*schema*/.history_prepare(ahead_seconds double precision)
+CREATE FUNCTION /*schema*/.history_prepare(
+    ahead_seconds double precision, now timestamptz DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET lock_timeout = '2s'
+SET DateStyle = 'ISO, YMD'  -- the bounds are written into the DDL as text
 AS $fn$
 DECLARE
     v_width   interval;
+    v_now     timestamptz := coalesce(history_prepare.now, pg_catalog.now());
     v_until   timestamptz;
     v_state   text;
     v_lower   timestamptz;
@@ -85,20 +87,20 @@ BEGIN
     SELECT pg_catalog.make_interval(secs => s.partition_seconds) INTO v_width
     FROM /*schema*/.jobs_history_settings AS s FOR UPDATE;
     -- at least two widths ahead: a partition is there well before its first row
-    v_until := pg_catalog.now() + greatest(
+    v_until := v_now + greatest(
         pg_catalog.make_interval(secs => history_prepare.ahead_seconds), 2 * v_width);
     FOREACH v_state IN ARRAY ARRAY['completed', 'failed', 'cancelled'] LOOP
         SELECT max(p.upper) INTO v_lower FROM /*schema*/.jobs_history_partitions AS p
         WHERE p.state = v_state::/*schema*/.job_state;
         WHILE v_lower IS NULL OR v_lower <= v_until LOOP
             IF v_lower IS NULL THEN
-                v_upper := pg_catalog.date_bin(v_width, pg_catalog.now(), '2000-01-01 00:00Z');
+                v_upper := pg_catalog.date_bin(v_width, v_now, '2000-01-01 00:00Z');
                 v_name := 'jobs_history_' || v_state || '_old';
             ELSE
                 -- after a long pause one partition spans the gap (not one per missed width)
                 v_upper := greatest(
                     pg_catalog.date_bin(v_width, v_lower, '2000-01-01 00:00Z') + v_width,
-                    pg_catalog.date_bin(v_width, pg_catalog.now(), '2000-01-01 00:00Z'));
+                    pg_catalog.date_bin(v_width, v_now, '2000-01-01 00:00Z'));
                 v_name := 'jobs_history_' || v_state || '_'
                     || pg_catalog.to_char(v_lower AT TIME ZONE 'UTC', 'YYYYMMDD"t"HH24MISS');
             END IF;
@@ -107,7 +109,8 @@ BEGIN
                 'CREATE TABLE /*schema*/.%I (LIKE /*schema*/.jobs_history INCLUDING DEFAULTS)',
                 v_name);
             EXECUTE pg_catalog.format(
-                'ALTER TABLE /*schema*/.%I ATTACH PARTITION /*schema*/.%I FOR VALUES FROM (%L) TO (%L)',
+                'ALTER TABLE /*schema*/.%I ATTACH PARTITION /*schema*/.%I '
+                'FOR VALUES FROM (%L) TO (%L)',
                 'jobs_history_' || v_state, v_name,
                 coalesce(v_lower, '-infinity'::timestamptz), v_upper);
             INSERT INTO /*schema*/.jobs_history_partitions (state, lower, upper, name)
@@ -125,7 +128,8 @@ $fn$;
 -- than retention_seconds ago (the partition's upper bound is past), with their rows' edges.
 -- At most max_partitions per call. Returns the number of rows dropped.
 CREATE FUNCTION /*schema*/.history_drop_expired(
-    state text, retention_seconds double precision, max_partitions integer DEFAULT 10)
+    state text, retention_seconds double precision, max_partitions integer DEFAULT 10,
+    now timestamptz DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -135,12 +139,13 @@ DECLARE
     v_part    record;
     v_rows    bigint;
     v_total   bigint := 0;
+    v_now     timestamptz := coalesce(history_drop_expired.now, pg_catalog.now());
 BEGIN
     PERFORM 1 FROM /*schema*/.jobs_history_settings FOR UPDATE;  -- one maintainer at a time
     FOR v_part IN
         SELECT p.name, p.lower FROM /*schema*/.jobs_history_partitions AS p
         WHERE p.state = history_drop_expired.state::/*schema*/.job_state
-          AND p.upper <= pg_catalog.now()
+          AND p.upper <= v_now
               - pg_catalog.make_interval(secs => history_drop_expired.retention_seconds)
           -- the newest partition stays: the next one starts where it ends
           AND p.upper < (SELECT max(x.upper) FROM /*schema*/.jobs_history_partitions AS x
@@ -287,12 +292,13 @@ BEGIN
 END;
 $fn$;
 
-REVOKE ALL ON FUNCTION /*schema*/.history_prepare(double precision) FROM PUBLIC;
-REVOKE ALL ON FUNCTION /*schema*/.history_drop_expired(text, double precision, integer)
-    FROM PUBLIC;
+REVOKE ALL ON FUNCTION /*schema*/.history_prepare(double precision, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION /*schema*/.history_drop_expired(text, double precision, integer,
+    timestamptz) FROM PUBLIC;
 
--- Privileges: roles that can already claim (UPDATE on jobs, e.g. examples/sql_least_privilege.sql's
--- aq_worker) get what a worker's maintenance and readers need, so an upgrade does not stop them.
+-- Privileges: roles that can already claim (UPDATE on jobs, e.g. the aq_worker of
+-- examples/sql_least_privilege.sql) get what a worker's maintenance and readers need, so an
+-- upgrade does not stop them.
 DO $do$
 DECLARE
     v_role name;
@@ -308,8 +314,9 @@ BEGIN
             'GRANT SELECT ON /*schema*/.jobs_history_partitions, '
             '/*schema*/.jobs_history_settings TO %I', v_role);
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION '
-            '/*schema*/.history_prepare(double precision), '
-            '/*schema*/.history_drop_expired(text, double precision, integer) TO %I', v_role);
+            '/*schema*/.history_prepare(double precision, timestamptz), '
+            '/*schema*/.history_drop_expired(text, double precision, integer, timestamptz) '
+            'TO %I', v_role);
     END LOOP;
 END;
 $do$;
