@@ -101,7 +101,7 @@ async def test_wait_for_a_job_that_finishes_and_moves_meanwhile(q: aioqueue.Queu
             results.append(await q.wait(out.id, timeout=20))
 
         tg.start_soon(waiter)
-        async with running_worker(q, tasks) as (worker, rec):
+        async with running_worker(q, tasks) as (_worker, rec):
             await rec.wait_for("completed", out.id)
             await moved(q)
     assert results[0].result == {"double": 10}
@@ -221,7 +221,7 @@ async def test_workers_and_movers_never_lose_or_duplicate_a_job(
     movers = [pruner(q) for _ in range(2)]
     overlaps: list[int] = []
     seen: list[int] = []
-    async with running_worker(q, tasks, concurrency=20) as (worker, rec):
+    async with running_worker(q, tasks, concurrency=20) as (_worker, rec):
         while True:
             with anyio.fail_after(60):
                 for m in movers:
