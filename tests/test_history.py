@@ -279,3 +279,28 @@ async def test_an_install_at_0010_with_finished_rows_migrates_online(
     finally:
         await q.pool.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await q.close()
+
+
+async def test_unsafe_dedupe_still_matches_a_kept_job_in_history(
+    q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """unsafe_dedupe matches a waiting, running or failed job with the key (migration 0008):
+    a failed one in history still does."""
+    s = q.config.schema
+    first = await q.enqueue("boom", 1, unique_key="u", on_conflict="unsafe_dedupe", max_attempts=1)
+    await aioqueue.testing.drain(q, tasks)
+    await moved(q)
+    assert await where(conn, s, first.id) == ["history"]
+    before = await q.get_job(first.id)
+    again = await q.enqueue("boom", 2, unique_key="u", on_conflict="unsafe_dedupe")
+    assert again == aioqueue.EnqueueResult(first.id, True)
+    assert await q.get_job(first.id) == before  # unchanged, read once
+    assert await where(conn, s, first.id) == ["hot"]  # brought back; moved out again later
+    await moved(q)
+    assert await where(conn, s, first.id) == ["history"]
+    # a completed job does not count (as before the history)
+    done = await q.enqueue("ok", 3, unique_key="v", on_conflict="unsafe_dedupe")
+    await aioqueue.testing.drain(q, tasks)
+    await moved(q)
+    other = await q.enqueue("ok", 3, unique_key="v", on_conflict="unsafe_dedupe")
+    assert not other.deduped and other.id != done.id

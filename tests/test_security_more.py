@@ -387,7 +387,8 @@ async def test_security_definer_functions_pin_search_path_and_deny_public(
         "seal_group",
         "jobs_settled",
         "jobs_settled_tally",
-        # history partitions (migration 0011)
+        # history (migration 0011)
+        "add_jobs_before_history",
         "history_prepare",
         "history_drop_expired",
     }

@@ -325,6 +325,51 @@ CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs jsonb, now timestamp with tim
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
+BEGIN
+    IF pg_catalog.jsonb_typeof(add_jobs.specs) = 'array' THEN
+        WITH keys AS (
+            SELECT DISTINCT s.value ->> 'kind' AS kind, s.value ->> 'unique_key' AS unique_key
+            FROM pg_catalog.jsonb_array_elements(add_jobs.specs) AS s
+            WHERE pg_catalog.jsonb_typeof(s.value) = 'object'
+              AND s.value ->> 'on_conflict' = 'unsafe_dedupe'
+              AND (s.value ->> 'unique_key') IS NOT NULL
+        ), back AS (
+            -- of the finished states only 'failed' counts for unsafe_dedupe (0008): the newest
+            -- failed job with the key, unless jobs holds a newer one that counts
+            DELETE FROM aioqueue.jobs_history AS h
+            USING keys AS k
+            WHERE h.state = 'failed' AND h.kind = k.kind AND h.unique_key = k.unique_key
+              AND h.id = (SELECT max(x.id) FROM aioqueue.jobs_history AS x
+                          WHERE x.state = 'failed'
+                            AND x.kind = k.kind AND x.unique_key = k.unique_key)
+              AND NOT EXISTS (SELECT 1 FROM aioqueue.jobs AS j
+                              WHERE j.kind = k.kind AND j.unique_key = k.unique_key
+                                AND j.state IN ('pending', 'scheduled', 'running', 'failed')
+                                AND j.id > h.id)
+            RETURNING h.*
+        )
+        INSERT INTO aioqueue.jobs OVERRIDING SYSTEM VALUE SELECT * FROM back;
+    END IF;
+    RETURN QUERY
+    SELECT a.ord, a.id, a.deduped
+    FROM aioqueue.add_jobs_before_history(add_jobs.specs, add_jobs.now) AS a;
+END;
+$function$
+function aioqueue.add_jobs(text,timestamp with time zone) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs text, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS TABLE(ord integer, id bigint, deduped boolean)
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT r.ord, r.id, r.deduped
+    FROM aioqueue.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
+$function$
+function aioqueue.add_jobs_before_history(jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_jobs_before_history(specs jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS TABLE(ord integer, id bigint, deduped boolean)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
 DECLARE
     v_bad   integer;
     v_keyed boolean := false;
@@ -349,12 +394,12 @@ BEGIN
     SELECT array_agg(a.ord ORDER BY a.ord), array_agg(a.id ORDER BY a.ord),
            array_agg(a.deduped ORDER BY a.ord)
     INTO v_ords, v_ids, v_dd
-    FROM aioqueue.add_jobs_without_keys(add_jobs.specs, add_jobs.now) AS a;
+    FROM aioqueue.add_jobs_without_keys(add_jobs_before_history.specs, add_jobs_before_history.now) AS a;
     IF v_keyed THEN  -- a later statement: it sees the rows just written
         UPDATE aioqueue.jobs AS j
         SET concurrency_key = s.value ->> 'concurrency_key'
         FROM unnest(v_ords, v_ids, v_dd) AS r(o, i, d)
-        JOIN jsonb_array_elements(add_jobs.specs) WITH ORDINALITY AS s ON s.ordinality = r.o
+        JOIN jsonb_array_elements(add_jobs_before_history.specs) WITH ORDINALITY AS s ON s.ordinality = r.o
         WHERE j.id = r.i
           AND (s.value ->> 'concurrency_key') IS NOT NULL
           AND j.state IN ('pending', 'scheduled')
@@ -365,15 +410,6 @@ BEGIN
     RETURN QUERY
     SELECT r.o, r.i, r.d FROM unnest(v_ords, v_ids, v_dd) AS r(o, i, d) ORDER BY r.o;
 END;
-$function$
-function aioqueue.add_jobs(text,timestamp with time zone) security_definer=false acl=owner:EXECUTE
-CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs text, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
- RETURNS TABLE(ord integer, id bigint, deduped boolean)
- LANGUAGE sql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-    SELECT r.ord, r.id, r.deduped
-    FROM aioqueue.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
 $function$
 function aioqueue.add_jobs_core(jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.add_jobs_core(specs jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
@@ -1689,7 +1725,7 @@ table flow_paused_queues options=- rls=false force_rls=false acl=owner:DELETE ow
 table job_deps options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table job_groups options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table jobs options=fillfactor=70 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
-table jobs_history options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE pg_write_all_data:INSERT pg_write_all_data:SELECT pg_write_all_data:UPDATE
+table jobs_history options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE pg_write_all_data:DELETE pg_write_all_data:INSERT pg_write_all_data:SELECT pg_write_all_data:UPDATE
 table jobs_history_cancelled options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table jobs_history_completed options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table jobs_history_failed options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE

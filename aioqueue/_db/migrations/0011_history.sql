@@ -292,9 +292,67 @@ BEGIN
 END;
 $fn$;
 
+-- unsafe_dedupe matches a kept job with the key (SPEC; since 0008 a waiting, running or failed
+-- one): a failed one may be in history now. add_jobs as 0010 left it is copied, unchanged, as add_jobs_before_history (as 0010 did),
+-- and add_jobs first brings back into jobs the newest failed history job holding the key of an
+-- unsafe_dedupe spec, so the dedupe finds it where it always looked. Rare (a key
+-- reused after its job finished and moved); the mover moves it out again at its next pass. Two
+-- callers bringing back one job take turns on its row: the second finds it gone from history
+-- and, waiting on its lock, in jobs at its next statement.
+DO $do$
+DECLARE
+    v_def text := pg_catalog.pg_get_functiondef(
+        '/*schema*/.add_jobs(jsonb, timestamptz)'::pg_catalog.regprocedure);
+BEGIN
+    v_def := pg_catalog.replace(
+        v_def, '.add_jobs(specs jsonb', '.add_jobs_before_history(specs jsonb');
+    v_def := pg_catalog.replace(v_def, 'add_jobs.now', 'add_jobs_before_history.now');
+    v_def := pg_catalog.replace(v_def, 'add_jobs.specs', 'add_jobs_before_history.specs');
+    EXECUTE v_def;
+END;
+$do$;
+
+CREATE OR REPLACE FUNCTION /*schema*/.add_jobs(specs jsonb, now timestamptz DEFAULT NULL)
+RETURNS TABLE (ord integer, id bigint, deduped boolean)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF pg_catalog.jsonb_typeof(add_jobs.specs) = 'array' THEN
+        WITH keys AS (
+            SELECT DISTINCT s.value ->> 'kind' AS kind, s.value ->> 'unique_key' AS unique_key
+            FROM pg_catalog.jsonb_array_elements(add_jobs.specs) AS s
+            WHERE pg_catalog.jsonb_typeof(s.value) = 'object'
+              AND s.value ->> 'on_conflict' = 'unsafe_dedupe'
+              AND (s.value ->> 'unique_key') IS NOT NULL
+        ), back AS (
+            -- of the finished states only 'failed' counts for unsafe_dedupe (0008): the newest
+            -- failed job with the key, unless jobs holds a newer one that counts
+            DELETE FROM /*schema*/.jobs_history AS h
+            USING keys AS k
+            WHERE h.state = 'failed' AND h.kind = k.kind AND h.unique_key = k.unique_key
+              AND h.id = (SELECT max(x.id) FROM /*schema*/.jobs_history AS x
+                          WHERE x.state = 'failed'
+                            AND x.kind = k.kind AND x.unique_key = k.unique_key)
+              AND NOT EXISTS (SELECT 1 FROM /*schema*/.jobs AS j
+                              WHERE j.kind = k.kind AND j.unique_key = k.unique_key
+                                AND j.state IN ('pending', 'scheduled', 'running', 'failed')
+                                AND j.id > h.id)
+            RETURNING h.*
+        )
+        INSERT INTO /*schema*/.jobs OVERRIDING SYSTEM VALUE SELECT * FROM back;
+    END IF;
+    RETURN QUERY
+    SELECT a.ord, a.id, a.deduped
+    FROM /*schema*/.add_jobs_before_history(add_jobs.specs, add_jobs.now) AS a;
+END;
+$fn$;
+
 REVOKE ALL ON FUNCTION /*schema*/.history_prepare(double precision, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION /*schema*/.history_drop_expired(text, double precision, integer,
     timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION /*schema*/.add_jobs(jsonb, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION /*schema*/.add_jobs_before_history(jsonb, timestamptz) FROM PUBLIC;
 
 -- Privileges: roles that can already claim (UPDATE on jobs, e.g. the aq_worker of
 -- examples/sql_least_privilege.sql) get what a worker's maintenance and readers need, so an
@@ -309,11 +367,12 @@ BEGIN
           AND pg_catalog.has_table_privilege(r.oid, '/*schema*/.jobs', 'UPDATE')
     LOOP
         EXECUTE pg_catalog.format(
-            'GRANT SELECT, INSERT, UPDATE ON /*schema*/.jobs_history TO %I', v_role);
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON /*schema*/.jobs_history TO %I', v_role);
         EXECUTE pg_catalog.format(
             'GRANT SELECT ON /*schema*/.jobs_history_partitions, '
             '/*schema*/.jobs_history_settings TO %I', v_role);
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION '
+            '/*schema*/.add_jobs_before_history(jsonb, timestamptz), '
             '/*schema*/.history_prepare(double precision, timestamptz), '
             '/*schema*/.history_drop_expired(text, double precision, integer, timestamptz) '
             'TO %I', v_role);
