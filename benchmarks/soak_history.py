@@ -87,6 +87,7 @@ async def main() -> None:
     ap.add_argument("--partition", type=float, default=60.0)
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--backlog", type=int, default=20_000)
+    ap.add_argument("--move-after", type=float, default=0.0)
     ap.add_argument("--out", default="soak_history.jsonl")
     args = ap.parse_args()
 
@@ -106,6 +107,7 @@ async def main() -> None:
         prune_interval=10.0,
         hooks=[counter],
     )
+    worker.pruner._move_after = args.move_after  # the run of RELIABILITY.md: 0 (moved at once)
     claims: list[tuple[float, float]] = []
     original = q.queries.job_claim
 

@@ -40,7 +40,7 @@ async def child(ctx: aioqueue.JobContext, payload: Any) -> Any:
 
 
 def pruner(q: aioqueue.Queue, **retention: float | None) -> Pruner:
-    return Pruner(q.pool, q.queries, interval=60, retention=retention)
+    return Pruner(q.pool, q.queries, interval=60, retention=retention, move_after=0)
 
 
 async def where(conn: asyncpg.Connection, schema: str, job_id: int) -> list[str]:
@@ -270,7 +270,14 @@ async def test_an_install_at_0010_with_finished_rows_migrates_online(
     q = await aioqueue.Queue.connect(dsn, schema=schema)
     try:
         first = await q.get_job(1)
-        p = Pruner(q.pool, q.queries, interval=60, retention={"completed": 7 * 86400.0}, batch=500)
+        p = Pruner(
+            q.pool,
+            q.queries,
+            interval=60,
+            retention={"completed": 7 * 86400.0},
+            batch=500,
+            move_after=0,
+        )
         assert await p.prune() == 50  # past retention: deleted, not moved
         assert await p.move() == 3000
         assert await conn.fetchval(f'SELECT count(*) FROM "{s}".jobs') == 10

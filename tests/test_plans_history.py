@@ -147,7 +147,7 @@ async def test_wait_reads_states_by_id_in_history(
 async def test_one_move_batch_reads_one_batch_of_the_oldest_finished(
     hq: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
-    nodes = await _explain(conn, hq.queries.sql["job_history_move"], "completed", 1000)
+    nodes = await _explain(conn, hq.queries.sql["job_history_move"], "completed", 1000, 0.0, None)
     _assert_no_seq_scan_on_jobs(nodes)
     assert _rows_read(nodes, "jobs_finished") <= 2 * 1000
     (delete,) = [

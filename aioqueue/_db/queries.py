@@ -259,10 +259,19 @@ class Queries:
         """Run a named statement (for statements whose wrapper adds nothing)."""
         return await db.fetch(self.sql[name], *args)
 
-    async def job_history_move(self, db: Executor, *, state: str, limit: int) -> int:
-        """Move up to ``limit`` finished jobs of ``state`` into jobs_history; returns how many."""
+    async def job_history_move(
+        self,
+        db: Executor,
+        *,
+        state: str,
+        limit: int,
+        older_than: float,
+        now: dt.datetime | None = None,
+    ) -> int:
+        """Move up to ``limit`` jobs of ``state`` finished ``older_than`` seconds ago or more
+        into jobs_history; returns how many."""
         _check_batch(limit)
-        return int(await db.fetchval(self.sql["job_history_move"], state, limit))
+        return int(await db.fetchval(self.sql["job_history_move"], state, limit, older_than, now))
 
     async def history_prepare(
         self, db: Executor, *, ahead: float, now: dt.datetime | None = None

@@ -1,9 +1,10 @@
 """Pruner: moves finished jobs out of the hot table, and forgets them after their retention.
 
-Every few seconds (``config.HISTORY_MOVE_INTERVAL``, or ``interval`` if shorter) finished jobs
-move from ``jobs`` to the partitioned ``jobs_history`` (migration 0011), one small batch per
-statement with SKIP LOCKED, so the table the claim reads holds active jobs and a few seconds of
-finished ones. Every ``interval`` a full pass creates history partitions ahead, drops the
+Every few seconds (``config.HISTORY_MOVE_INTERVAL``, or ``interval`` if shorter) jobs finished
+``move_after`` seconds ago (``config.HISTORY_MOVE_AFTER``, a minute) move from ``jobs`` to the
+partitioned ``jobs_history`` (migration 0011), one small batch per statement with SKIP LOCKED,
+so the table the claim reads holds active jobs and about a minute of finished ones.
+Every ``interval`` a full pass creates history partitions ahead, drops the
 partitions whose rows are all past retention (whole tables: no row DELETEs, no vacuum), deletes
 rows still in ``jobs`` past retention (a parent kept for its children, rows from before the
 migration), and deletes the rows of workers not seen for ``forget_workers_after`` seconds.
@@ -44,12 +45,14 @@ class Pruner:
         batch: int = BATCH,
         forget_workers_after: float | None = None,
         move_interval: float = config.HISTORY_MOVE_INTERVAL,
+        move_after: float = config.HISTORY_MOVE_AFTER,
     ) -> None:
         self._db = db
         self._queries = queries
         self._retention = {s: r for s, r in retention.items() if r is not None}
         self._interval = interval
         self._move_interval = min(move_interval, interval)
+        self._move_after = move_after
         self._transient = transient
         self._batch = batch
         self._forget_workers_after = forget_workers_after
@@ -78,7 +81,9 @@ class Pruner:
         total = 0
         for state in FINISHED:
             while True:
-                n = await self._queries.job_history_move(self._db, state=state, limit=self._batch)
+                n = await self._queries.job_history_move(
+                    self._db, state=state, limit=self._batch, older_than=self._move_after
+                )
                 total += n
                 self.moved += n
                 if n < self._batch:

@@ -5,7 +5,9 @@
 -- finished (the child's claim reads the parent's result through the edge; keeping the parent
 -- in jobs also keeps link_job's lock order). SKIP LOCKED: N workers move at once and a row a
 -- claim, a cancel or a retry holds is left for the next pass.
--- $1 state text (completed | failed | cancelled), $2 limit integer (at most 1000).
+-- $1 state text (completed | failed | cancelled), $2 limit integer (at most 1000), $3 older_than
+-- float8: only jobs finished at least that many seconds ago (the hot table keeps a minute of
+-- finished jobs for whoever looks there first), $4 now timestamptz|NULL.
 -- Returns the number of rows moved.
 WITH picked AS (
     -- the constant inner LIMIT bounds the plan's cost at any table size (job_prune)
@@ -20,6 +22,7 @@ WITH picked AS (
                                 WHERE p.state = $1::/*schema*/.job_state)
           AND j.finished_at < (SELECT max(p.upper) FROM /*schema*/.jobs_history_partitions AS p
                                WHERE p.state = $1::/*schema*/.job_state)
+          AND j.finished_at < coalesce($4::timestamptz, now()) - make_interval(secs => $3::float8)
           AND NOT (j.has_children AND EXISTS (
                 SELECT 1 FROM /*schema*/.job_deps AS e
                 JOIN /*schema*/.jobs AS c ON c.id = e.child_id
