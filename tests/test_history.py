@@ -173,7 +173,10 @@ async def test_partitions_are_dropped_whole_at_retention(
         now,
     )
     await q.queries.history_prepare(q.pool, ahead=10 * 3600)
-    assert await pruner(q).move() == 3
+    in_6h = now + dt.timedelta(hours=6)  # when the row finishing in 5 hours has finished
+    for state in ("completed", "failed"):
+        await q.queries.job_history_move(q.pool, state=state, limit=100, older_than=0, now=in_6h)
+    assert await conn.fetchval(f'SELECT count(*) FROM "{s}".jobs_history') == 3
     later = now + dt.timedelta(hours=25)
     dropped = await q.queries.history_drop_expired(
         q.pool, state="completed", retention=86400, now=later
