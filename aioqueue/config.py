@@ -30,6 +30,10 @@ DEFAULT_FLUSH_SIZE = 500
 DEFAULT_RETENTION = 24 * 3600.0
 DEFAULT_FAILED_RETENTION = 7 * 24 * 3600.0
 DEFAULT_PRUNE_INTERVAL = 60.0
+# Finished jobs move from the hot table to jobs_history (migration 0011) once they finished
+# HISTORY_MOVE_AFTER seconds ago, by a pass at least every HISTORY_MOVE_INTERVAL seconds.
+HISTORY_MOVE_INTERVAL = 5.0
+HISTORY_MOVE_AFTER = 60.0
 
 # The workers table (RELIABILITY E1): a worker refreshes its row on its heartbeat, at least
 # every WORKER_TOUCH_INTERVAL; `status` counts a worker as live if it was seen within

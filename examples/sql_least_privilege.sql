@@ -75,6 +75,17 @@ GRANT EXECUTE ON FUNCTION aioqueue.pause_queue(text) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.resume_queue(text) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.add_jobs_without_keys(jsonb, timestamptz) TO aq_worker;
 
+-- history (migration 0011): the pruner moves finished jobs into jobs_history, makes its
+-- partitions ahead and drops them at retention (both SECURITY DEFINER: no DDL right needed);
+-- readers and retry read it, retry marks the retried job there, an unsafe_dedupe enqueue whose
+-- key a job in history holds brings that job back into jobs (add_jobs_before_history)
+GRANT SELECT, INSERT, UPDATE, DELETE ON aioqueue.jobs_history TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.add_jobs_before_history(jsonb, timestamptz) TO aq_worker;
+GRANT SELECT ON aioqueue.jobs_history_partitions, aioqueue.jobs_history_settings TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.history_prepare(double precision, timestamptz) TO aq_worker;
+GRANT EXECUTE ON FUNCTION aioqueue.history_drop_expired(text, double precision, integer,
+    timestamptz) TO aq_worker;
+
 -- Row-level security is on with no policy: without these the worker would see no row.
 CREATE POLICY aq_worker_all ON aioqueue.jobs FOR ALL TO aq_worker USING (true) WITH CHECK (true);
 CREATE POLICY aq_worker_all ON aioqueue.crons FOR ALL TO aq_worker USING (true) WITH CHECK (true);

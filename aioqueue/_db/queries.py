@@ -259,6 +259,42 @@ class Queries:
         """Run a named statement (for statements whose wrapper adds nothing)."""
         return await db.fetch(self.sql[name], *args)
 
+    async def job_history_move(
+        self,
+        db: Executor,
+        *,
+        state: str,
+        limit: int,
+        older_than: float,
+        now: dt.datetime | None = None,
+    ) -> int:
+        """Move up to ``limit`` jobs of ``state`` finished ``older_than`` seconds ago or more
+        into jobs_history; returns how many."""
+        _check_batch(limit)
+        return int(await db.fetchval(self.sql["job_history_move"], state, limit, older_than, now))
+
+    async def history_prepare(
+        self, db: Executor, *, ahead: float, now: dt.datetime | None = None
+    ) -> int:
+        """Create history partitions up to ``ahead`` seconds from now; returns how many."""
+        return int(await db.fetchval(self.sql["history_prepare"], ahead, now))
+
+    async def history_drop_expired(
+        self,
+        db: Executor,
+        *,
+        state: str,
+        retention: float,
+        max_partitions: int = 10,
+        now: dt.datetime | None = None,
+    ) -> int:
+        """Drop ``state``'s history partitions past ``retention``; returns the rows dropped."""
+        return int(
+            await db.fetchval(
+                self.sql["history_drop_expired"], state, retention, max_partitions, now
+            )
+        )
+
 
 # rescue and prune batches: their statements bound their plans' cost with a constant LIMIT
 MAX_MAINTENANCE_BATCH = 1000

@@ -1,24 +1,34 @@
-"""Pruner: deletes finished jobs after their retention, in small batches.
+"""Pruner: moves finished jobs out of the hot table, and forgets them after their retention.
 
-Each batch is one statement with SKIP LOCKED on the finished-jobs index, so N workers can prune
-at once and claims (which never touch finished rows) are not blocked. Each pass also deletes the
-rows of workers not seen for ``forget_workers_after`` seconds (they crashed without deleting it).
+Every few seconds (``config.HISTORY_MOVE_INTERVAL``, or ``interval`` if shorter) jobs finished
+``move_after`` seconds ago (``config.HISTORY_MOVE_AFTER``, a minute) move from ``jobs`` to the
+partitioned ``jobs_history`` (migration 0011), one small batch per statement with SKIP LOCKED,
+so the table the claim reads holds active jobs and about a minute of finished ones.
+Every ``interval`` a full pass creates history partitions ahead, drops the
+partitions whose rows are all past retention (whole tables: no row DELETEs, no vacuum), deletes
+rows still in ``jobs`` past retention (a parent kept for its children, rows from before the
+migration), and deletes the rows of workers not seen for ``forget_workers_after`` seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Awaitable
 from functools import partial
 
 import anyio
+import asyncpg
 from anyio.abc import TaskStatus
 
+from .. import config
 from .._db.connect import replace_connections
 from .._db.queries import Executor, Queries
 from .._service import run_every
 
 _log = logging.getLogger("aioqueue.maintenance")
 BATCH = 1000
+FINISHED = ("completed", "failed", "cancelled")
 
 
 class Pruner:
@@ -34,30 +44,55 @@ class Pruner:
         transient: tuple[type[BaseException], ...] = (),
         batch: int = BATCH,
         forget_workers_after: float | None = None,
+        move_interval: float = config.HISTORY_MOVE_INTERVAL,
+        move_after: float = config.HISTORY_MOVE_AFTER,
     ) -> None:
         self._db = db
         self._queries = queries
         self._retention = {s: r for s, r in retention.items() if r is not None}
         self._interval = interval
+        self._move_interval = min(move_interval, interval)
+        self._move_after = move_after
         self._transient = transient
         self._batch = batch
         self._forget_workers_after = forget_workers_after
+        self._last_full = -float("inf")
         self.deleted = 0
+        self.moved = 0
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        if not self._retention and self._forget_workers_after is None:
-            await anyio.sleep_forever()
         await run_every(
-            self._interval,
-            self.prune,
+            self._move_interval,
+            self._tick,
             name=self.name,
             transient=self._transient,
             on_error=partial(replace_connections, self._db),
         )
 
+    async def _tick(self) -> None:
+        if time.monotonic() - self._last_full >= self._interval:
+            self._last_full = time.monotonic()
+            await self.prune()
+        await self.move()
+
+    async def move(self) -> int:
+        """Move every finished job into jobs_history, a batch per statement; returns how many."""
+        total = 0
+        for state in FINISHED:
+            while True:
+                n = await self._queries.job_history_move(
+                    self._db, state=state, limit=self._batch, older_than=self._move_after
+                )
+                total += n
+                self.moved += n
+                if n < self._batch:
+                    break
+        return total
+
     async def prune(self) -> int:
-        """Delete everything due, one small batch per statement; returns rows deleted."""
+        """Forget everything past retention; returns the rows deleted or dropped."""
+        await self._locked_out(self._queries.history_prepare(self._db, ahead=self._ahead))
         total = 0
         for state, seconds in self._retention.items():
             while True:
@@ -67,11 +102,28 @@ class Pruner:
                 total += n
                 if n < self._batch:
                     break
+            dropped = await self._locked_out(
+                self._queries.history_drop_expired(self._db, state=state, retention=seconds)
+            )
+            total += dropped
         if total:
             _log.info("pruner: deleted %d finished jobs", total)
         self.deleted += total
         await self.prune_workers()
         return total
+
+    @property
+    def _ahead(self) -> float:
+        return 4 * self._interval  # history_prepare adds at least two partition widths
+
+    async def _locked_out(self, call: Awaitable[int]) -> int:
+        """Run a partition DDL call; a long reader of the history holding its lock past the
+        DDL's lock_timeout makes it wait for the next pass instead of queueing readers."""
+        try:
+            return await call
+        except asyncpg.LockNotAvailableError:
+            _log.warning("pruner: history partitions busy; will retry at the next pass")
+            return 0
 
     async def prune_workers(self) -> int:
         """Delete the rows of workers unseen for ``forget_workers_after``; returns how many."""

@@ -66,6 +66,140 @@ column jobs.started_at timestamp with time zone
 column jobs.state aioqueue.job_state not null default 'pending'::aioqueue.job_state
 column jobs.unique_key aioqueue.job_unique_key
 column jobs.waited boolean not null default false
+column jobs_history.attempts aioqueue.job_attempts not null default 0
+column jobs_history.cancel_requested boolean not null default false
+column jobs_history.concurrency_key text
+column jobs_history.created_at timestamp with time zone not null default now()
+column jobs_history.error jsonb
+column jobs_history.finished_at timestamp with time zone
+column jobs_history.flags aioqueue.job_flags not null default '{}'::text[]
+column jobs_history.group_id bigint
+column jobs_history.has_children boolean not null default false
+column jobs_history.id bigint not null
+column jobs_history.kind aioqueue.job_kind not null
+column jobs_history.lease_expires_at timestamp with time zone
+column jobs_history.lease_token bigint
+column jobs_history.locked_by text
+column jobs_history.max_attempts aioqueue.job_max_attempts
+column jobs_history.meta jsonb
+column jobs_history.payload jsonb not null default '{}'::jsonb
+column jobs_history.pending_parents integer
+column jobs_history.priority smallint not null default 0
+column jobs_history.progress double precision
+column jobs_history.progress_message text
+column jobs_history.queue_name aioqueue.job_queue_name
+column jobs_history.replaced_by bigint
+column jobs_history.rescheduled_from bigint
+column jobs_history.result jsonb
+column jobs_history.retried_by bigint
+column jobs_history.run_at aioqueue.job_run_at not null default now()
+column jobs_history.run_on_parent_failure boolean
+column jobs_history.started_at timestamp with time zone
+column jobs_history.state aioqueue.job_state not null default 'pending'::aioqueue.job_state
+column jobs_history.unique_key aioqueue.job_unique_key
+column jobs_history.waited boolean not null default false
+column jobs_history_cancelled.attempts aioqueue.job_attempts not null default 0
+column jobs_history_cancelled.cancel_requested boolean not null default false
+column jobs_history_cancelled.concurrency_key text
+column jobs_history_cancelled.created_at timestamp with time zone not null default now()
+column jobs_history_cancelled.error jsonb
+column jobs_history_cancelled.finished_at timestamp with time zone
+column jobs_history_cancelled.flags aioqueue.job_flags not null default '{}'::text[]
+column jobs_history_cancelled.group_id bigint
+column jobs_history_cancelled.has_children boolean not null default false
+column jobs_history_cancelled.id bigint not null
+column jobs_history_cancelled.kind aioqueue.job_kind not null
+column jobs_history_cancelled.lease_expires_at timestamp with time zone
+column jobs_history_cancelled.lease_token bigint
+column jobs_history_cancelled.locked_by text
+column jobs_history_cancelled.max_attempts aioqueue.job_max_attempts
+column jobs_history_cancelled.meta jsonb
+column jobs_history_cancelled.payload jsonb not null default '{}'::jsonb
+column jobs_history_cancelled.pending_parents integer
+column jobs_history_cancelled.priority smallint not null default 0
+column jobs_history_cancelled.progress double precision
+column jobs_history_cancelled.progress_message text
+column jobs_history_cancelled.queue_name aioqueue.job_queue_name
+column jobs_history_cancelled.replaced_by bigint
+column jobs_history_cancelled.rescheduled_from bigint
+column jobs_history_cancelled.result jsonb
+column jobs_history_cancelled.retried_by bigint
+column jobs_history_cancelled.run_at aioqueue.job_run_at not null default now()
+column jobs_history_cancelled.run_on_parent_failure boolean
+column jobs_history_cancelled.started_at timestamp with time zone
+column jobs_history_cancelled.state aioqueue.job_state not null default 'pending'::aioqueue.job_state
+column jobs_history_cancelled.unique_key aioqueue.job_unique_key
+column jobs_history_cancelled.waited boolean not null default false
+column jobs_history_completed.attempts aioqueue.job_attempts not null default 0
+column jobs_history_completed.cancel_requested boolean not null default false
+column jobs_history_completed.concurrency_key text
+column jobs_history_completed.created_at timestamp with time zone not null default now()
+column jobs_history_completed.error jsonb
+column jobs_history_completed.finished_at timestamp with time zone
+column jobs_history_completed.flags aioqueue.job_flags not null default '{}'::text[]
+column jobs_history_completed.group_id bigint
+column jobs_history_completed.has_children boolean not null default false
+column jobs_history_completed.id bigint not null
+column jobs_history_completed.kind aioqueue.job_kind not null
+column jobs_history_completed.lease_expires_at timestamp with time zone
+column jobs_history_completed.lease_token bigint
+column jobs_history_completed.locked_by text
+column jobs_history_completed.max_attempts aioqueue.job_max_attempts
+column jobs_history_completed.meta jsonb
+column jobs_history_completed.payload jsonb not null default '{}'::jsonb
+column jobs_history_completed.pending_parents integer
+column jobs_history_completed.priority smallint not null default 0
+column jobs_history_completed.progress double precision
+column jobs_history_completed.progress_message text
+column jobs_history_completed.queue_name aioqueue.job_queue_name
+column jobs_history_completed.replaced_by bigint
+column jobs_history_completed.rescheduled_from bigint
+column jobs_history_completed.result jsonb
+column jobs_history_completed.retried_by bigint
+column jobs_history_completed.run_at aioqueue.job_run_at not null default now()
+column jobs_history_completed.run_on_parent_failure boolean
+column jobs_history_completed.started_at timestamp with time zone
+column jobs_history_completed.state aioqueue.job_state not null default 'pending'::aioqueue.job_state
+column jobs_history_completed.unique_key aioqueue.job_unique_key
+column jobs_history_completed.waited boolean not null default false
+column jobs_history_failed.attempts aioqueue.job_attempts not null default 0
+column jobs_history_failed.cancel_requested boolean not null default false
+column jobs_history_failed.concurrency_key text
+column jobs_history_failed.created_at timestamp with time zone not null default now()
+column jobs_history_failed.error jsonb
+column jobs_history_failed.finished_at timestamp with time zone
+column jobs_history_failed.flags aioqueue.job_flags not null default '{}'::text[]
+column jobs_history_failed.group_id bigint
+column jobs_history_failed.has_children boolean not null default false
+column jobs_history_failed.id bigint not null
+column jobs_history_failed.kind aioqueue.job_kind not null
+column jobs_history_failed.lease_expires_at timestamp with time zone
+column jobs_history_failed.lease_token bigint
+column jobs_history_failed.locked_by text
+column jobs_history_failed.max_attempts aioqueue.job_max_attempts
+column jobs_history_failed.meta jsonb
+column jobs_history_failed.payload jsonb not null default '{}'::jsonb
+column jobs_history_failed.pending_parents integer
+column jobs_history_failed.priority smallint not null default 0
+column jobs_history_failed.progress double precision
+column jobs_history_failed.progress_message text
+column jobs_history_failed.queue_name aioqueue.job_queue_name
+column jobs_history_failed.replaced_by bigint
+column jobs_history_failed.rescheduled_from bigint
+column jobs_history_failed.result jsonb
+column jobs_history_failed.retried_by bigint
+column jobs_history_failed.run_at aioqueue.job_run_at not null default now()
+column jobs_history_failed.run_on_parent_failure boolean
+column jobs_history_failed.started_at timestamp with time zone
+column jobs_history_failed.state aioqueue.job_state not null default 'pending'::aioqueue.job_state
+column jobs_history_failed.unique_key aioqueue.job_unique_key
+column jobs_history_failed.waited boolean not null default false
+column jobs_history_partitions.lower timestamp with time zone not null
+column jobs_history_partitions.name text not null
+column jobs_history_partitions.state aioqueue.job_state not null
+column jobs_history_partitions.upper timestamp with time zone not null
+column jobs_history_settings.one boolean not null default true
+column jobs_history_settings.partition_seconds double precision not null default 86400
 column migrations.applied_at timestamp with time zone not null default now()
 column migrations.breaking boolean not null default false
 column migrations.name text not null
@@ -100,6 +234,12 @@ constraint jobs.jobs_meta_size CHECK ((octet_length((meta)::text) <= 4096))
 constraint jobs.jobs_pkey PRIMARY KEY (id)
 constraint jobs.jobs_progress_message_length CHECK ((octet_length(progress_message) <= 1024))
 constraint jobs.jobs_progress_range CHECK (((progress >= (0)::double precision) AND (progress <= (1)::double precision)))
+constraint jobs_history_partitions.jobs_history_partitions_check CHECK ((lower < upper))
+constraint jobs_history_partitions.jobs_history_partitions_name_key UNIQUE (name)
+constraint jobs_history_partitions.jobs_history_partitions_pkey PRIMARY KEY (state, lower)
+constraint jobs_history_settings.jobs_history_settings_one_check CHECK (one)
+constraint jobs_history_settings.jobs_history_settings_partition_seconds_check CHECK (((partition_seconds >= (60)::double precision) AND (partition_seconds <= ((31 * 86400))::double precision)))
+constraint jobs_history_settings.jobs_history_settings_pkey PRIMARY KEY (one)
 constraint migrations.migrations_pkey PRIMARY KEY (version)
 constraint workers.workers_pkey PRIMARY KEY (id)
 domain job_attempts integer jobs_attempts_non_negative CHECK ((VALUE >= 0))
@@ -185,6 +325,51 @@ CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs jsonb, now timestamp with tim
  LANGUAGE plpgsql
  SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
+BEGIN
+    IF pg_catalog.jsonb_typeof(add_jobs.specs) = 'array' THEN
+        WITH keys AS (
+            SELECT DISTINCT s.value ->> 'kind' AS kind, s.value ->> 'unique_key' AS unique_key
+            FROM pg_catalog.jsonb_array_elements(add_jobs.specs) AS s
+            WHERE pg_catalog.jsonb_typeof(s.value) = 'object'
+              AND s.value ->> 'on_conflict' = 'unsafe_dedupe'
+              AND (s.value ->> 'unique_key') IS NOT NULL
+        ), back AS (
+            -- of the finished states only 'failed' counts for unsafe_dedupe (0008): the newest
+            -- failed job with the key, unless jobs holds a newer one that counts
+            DELETE FROM aioqueue.jobs_history AS h
+            USING keys AS k
+            WHERE h.state = 'failed' AND h.kind = k.kind AND h.unique_key = k.unique_key
+              AND h.id = (SELECT max(x.id) FROM aioqueue.jobs_history AS x
+                          WHERE x.state = 'failed'
+                            AND x.kind = k.kind AND x.unique_key = k.unique_key)
+              AND NOT EXISTS (SELECT 1 FROM aioqueue.jobs AS j
+                              WHERE j.kind = k.kind AND j.unique_key = k.unique_key
+                                AND j.state IN ('pending', 'scheduled', 'running', 'failed')
+                                AND j.id > h.id)
+            RETURNING h.*
+        )
+        INSERT INTO aioqueue.jobs OVERRIDING SYSTEM VALUE SELECT * FROM back;
+    END IF;
+    RETURN QUERY
+    SELECT a.ord, a.id, a.deduped
+    FROM aioqueue.add_jobs_before_history(add_jobs.specs, add_jobs.now) AS a;
+END;
+$function$
+function aioqueue.add_jobs(text,timestamp with time zone) security_definer=false acl=owner:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs text, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS TABLE(ord integer, id bigint, deduped boolean)
+ LANGUAGE sql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+    SELECT r.ord, r.id, r.deduped
+    FROM aioqueue.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
+$function$
+function aioqueue.add_jobs_before_history(jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.add_jobs_before_history(specs jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS TABLE(ord integer, id bigint, deduped boolean)
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
 DECLARE
     v_bad   integer;
     v_keyed boolean := false;
@@ -209,12 +394,12 @@ BEGIN
     SELECT array_agg(a.ord ORDER BY a.ord), array_agg(a.id ORDER BY a.ord),
            array_agg(a.deduped ORDER BY a.ord)
     INTO v_ords, v_ids, v_dd
-    FROM aioqueue.add_jobs_without_keys(add_jobs.specs, add_jobs.now) AS a;
+    FROM aioqueue.add_jobs_without_keys(add_jobs_before_history.specs, add_jobs_before_history.now) AS a;
     IF v_keyed THEN  -- a later statement: it sees the rows just written
         UPDATE aioqueue.jobs AS j
         SET concurrency_key = s.value ->> 'concurrency_key'
         FROM unnest(v_ords, v_ids, v_dd) AS r(o, i, d)
-        JOIN jsonb_array_elements(add_jobs.specs) WITH ORDINALITY AS s ON s.ordinality = r.o
+        JOIN jsonb_array_elements(add_jobs_before_history.specs) WITH ORDINALITY AS s ON s.ordinality = r.o
         WHERE j.id = r.i
           AND (s.value ->> 'concurrency_key') IS NOT NULL
           AND j.state IN ('pending', 'scheduled')
@@ -225,15 +410,6 @@ BEGIN
     RETURN QUERY
     SELECT r.o, r.i, r.d FROM unnest(v_ords, v_ids, v_dd) AS r(o, i, d) ORDER BY r.o;
 END;
-$function$
-function aioqueue.add_jobs(text,timestamp with time zone) security_definer=false acl=owner:EXECUTE
-CREATE OR REPLACE FUNCTION aioqueue.add_jobs(specs text, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
- RETURNS TABLE(ord integer, id bigint, deduped boolean)
- LANGUAGE sql
- SET search_path TO 'pg_catalog', 'pg_temp'
-AS $function$
-    SELECT r.ord, r.id, r.deduped
-    FROM aioqueue.add_jobs(add_jobs.specs::jsonb, add_jobs.now) AS r;
 $function$
 function aioqueue.add_jobs_core(jsonb,timestamp with time zone) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.add_jobs_core(specs jsonb, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
@@ -1026,6 +1202,103 @@ BEGIN
     END IF;
 END;
 $function$
+function aioqueue.history_drop_expired(text,double precision,integer,timestamp with time zone) security_definer=true acl=owner:EXECUTE pg_write_all_data:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.history_drop_expired(state text, retention_seconds double precision, max_partitions integer DEFAULT 10, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET lock_timeout TO '2s'
+AS $function$
+DECLARE
+    v_part    record;
+    v_rows    bigint;
+    v_total   bigint := 0;
+    v_now     timestamptz := coalesce(history_drop_expired.now, pg_catalog.now());
+BEGIN
+    PERFORM 1 FROM aioqueue.jobs_history_settings FOR UPDATE;  -- one maintainer at a time
+    FOR v_part IN
+        SELECT p.name, p.lower FROM aioqueue.jobs_history_partitions AS p
+        WHERE p.state = history_drop_expired.state::aioqueue.job_state
+          AND p.upper <= v_now
+              - pg_catalog.make_interval(secs => history_drop_expired.retention_seconds)
+          -- the newest partition stays: the next one starts where it ends
+          AND p.upper < (SELECT max(x.upper) FROM aioqueue.jobs_history_partitions AS x
+                         WHERE x.state = p.state)
+        ORDER BY p.lower
+        LIMIT history_drop_expired.max_partitions
+    LOOP
+        EXECUTE pg_catalog.format(
+            'DELETE FROM aioqueue.job_deps AS e USING aioqueue.%I AS h '
+            'WHERE (h.has_children OR h.pending_parents IS NOT NULL) '
+            'AND (e.parent_id = h.id OR e.child_id = h.id)', v_part.name);
+        EXECUTE pg_catalog.format('SELECT count(*) FROM aioqueue.%I', v_part.name)
+            INTO v_rows;
+        EXECUTE pg_catalog.format('DROP TABLE aioqueue.%I', v_part.name);
+        DELETE FROM aioqueue.jobs_history_partitions AS p WHERE p.name = v_part.name;
+        v_total := v_total + v_rows;
+    END LOOP;
+    RETURN v_total;
+END;
+$function$
+function aioqueue.history_prepare(double precision,timestamp with time zone) security_definer=true acl=owner:EXECUTE pg_write_all_data:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.history_prepare(ahead_seconds double precision, now timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET lock_timeout TO '2s'
+ SET "DateStyle" TO 'ISO, YMD'
+AS $function$
+DECLARE
+    v_width   interval;
+    v_now     timestamptz := coalesce(history_prepare.now, pg_catalog.now());
+    v_until   timestamptz;
+    v_state   text;
+    v_lower   timestamptz;
+    v_upper   timestamptz;
+    v_name    text;
+    v_made    integer := 0;
+BEGIN
+    SELECT pg_catalog.make_interval(secs => s.partition_seconds) INTO v_width
+    FROM aioqueue.jobs_history_settings AS s FOR UPDATE;
+    -- at least two widths ahead: a partition is there well before its first row
+    v_until := v_now + greatest(
+        pg_catalog.make_interval(secs => history_prepare.ahead_seconds), 2 * v_width);
+    FOREACH v_state IN ARRAY ARRAY['completed', 'failed', 'cancelled'] LOOP
+        SELECT max(p.upper) INTO v_lower FROM aioqueue.jobs_history_partitions AS p
+        WHERE p.state = v_state::aioqueue.job_state;
+        WHILE v_lower IS NULL OR v_lower <= v_until LOOP
+            IF v_lower IS NULL THEN
+                v_upper := pg_catalog.date_bin(v_width, v_now, '2000-01-01 00:00Z');
+                v_name := 'jobs_history_' || v_state || '_old';
+            ELSE
+                -- after a long pause one partition spans the gap (not one per missed width)
+                v_upper := greatest(
+                    pg_catalog.date_bin(v_width, v_lower, '2000-01-01 00:00Z') + v_width,
+                    pg_catalog.date_bin(v_width, v_now, '2000-01-01 00:00Z'));
+                v_name := 'jobs_history_' || v_state || '_'
+                    || pg_catalog.to_char(v_lower AT TIME ZONE 'UTC', 'YYYYMMDD"t"HH24MISS');
+            END IF;
+            -- created apart and attached: ATTACH needs a weaker lock on the parent
+            EXECUTE pg_catalog.format(
+                'CREATE TABLE aioqueue.%I (LIKE aioqueue.jobs_history INCLUDING DEFAULTS)',
+                v_name);
+            EXECUTE pg_catalog.format(
+                'ALTER TABLE aioqueue.%I ATTACH PARTITION aioqueue.%I '
+                'FOR VALUES FROM (%L) TO (%L)',
+                'jobs_history_' || v_state, v_name,
+                coalesce(v_lower, '-infinity'::timestamptz), v_upper);
+            INSERT INTO aioqueue.jobs_history_partitions (state, lower, upper, name)
+            VALUES (v_state::aioqueue.job_state, coalesce(v_lower, '-infinity'), v_upper,
+                    v_name);
+            v_lower := v_upper;
+            v_made := v_made + 1;
+        END LOOP;
+    END LOOP;
+    RETURN v_made;
+END;
+$function$
 function aioqueue.jobs_settled() security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.jobs_settled()
  RETURNS trigger
@@ -1182,21 +1455,23 @@ BEGIN
     IF pg_catalog.cardinality(v_parents) = 0 THEN
         RETURN;
     END IF;
-    -- locked first (in id order), then read: a parent settling meanwhile has committed
     PERFORM 1 FROM aioqueue.jobs AS j WHERE j.id = ANY (v_parents) ORDER BY j.id
     FOR NO KEY UPDATE;
-    -- marked once: many children of one parent do not rewrite its row each
     UPDATE aioqueue.jobs AS j SET has_children = true
     WHERE j.id = ANY (v_parents) AND NOT j.has_children;
+    -- a parent in history is final: its edge is kept for job_family, nothing waits on it
     SELECT count(*)::integer,
            (count(*) FILTER (WHERE m.state NOT IN ('completed', 'failed', 'cancelled')))::integer,
            min(m.id) FILTER (WHERE m.state IN ('failed', 'cancelled'))
     INTO v_found, v_open, v_bad
-    FROM aioqueue.jobs AS m
-    WHERE m.id = ANY (v_parents);
+    FROM (SELECT j.id, j.state FROM aioqueue.jobs AS j WHERE j.id = ANY (v_parents)
+          UNION ALL
+          SELECT h.id, h.state FROM aioqueue.jobs_history AS h
+          WHERE h.id = ANY (v_parents)) AS m;
     IF v_found < pg_catalog.cardinality(v_parents) THEN
         SELECT min(p) INTO v_missing FROM pg_catalog.unnest(v_parents) AS p
-        WHERE NOT EXISTS (SELECT 1 FROM aioqueue.jobs AS j WHERE j.id = p);
+        WHERE NOT EXISTS (SELECT 1 FROM aioqueue.jobs AS j WHERE j.id = p)
+          AND NOT EXISTS (SELECT 1 FROM aioqueue.jobs_history AS h WHERE h.id = p);
         RAISE EXCEPTION 'aioqueue: depends_on names job %, which does not exist', v_missing
             USING ERRCODE = '23503';
     END IF;
@@ -1208,7 +1483,10 @@ BEGIN
             run_on_parent_failure = false,
             error = pg_catalog.jsonb_build_object(
                 'message', 'parent job ' || v_bad || ' '
-                    || (SELECT p.state::text FROM aioqueue.jobs AS p WHERE p.id = v_bad)
+                    || (SELECT p.state::text FROM aioqueue.jobs AS p WHERE p.id = v_bad
+                        UNION ALL
+                        SELECT h.state::text FROM aioqueue.jobs_history AS h WHERE h.id = v_bad
+                        LIMIT 1)
                     || ': not run (on_parent_failure=cancel)',
                 'type', 'ParentFailed', 'traceback', '', 'attempt', 0, 'at', pg_catalog.now())
         WHERE c.id = link_job.child_id;
@@ -1254,21 +1532,32 @@ DECLARE
     v_last    bigint;
     v_id      bigint;
     v_deduped boolean;
+    v_moved   boolean := false;
 BEGIN
     SELECT j.retried_by,
            pg_catalog.jsonb_build_object(
-               'kind', j.kind,
-               'payload', j.payload,
-               'priority', j.priority,
-               'max_attempts', j.max_attempts,
-               'queue_name', j.queue_name,
-               'flags', pg_catalog.to_jsonb(j.flags),
-               'unique_key', j.unique_key,
+               'kind', j.kind, 'payload', j.payload, 'priority', j.priority,
+               'max_attempts', j.max_attempts, 'queue_name', j.queue_name,
+               'flags', pg_catalog.to_jsonb(j.flags), 'unique_key', j.unique_key,
                'rescheduled_from', j.id)
     INTO v_last, v_spec
     FROM aioqueue.jobs AS j
     WHERE j.id = retry_job.job_id AND j.state IN ('failed', 'cancelled')
     FOR UPDATE;
+    IF v_spec IS NULL THEN
+        -- a new statement, a new snapshot: a move that committed meanwhile is seen here
+        SELECT j.retried_by,
+               pg_catalog.jsonb_build_object(
+                   'kind', j.kind, 'payload', j.payload, 'priority', j.priority,
+                   'max_attempts', j.max_attempts, 'queue_name', j.queue_name,
+                   'flags', pg_catalog.to_jsonb(j.flags), 'unique_key', j.unique_key,
+                   'rescheduled_from', j.id)
+        INTO v_last, v_spec
+        FROM aioqueue.jobs_history AS j
+        WHERE j.id = retry_job.job_id AND j.state IN ('failed', 'cancelled')
+        FOR UPDATE;
+        v_moved := true;
+    END IF;
     IF v_spec IS NULL THEN
         RETURN;
     END IF;
@@ -1282,7 +1571,11 @@ BEGIN
     END IF;
     SELECT r.id, r.deduped INTO v_id, v_deduped
     FROM aioqueue.add_jobs(pg_catalog.jsonb_build_array(v_spec)) AS r;
-    UPDATE aioqueue.jobs AS j SET retried_by = v_id WHERE j.id = retry_job.job_id;
+    IF v_moved THEN
+        UPDATE aioqueue.jobs_history AS j SET retried_by = v_id WHERE j.id = retry_job.job_id;
+    ELSE
+        UPDATE aioqueue.jobs AS j SET retried_by = v_id WHERE j.id = retry_job.job_id;
+    END IF;
     RETURN QUERY SELECT v_id, v_deduped;
 END;
 $function$
@@ -1386,6 +1679,26 @@ index CREATE INDEX job_deps_child ON aioqueue.job_deps USING btree (child_id)
 index CREATE INDEX jobs_claim ON aioqueue.jobs USING btree (kind, priority DESC, run_at, id) WHERE (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state]))
 index CREATE INDEX jobs_claim_key ON aioqueue.jobs USING btree (kind, concurrency_key, priority DESC, run_at, id) WHERE ((concurrency_key IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state])))
 index CREATE INDEX jobs_finished ON aioqueue.jobs USING btree (finished_at) WHERE (state = ANY (ARRAY['completed'::aioqueue.job_state, 'cancelled'::aioqueue.job_state, 'failed'::aioqueue.job_state]))
+index CREATE INDEX jobs_history_cancelled_finished_at_idx ON ONLY aioqueue.jobs_history_cancelled USING btree (finished_at)
+index CREATE INDEX jobs_history_cancelled_id_idx ON ONLY aioqueue.jobs_history_cancelled USING btree (id)
+index CREATE INDEX jobs_history_cancelled_id_idx1 ON ONLY aioqueue.jobs_history_cancelled USING btree (id) WHERE (has_children OR (pending_parents IS NOT NULL))
+index CREATE INDEX jobs_history_cancelled_kind_unique_key_idx ON ONLY aioqueue.jobs_history_cancelled USING btree (kind, unique_key) WHERE (unique_key IS NOT NULL)
+index CREATE INDEX jobs_history_cancelled_rescheduled_from_idx ON ONLY aioqueue.jobs_history_cancelled USING btree (rescheduled_from) WHERE (rescheduled_from IS NOT NULL)
+index CREATE INDEX jobs_history_completed_finished_at_idx ON ONLY aioqueue.jobs_history_completed USING btree (finished_at)
+index CREATE INDEX jobs_history_completed_id_idx ON ONLY aioqueue.jobs_history_completed USING btree (id)
+index CREATE INDEX jobs_history_completed_id_idx1 ON ONLY aioqueue.jobs_history_completed USING btree (id) WHERE (has_children OR (pending_parents IS NOT NULL))
+index CREATE INDEX jobs_history_completed_kind_unique_key_idx ON ONLY aioqueue.jobs_history_completed USING btree (kind, unique_key) WHERE (unique_key IS NOT NULL)
+index CREATE INDEX jobs_history_completed_rescheduled_from_idx ON ONLY aioqueue.jobs_history_completed USING btree (rescheduled_from) WHERE (rescheduled_from IS NOT NULL)
+index CREATE INDEX jobs_history_failed_finished_at_idx ON ONLY aioqueue.jobs_history_failed USING btree (finished_at)
+index CREATE INDEX jobs_history_failed_id_idx ON ONLY aioqueue.jobs_history_failed USING btree (id)
+index CREATE INDEX jobs_history_failed_id_idx1 ON ONLY aioqueue.jobs_history_failed USING btree (id) WHERE (has_children OR (pending_parents IS NOT NULL))
+index CREATE INDEX jobs_history_failed_kind_unique_key_idx ON ONLY aioqueue.jobs_history_failed USING btree (kind, unique_key) WHERE (unique_key IS NOT NULL)
+index CREATE INDEX jobs_history_failed_rescheduled_from_idx ON ONLY aioqueue.jobs_history_failed USING btree (rescheduled_from) WHERE (rescheduled_from IS NOT NULL)
+index CREATE INDEX jobs_history_finished ON ONLY aioqueue.jobs_history USING btree (finished_at)
+index CREATE INDEX jobs_history_id ON ONLY aioqueue.jobs_history USING btree (id)
+index CREATE INDEX jobs_history_linked ON ONLY aioqueue.jobs_history USING btree (id) WHERE (has_children OR (pending_parents IS NOT NULL))
+index CREATE INDEX jobs_history_rescheduled_from ON ONLY aioqueue.jobs_history USING btree (rescheduled_from) WHERE (rescheduled_from IS NOT NULL)
+index CREATE INDEX jobs_history_unique_key ON ONLY aioqueue.jobs_history USING btree (kind, unique_key) WHERE (unique_key IS NOT NULL)
 index CREATE INDEX jobs_queue_active ON aioqueue.jobs USING btree (queue_name, id) WHERE ((queue_name IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state, 'running'::aioqueue.job_state])))
 index CREATE INDEX jobs_rescheduled_from ON aioqueue.jobs USING btree (rescheduled_from) WHERE (rescheduled_from IS NOT NULL)
 index CREATE INDEX jobs_running ON aioqueue.jobs USING btree (id) WHERE (state = 'running'::aioqueue.job_state)
@@ -1396,6 +1709,9 @@ index CREATE UNIQUE INDEX flow_limits_pkey ON aioqueue.flow_limits USING btree (
 index CREATE UNIQUE INDEX flow_paused_queues_pkey ON aioqueue.flow_paused_queues USING btree (queue_name)
 index CREATE UNIQUE INDEX job_deps_pkey ON aioqueue.job_deps USING btree (parent_id, child_id)
 index CREATE UNIQUE INDEX job_groups_pkey ON aioqueue.job_groups USING btree (id)
+index CREATE UNIQUE INDEX jobs_history_partitions_name_key ON aioqueue.jobs_history_partitions USING btree (name)
+index CREATE UNIQUE INDEX jobs_history_partitions_pkey ON aioqueue.jobs_history_partitions USING btree (state, lower)
+index CREATE UNIQUE INDEX jobs_history_settings_pkey ON aioqueue.jobs_history_settings USING btree (one)
 index CREATE UNIQUE INDEX jobs_pkey ON aioqueue.jobs USING btree (id)
 index CREATE UNIQUE INDEX jobs_unique_active ON aioqueue.jobs USING btree (kind, unique_key) WHERE ((unique_key IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state, 'running'::aioqueue.job_state])))
 index CREATE UNIQUE INDEX migrations_pkey ON aioqueue.migrations USING btree (version)
@@ -1409,6 +1725,12 @@ table flow_paused_queues options=- rls=false force_rls=false acl=owner:DELETE ow
 table job_deps options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table job_groups options=- rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table jobs options=fillfactor=70 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table jobs_history options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE pg_write_all_data:DELETE pg_write_all_data:INSERT pg_write_all_data:SELECT pg_write_all_data:UPDATE
+table jobs_history_cancelled options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table jobs_history_completed options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table jobs_history_failed options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
+table jobs_history_partitions options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE pg_write_all_data:SELECT
+table jobs_history_settings options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE pg_write_all_data:SELECT
 table migrations options=- rls=false force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 table workers options=fillfactor=50 rls=true force_rls=false acl=owner:DELETE owner:INSERT owner:REFERENCES owner:SELECT owner:TRIGGER owner:TRUNCATE owner:UPDATE
 trigger CREATE TRIGGER jobs_settled AFTER UPDATE OF state ON aioqueue.jobs FOR EACH ROW WHEN (((new.has_children OR (new.group_id IS NOT NULL)) AND (new.state = ANY (ARRAY['completed'::aioqueue.job_state, 'failed'::aioqueue.job_state, 'cancelled'::aioqueue.job_state])) AND (old.state <> ALL (ARRAY['completed'::aioqueue.job_state, 'failed'::aioqueue.job_state, 'cancelled'::aioqueue.job_state])))) EXECUTE FUNCTION aioqueue.jobs_settled()

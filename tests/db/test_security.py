@@ -386,9 +386,15 @@ async def test_security_definer_functions_pin_search_path_and_deny_public(
         "seal_group",
         "jobs_settled",
         "jobs_settled_tally",
+        # history (migration 0011)
+        "add_jobs_before_history",
+        "history_prepare",
+        "history_drop_expired",
     }
-    definers = [r["proname"] for r in rows if r["prosecdef"]]
-    assert definers == ["app_enqueue"]  # aioqueue's own functions run as their caller
+    definers = sorted(r["proname"] for r in rows if r["prosecdef"])
+    # aioqueue's own functions run as their caller, but for the history's partition DDL (create
+    # ahead, drop at retention): a worker's pruner needs no DDL right of its own
+    assert definers == ["app_enqueue", "history_drop_expired", "history_prepare"]
     for r in rows:
         assert "search_path=pg_catalog, pg_temp" in r["proconfig"], r["proname"]
         assert not r["public_exec"] and not r["public_acl"], r["proname"]

@@ -5,7 +5,8 @@ SELECT
      WHERE j.state IN ('pending', 'scheduled') AND j.run_at <= now()) AS oldest_due,
     (SELECT count(*) FROM /*schema*/.jobs AS j
      WHERE j.state IN ('pending', 'scheduled') AND j.run_at <= now())::bigint AS due,
-    (SELECT count(*) FROM /*schema*/.jobs AS j
+    (SELECT count(*) FROM (SELECT * FROM /*schema*/.jobs
+                           UNION ALL SELECT * FROM /*schema*/.jobs_history) AS j
      WHERE j.state = 'completed'
        AND j.finished_at > now() - make_interval(secs => $1::float8))::bigint AS recent_completed,
     pg_notification_queue_usage() AS notify_queue_usage,
