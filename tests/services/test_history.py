@@ -16,8 +16,7 @@ import aioqueue.testing
 from aioqueue import JobState
 from aioqueue._db import migrate as migrate_module
 from aioqueue._maintenance.pruner import Pruner
-
-from .worker_helpers import running_worker
+from tests.support.worker_helpers import running_worker
 
 pytestmark = pytest.mark.anyio
 
