@@ -94,7 +94,7 @@ def _add(conn: Connection, specs: str, schema: str | None) -> list[EnqueueResult
     sql = sync_add_jobs_text(config.resolve_schema(schema))
     cursor = conn.cursor()
     try:
-        cursor.execute(sql, [specs])
+        cursor.execute(sql, [specs, None])
         rows = cursor.fetchall()
     finally:
         close = getattr(cursor, "close", None)

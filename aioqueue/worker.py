@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import secrets
 import socket
@@ -25,7 +24,7 @@ import anyio
 import asyncpg
 import msgspec
 
-from . import _flow, config
+from . import _flow, _wake, config
 from ._consumer.completer import TRANSIENT, Completer
 from ._consumer.executor import Executor
 from ._consumer.heartbeat import Heartbeat
@@ -405,20 +404,15 @@ class Worker:
 
     def _on_notify(self, payload: str) -> None:
         assert self._producer is not None
-        if not payload:
+        wake = _wake.parse(payload)
+        if wake.kind == "due":
             self._producer.wake()
-        elif payload.startswith("t:"):
-            with contextlib.suppress(ValueError):
-                epoch = float(payload[2:])
-                # anyone may NOTIFY: a spoofed 't:nan' must not disable the timer
-                if math.isfinite(epoch) and self._notifier is not None:
-                    # the hint is in database time; this host's clock may be off
-                    self._producer.wake_at(epoch - self._notifier.clock_offset)
-        elif payload.startswith("c:") and self._heartbeat is not None:
+        elif wake.kind == "timer" and self._notifier is not None:
+            # the hint is in database time; this host's clock may be off
+            self._producer.wake_at(wake.epoch - self._notifier.clock_offset)
+        elif wake.kind == "cancel" and self._heartbeat is not None:
             # Never trust the payload: the heartbeat asks the database which jobs to cancel.
             self._heartbeat.poke()
-        elif payload == "released":
-            self._producer.wake()
 
     def _on_flushed(self, batch: list[Outcome], accepted: set[int]) -> None:
         released = False

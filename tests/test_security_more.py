@@ -717,8 +717,8 @@ async def test_100k_distinct_queue_names_do_not_slow_claims(
 
     async def measure(queue: aioqueue.Queue, batch: int) -> tuple[list[dict[str, Any]], int]:
         args = (["k"], [25], [], batch, "w", 30.0, None)
-        await _explain_buffers(conn, queue.queries.sql["job_claim"], *args)  # warm the cache
-        return await _explain_buffers(conn, queue.queries.sql["job_claim"], *args)
+        await _explain_buffers(conn, queue.queries.text("job_claim"), *args)  # warm the cache
+        return await _explain_buffers(conn, queue.queries.text("job_claim"), *args)
 
     unqueued_due = "jsonb_build_object('kind', 'k', 'priority', 1)"
     future = "jsonb_build_object('kind', 'k', 'delay', 86400 + g)"

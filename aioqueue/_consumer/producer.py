@@ -257,7 +257,7 @@ class Producer:
         try:
             conn = await self._db.get()
             if started - self._gated_at >= GATED_REFRESH:
-                self._gated = await self._queries.flow_gated_kinds(conn, self._kinds)
+                self._gated = await self._queries.flow_gated_kinds(conn, kinds=self._kinds)
                 self._gated_at = started
             forbidden = await self._forbidden_flags()
             rows: list[asyncpg.Record] = []

@@ -63,7 +63,7 @@ class Scheduler:
         """The injected clock (tests), else the database's: this host's clock may be off."""
         if self._injected:
             return self._clock()
-        epoch = float(await self._db.fetchval(self._queries.sql["db_clock"]))
+        epoch = await self._queries.db_clock(self._db)
         self._offset = dt.timedelta(seconds=epoch - time.time())
         return dt.datetime.fromtimestamp(epoch, dt.UTC)
 
@@ -80,7 +80,7 @@ class Scheduler:
     async def start(self) -> None:
         """Decide where each cron resumes: its backfill window after the last slot, or now."""
         now = await self._now()
-        rows = await self._queries.cron_last_slots(self._db, [c.name for c in self._crons])
+        rows = await self._queries.cron_last_slots(self._db, names=[c.name for c in self._crons])
         last = {r["name"]: r["last_slot"] for r in rows}
         for cron in self._crons:
             previous = last.get(cron.name)
@@ -99,9 +99,9 @@ class Scheduler:
             for slot in _cron.slots_between(cron.expr, self._zones[cron.name], checked, now):
                 job_id = await self._queries.cron_enqueue(
                     self._db,
-                    cron.name,
-                    slot,
-                    self._spec(cron),
+                    name=cron.name,
+                    slot=slot,
+                    spec=self._spec(cron),
                     now=now if self._injected else None,
                 )
                 if job_id is not None:
