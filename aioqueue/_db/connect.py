@@ -272,9 +272,12 @@ async def replace_connections(db: Executor, exc: BaseException) -> None:
 
 
 async def connect(dsn: str, *, application_name: str = APPLICATION_NAME) -> asyncpg.Connection:
-    """One dedicated connection (LISTEN, migrations, CLI)."""
+    """One dedicated connection (LISTEN, migrations, CLI). An unreachable server raises
+    DatabaseUnavailable (retryable), anything else about the DSN ConfigurationError."""
     try:
-        return await asyncpg.connect(dsn, server_settings={"application_name": application_name})
+        return await open_connection(
+            dsn, where=mask_dsn(dsn), server_settings={"application_name": application_name}
+        )
     except DatabaseUnavailable:
         raise  # already names the server (never the password): not wrapped again
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
