@@ -17,7 +17,7 @@ import msgspec
 from . import config
 from ._db import connect as _connect
 from ._db.queries import Queries
-from ._spec import as_spec, encode_spec
+from ._spec import as_spec, dumps, encode_spec
 from ._waiter import Waiter
 from .errors import (
     ConfigurationError,
@@ -27,8 +27,6 @@ from .errors import (
     WaitTimeout,
 )
 from .types import EnqueueResult, Group, JobLink, JobSpec, Ref
-
-_encoder = msgspec.json.Encoder()
 
 
 class WorkflowMixin:
@@ -59,7 +57,7 @@ class WorkflowMixin:
             encoded = encode_spec(
                 as_spec(on_complete), max_payload_bytes=self.config.max_payload_bytes
             )
-            callback = _encoder.encode(encoded).decode()
+            callback = dumps(encoded)
         items = list(specs)
         objects = self._member_objects(items)  # every spec checked before any SQL
         async with self._transaction(tx) as db:
@@ -147,7 +145,7 @@ class WorkflowMixin:
         for obj in objects:
             obj["group_id"] = group_id
         try:
-            rows = await self.queries.jobs_add(db, specs=_encoder.encode(objects).decode())
+            rows = await self.queries.jobs_add(db, specs=dumps(objects))
         except asyncpg.InvalidParameterValueError as exc:  # a sealed or missing group
             raise InvalidJobError("group_id", str(exc).removeprefix("aioqueue: ")) from None
         except asyncpg.ForeignKeyViolationError as exc:  # depends_on names a missing job

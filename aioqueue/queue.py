@@ -258,9 +258,8 @@ class Queue(WorkflowMixin, FlowMixin, AdminMixin):
         )
         if self._depth_guard.needed() and isinstance(kind, str):  # else encoding rejects it
             await self._depth_guard.check({kind: 1})
-        specs = encode_one(spec, max_payload_bytes=self.config.max_payload_bytes)
-        if unique_key is None and max_delay is None and not workflow:
-            # nothing to dedupe: a plain INSERT statement instead of the add_jobs function
+        specs, route = encode_one(spec, max_payload_bytes=self.config.max_payload_bytes)
+        if route != "dedupe":  # nothing to dedupe: one INSERT instead of the add_jobs function
             inserted = await self._insert_one(
                 lambda db, notify: self.queries.jobs_insert_many(
                     db, specs=specs, notify_due=notify

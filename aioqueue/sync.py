@@ -71,7 +71,7 @@ def enqueue(
         queue_name=queue_name,
         flags=None if flags is None else list(flags),
     )
-    specs = encode_one(spec, max_payload_bytes=max_payload_bytes)
+    specs, _ = encode_one(spec, max_payload_bytes=max_payload_bytes)
     return _add(conn, specs, schema)[0]
 
 

@@ -15,17 +15,16 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import msgspec
 from anyio.abc import TaskStatus
 
 from .. import _cron
 from .._db.connect import replace_connections
 from .._db.queries import Executor, Queries
 from .._service import RETRYING
+from .._spec import dumps
 from ..tasks import CronSpec
 
 _log = logging.getLogger("aioqueue.maintenance")
-_encoder = msgspec.json.Encoder()
 MAX_SLEEP = 1.0  # re-read the clock at least this often (clock jumps, new slots)
 
 Clock = Callable[[], dt.datetime]
@@ -75,7 +74,7 @@ class Scheduler:
             spec["max_attempts"] = cron.max_attempts
         if cron.queue_name is not None:
             spec["queue_name"] = cron.queue_name
-        return _encoder.encode(spec).decode()
+        return dumps(spec)
 
     async def start(self) -> None:
         """Decide where each cron resumes: its backfill window after the last slot, or now."""

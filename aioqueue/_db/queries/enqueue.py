@@ -50,14 +50,12 @@ class EnqueueQueries(QueriesBase):
     ) -> Inserted:
         """Keyless specs (no unique_key, max_delay or workflow keys). ``notify_due=False``
         leaves waking workers for due jobs to the caller, after its commit."""
-        row = await db.fetchrow(self._sql["jobs_insert_many"], specs, now, notify_due)
-        assert row is not None
+        (row,) = await db.fetch(self._sql["jobs_insert_many"], specs, now, notify_due)
         return Inserted(ids_from_text(row["ids"]), bool(row["wake_after_commit"]))
 
     async def jobs_insert_bare(self, db: Executor, *, specs: str) -> list[int]:
         """Specs that are only ``{kind, payload}``: the ids, in input order."""
-        row = await db.fetchrow(self._sql["jobs_insert_bare"], specs)
-        assert row is not None
+        (row,) = await db.fetch(self._sql["jobs_insert_bare"], specs)
         return ids_from_text(row["ids"])
 
     async def job_insert_now(
@@ -65,8 +63,7 @@ class EnqueueQueries(QueriesBase):
     ) -> Inserted:
         """One job with every option at its default (validated by the caller); ``payload`` is
         JSON text."""
-        row = await db.fetchrow(self._sql["job_insert_now"], kind, payload, notify)
-        assert row is not None
+        (row,) = await db.fetch(self._sql["job_insert_now"], kind, payload, notify)
         return Inserted([row["id"]], bool(row["wake_after_commit"]))
 
     async def notify_wake(self, db: Executor) -> None:
