@@ -387,6 +387,9 @@ async def test_security_definer_functions_pin_search_path_and_deny_public(
         "seal_group",
         "jobs_settled",
         "jobs_settled_tally",
+        # migration 0012
+        "notify_workers",
+        "max_delay_seconds",
     }
     definers = [r["proname"] for r in rows if r["prosecdef"]]
     assert definers == ["app_enqueue"]  # aioqueue's own functions run as their caller

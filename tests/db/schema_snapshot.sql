@@ -1223,16 +1223,18 @@ BEGIN
     END IF;
 END;
 $function$
-function aioqueue.max_delay_seconds() security_definer=false acl=PUBLIC:EXECUTE owner:EXECUTE
+function aioqueue.max_delay_seconds() security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.max_delay_seconds()
  RETURNS bigint
  LANGUAGE sql
  IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$ SELECT 3153600000::bigint $function$
-function aioqueue.notify_workers(text) security_definer=false acl=PUBLIC:EXECUTE owner:EXECUTE
+function aioqueue.notify_workers(text) security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.notify_workers(payload text)
  RETURNS boolean
  LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
 AS $function$
 BEGIN
     IF pg_catalog.pg_notification_queue_usage() > 0.5 THEN

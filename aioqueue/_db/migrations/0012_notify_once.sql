@@ -17,6 +17,7 @@
 
 CREATE FUNCTION /*schema*/.notify_workers(payload text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     IF pg_catalog.pg_notification_queue_usage() > 0.5 THEN
@@ -29,10 +30,31 @@ $fn$;
 
 CREATE FUNCTION /*schema*/.max_delay_seconds() RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $fn$ SELECT 3153600000::bigint $fn$;
 
--- Anyone who can connect may NOTIFY already: notify_workers keeps the default EXECUTE for
--- PUBLIC, so every role that runs a statement calling it (producers, workers, admins) can.
+-- Privileges: as for every function here, nothing for PUBLIC. Roles that write jobs or enqueue
+-- through add_jobs (e.g. examples/sql_least_privilege.sql's aq_worker) get both, so an upgrade
+-- does not stop them.
+REVOKE ALL ON FUNCTION /*schema*/.notify_workers(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION /*schema*/.max_delay_seconds() FROM PUBLIC;
+
+DO $do$
+DECLARE
+    v_role name;
+BEGIN
+    FOR v_role IN
+        SELECT r.rolname FROM pg_catalog.pg_roles AS r
+        WHERE r.rolname <> current_user AND NOT r.rolsuper
+          AND (pg_catalog.has_table_privilege(r.oid, '/*schema*/.jobs', 'INSERT, UPDATE')
+               OR pg_catalog.has_function_privilege(
+                   r.oid, '/*schema*/.add_jobs(jsonb, timestamptz)', 'EXECUTE'))
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION /*schema*/.notify_workers(text), '
+            '/*schema*/.max_delay_seconds() TO %I', v_role);
+    END LOOP;
+END;
+$do$;
 
 DO $do$
 DECLARE
