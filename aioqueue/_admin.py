@@ -28,8 +28,7 @@ class AdminMixin:
         """Cancel a job. A waiting job is cancelled at once; a running one is asked to stop (its
         worker cancels the handler; the returned job is still ``running``). Raises JobNotFound,
         or JobStateError if the job is already completed, failed or cancelled."""
-        rows = await self.queries.fetch(self.pool, "job_cancel", job_id, None, None)
-        if not rows:
+        if await self.queries.job_cancel(self.pool, id=job_id) is None:
             await self._raise_state_error(job_id, "cancel")
         return await self.get_job(job_id)
 
@@ -37,19 +36,19 @@ class AdminMixin:
         """Cancel the active job of ``kind`` holding ``unique_key`` (see ``cancel``)."""
         check_filter("kind", kind)
         check_filter("unique_key", unique_key)
-        rows = await self.queries.fetch(self.pool, "job_cancel", None, kind, unique_key)
-        if not rows:
+        cancelled = await self.queries.job_cancel(self.pool, kind=kind, unique_key=unique_key)
+        if cancelled is None:
             raise JobNotFound(f"no active {kind!r} job with unique_key {unique_key!r}")
-        return await self.get_job(rows[0]["id"])
+        return await self.get_job(cancelled[0])
 
     async def retry(self, job_id: int) -> EnqueueResult:
         """Re-run a failed or cancelled job as a new pending job whose ``rescheduled_from`` is
         ``job_id``. Idempotent: while a retry of the job is active, that one is returned
         (deduped), as is an active job holding the same unique_key."""
-        rows = await self.queries.fetch(self.pool, "job_retry", job_id)
-        if not rows:
+        retried = await self.queries.job_retry(self.pool, id=job_id)
+        if retried is None:
             await self._raise_state_error(job_id, "retry", allowed="failed or cancelled")
-        return EnqueueResult(rows[0]["id"], rows[0]["deduped"])
+        return EnqueueResult(*retried)
 
     async def reschedule(
         self,
@@ -68,23 +67,24 @@ class AdminMixin:
             raise ConfigurationError("priority must be in the smallint range")
         if attempts is not None and attempts < 0:
             raise ConfigurationError("attempts must be >= 0")
-        rows = await self.queries.fetch(
-            self.pool, "job_reschedule_many", list(ids), run_at, priority, attempts
+        return await self.queries.job_reschedule_many(
+            self.pool, ids=list(ids), run_at=run_at, priority=priority, attempts=attempts
         )
-        return [r["id"] for r in rows]
 
     async def complete(self, ids: Sequence[int]) -> list[int]:
         """Mark waiting jobs completed without running them; returns the ids changed."""
-        rows = await self.queries.fetch(self.pool, "job_settle_many", list(ids), "completed", None)
-        return [r["id"] for r in rows]
+        return await self.queries.job_settle_many(
+            self.pool, ids=list(ids), state="completed", error=None
+        )
 
     async def fail(self, ids: Sequence[int], reason: str) -> list[int]:
         """Fail waiting jobs permanently with ``reason``; returns the ids changed."""
         error = msgspec.json.encode(
             {"message": reason, "type": "ManuallyFailed", "traceback": "", "attempt": 0}
         ).decode()
-        rows = await self.queries.fetch(self.pool, "job_settle_many", list(ids), "failed", error)
-        return [r["id"] for r in rows]
+        return await self.queries.job_settle_many(
+            self.pool, ids=list(ids), state="failed", error=error
+        )
 
     async def _raise_state_error(
         self, job_id: int, action: str, allowed: str = "pending, scheduled or running"

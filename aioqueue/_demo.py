@@ -84,7 +84,7 @@ async def run_demo(dsn: str | None, schema: str, data_dir: Path | None, n_jobs: 
     with console.status("Starting PostgreSQL (embedded unless a DSN is configured)…"):
         q = await Queue.connect(dsn, schema=DEMO_SCHEMA, data_dir=data_dir)
     async with q:
-        await q.pool.execute(Queries(DEMO_SCHEMA).sql["schema_drop"])
+        await Queries(DEMO_SCHEMA).schema_drop(q.pool)
         await q.migrate()
         console.print(f"[bold]aioqueue demo[/] on {_where(q.dsn)}, schema [cyan]{DEMO_SCHEMA}[/]")
         embedded_dir = _embedded_dir(dsn, data_dir)
@@ -136,8 +136,8 @@ async def run_demo(dsn: str | None, schema: str, data_dir: Path | None, n_jobs: 
         table = Table(title="Jobs by kind and state")
         for col in ("kind", "state", "count"):
             table.add_column(col)
-        for row in await q.pool.fetch(Queries(DEMO_SCHEMA).sql["demo_counts"]):
-            table.add_row(row["kind"], row["state"], str(row["count"]))
+        for kind, state, count in await Queries(DEMO_SCHEMA).demo_counts(q.pool):
+            table.add_row(kind, state, str(count))
         console.print(table)
 
         console.print(f"dedupes: {dedupes} of 3 welcome emails returned the existing job")

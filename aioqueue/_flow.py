@@ -43,23 +43,26 @@ def check(kind: str, changes: dict[str, Any]) -> str:
 
 
 async def set_limits(db: Executor, queries: Queries, kind: str, changes: dict[str, Any]) -> None:
-    await queries.fetch(db, "flow_set_limits", kind, check(kind, changes))
+    await queries.flow_set_limits(db, kind=kind, settings=check(kind, changes))
 
 
 async def declare(db: Executor, queries: Queries, tasks: Tasks) -> None:
     """Write the limits declared on tasks, for kinds without flow settings yet."""
     for kind, limits in tasks.declared_limits().items():
-        await queries.fetch(db, "flow_declare", kind, check(kind, limits))
+        await queries.flow_declare(db, kind=kind, settings=check(kind, limits))
 
 
 async def reset(db: Executor, queries: Queries, kind: str) -> bool:
-    return bool(await queries.fetch(db, "flow_reset", kind))
+    return await queries.flow_reset(db, kind=kind)
 
 
 async def pause_queue(db: Executor, queries: Queries, name: str, *, paused: bool) -> None:
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"queue_name must be a non-empty string: {name!r}")
-    await queries.fetch(db, "flow_pause_queue" if paused else "flow_resume_queue", name)
+    if paused:
+        await queries.flow_pause_queue(db, queue_name=name)
+    else:
+        await queries.flow_resume_queue(db, queue_name=name)
 
 
 async def status(db: Executor, queries: Queries) -> FlowStatus:
@@ -79,9 +82,9 @@ async def status(db: Executor, queries: Queries) -> FlowStatus:
             busiest_key_running=r["busiest_key_running"],
             throttled=r["throttled"],
         )
-        for r in await queries.fetch(db, "flow_status")
+        for r in await queries.flow_status(db)
     ]
-    queues = [r["queue_name"] for r in await queries.fetch(db, "flow_paused_queues")]
+    queues = await queries.flow_paused_queues(db)
     return FlowStatus(kinds=kinds, paused_queues=queues)
 
 
@@ -142,8 +145,7 @@ class DepthGuard:
         return False
 
     async def load(self) -> None:
-        rows = await self._queries.fetch(self._db, "flow_max_depths")
-        self._caps = {r["kind"]: r["max_depth"] for r in rows}
+        self._caps = await self._queries.flow_max_depths(self._db)
         self._caps_at = time.monotonic()
         self._depth = {k: v for k, v in self._depth.items() if k in self._caps}
 
@@ -188,8 +190,7 @@ class DepthGuard:
                 continue
             at, depth = self._depth.get(kind, (-math.inf, 0))
             if now - at >= DEPTH_TTL:
-                rows = await self._queries.fetch(self._db, "flow_depth", kind, cap + 1)
-                at, depth = now, rows[0]["depth"]
+                at, depth = now, await self._queries.flow_depth(self._db, kind=kind, cap=cap + 1)
             if depth + n > cap:
                 raise QueueFull(kind, depth, cap)
             fresh[kind] = (at, depth + n)

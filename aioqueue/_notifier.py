@@ -124,7 +124,7 @@ class Notifier:
     async def _sync_clock(self, conn: Listener) -> None:
         """Read the database's clock (also the liveness probe of the connection)."""
         with anyio.fail_after(5):
-            epoch = await conn.fetchval(self._queries.sql["db_clock"])
+            epoch = await self._queries.db_clock(conn)
             # a lower bound (the database read its clock before the reply arrived): a timer set
             # with it never fires before the database's clock reaches the hint
             self.clock_offset = float(epoch) - time.time()

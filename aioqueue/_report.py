@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .config import WORKER_LIVE_WINDOW
+from .config import NOTIFY_QUEUE_LIMIT, WORKER_LIVE_WINDOW
 from .types import Stats
 
-NOTIFY_WARN = 0.5
 XACT_WARN_SECONDS = 60.0
 UNHANDLED_SHOWN = 10  # kinds named in the warning; --json and the API have them all
 
@@ -31,10 +30,11 @@ def age(when: dt.datetime | None, *, now: dt.datetime | None = None) -> str:
 def warnings_for(stats: Stats) -> list[str]:
     """Conditions an operator must act on, in plain words."""
     out = []
-    if stats.notify_queue_usage >= NOTIFY_WARN:
+    if stats.notify_queue_usage >= NOTIFY_QUEUE_LIMIT:
         out.append(
             f"notification queue {stats.notify_queue_usage:.0%} full: a listener is stuck; "
-            "aioqueue skips NOTIFY above 50 % and workers fall back to polling"
+            f"aioqueue skips NOTIFY above {NOTIFY_QUEUE_LIMIT:.0%} and workers fall back to "
+            "polling"
         )
     if (stats.oldest_transaction_seconds or 0) >= XACT_WARN_SECONDS:
         out.append(

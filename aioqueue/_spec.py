@@ -19,7 +19,6 @@ from .errors import InvalidJobError, PayloadError
 from .types import ON_CONFLICT_MODES, JobSpec, Ref
 
 _SPEC_FIELDS = frozenset(JobSpec.__struct_fields__)
-_encoder = msgspec.json.Encoder()
 
 
 # PostgreSQL raises "interval out of range" near 9.2e12 s, and inside the caller's tx= that
@@ -228,9 +227,16 @@ def encode_flags(flags: Iterable[str], index: int | None = None) -> list[str]:
 
 
 # How a batch of specs is written: "bare" when each is only {kind, payload} (every other
-# column takes its default), "plain" when none has a unique_key or max_delay (nothing to
-# dedupe: one INSERT), else "dedupe" (the add_jobs function, every on_conflict mode).
+# column takes its default), "plain" when none has a unique_key, max_delay or workflow key
+# (nothing to dedupe: one INSERT), else "dedupe" (the add_jobs function, every on_conflict mode).
 Route = Literal["bare", "plain", "dedupe"]
+
+_encoder = msgspec.json.Encoder()
+
+
+def dumps(obj: Any) -> str:
+    """The one JSON encoder of specs (``msgspec.Raw`` payloads pass through as they are)."""
+    return _encoder.encode(obj).decode()
 
 
 def encode_specs(
@@ -240,33 +246,42 @@ def encode_specs(
     also how to write them (``Route``)."""
     if not isinstance(items, list):
         items = list(items)
-    batch = _plain_batch(items, max_payload_bytes)
+    batch = _bare_batch(items, max_payload_bytes)
     if batch is not None:
         return batch, "bare"
     objects = []
     for i, item in enumerate(items):
-        obj = _plain_dict_spec(item, max_payload_bytes)
+        obj = _known_bare_spec(item, max_payload_bytes)
         if obj is None:
             obj = encode_spec(as_spec(item, i), max_payload_bytes=max_payload_bytes, index=i)
-            if obj.keys() == _PLAIN_KEYS:
+            if obj.keys() == _BARE_KEYS:
                 _remember_kind(obj["kind"])
         objects.append(obj)
+    return dumps(objects), _route(objects)
+
+
+def encode_one(spec: JobSpec, *, max_payload_bytes: int) -> tuple[str, Route]:
+    """One spec, as a JSON array of one for the same statements as ``encode_specs``."""
+    objects = [encode_spec(spec, max_payload_bytes=max_payload_bytes)]
+    return dumps(objects), _route(objects)
+
+
+def _route(objects: list[dict[str, Any]]) -> Route:
     route: Route = "bare"
     for o in objects:
         if "unique_key" in o or "max_delay" in o or not _WORKFLOW_KEYS.isdisjoint(o):
-            route = "dedupe"
-            break
-        if o.keys() != _PLAIN_KEYS:
+            return "dedupe"
+        if o.keys() != _BARE_KEYS:
             route = "plain"
-    return _encoder.encode(objects).decode(), route
+    return route
 
 
 # Kinds already validated, so that the common spec ({"kind": ..., "payload": ...} of a known
-# kind, in enqueue_many or enqueue) skips building a JobSpec (5.7 -> 2.8 us per spec). Bounded:
-# kinds made up per call only fill it once.
+# kind, in enqueue_many or enqueue) skips building a JobSpec: it pays in the encode benchmark
+# (benchmarks/encode.py, RESULTS.md). Bounded: kinds made up per call only fill it once.
 KNOWN_KINDS_MAX = 1024
 _KNOWN_KINDS: dict[str, None] = {}
-_PLAIN_KEYS = frozenset({"kind", "payload"})
+_BARE_KEYS = frozenset({"kind", "payload"})
 # keys only the add_jobs function reads (migration 0009)
 _WORKFLOW_KEYS = frozenset({"depends_on", "on_parent_failure", "meta", "group_id"})
 
@@ -277,15 +292,15 @@ def _remember_kind(kind: str) -> None:
         _KNOWN_KINDS[kind] = None
 
 
-def _plain_batch(items: list[Any], max_payload_bytes: int) -> str | None:
+def _bare_batch(items: list[Any], max_payload_bytes: int) -> str | None:
     """The common bulk call, ``{"kind", "payload"}`` dicts of known kinds, encoded as one
-    document: 2.8 -> 0.3 us per spec. None (take the per-spec path, which also makes every
+    document (benchmarks/encode.py). None (take the per-spec path, which also makes every
     error message) if any spec differs, or the encoding holds a token jsonb might refuse
     (``null`` also stands for NaN, ``\\u0000`` for NUL), or the whole batch is over the
     payload limit (then no single payload can be over it)."""
     known = _KNOWN_KINDS
     for item in items:
-        if type(item) is not dict or item.keys() != _PLAIN_KEYS:
+        if type(item) is not dict or item.keys() != _BARE_KEYS:
             return None
         kind = item["kind"]
         if type(kind) is not str or kind not in known:
@@ -301,10 +316,10 @@ def _plain_batch(items: list[Any], max_payload_bytes: int) -> str | None:
     return data.decode()
 
 
-def _plain_dict_spec(item: object, max_payload_bytes: int) -> dict[str, Any] | None:
+def _known_bare_spec(item: object, max_payload_bytes: int) -> dict[str, Any] | None:
     """The encoded form of a ``{"kind", "payload"}`` dict of a known kind, or None to take the
     full path (which also makes every error message)."""
-    if type(item) is not dict or not item.keys() <= _PLAIN_KEYS:
+    if type(item) is not dict or not item.keys() <= _BARE_KEYS:
         return None
     kind = item.get("kind")
     if type(kind) is not str or kind not in _KNOWN_KINDS:
@@ -322,7 +337,3 @@ def encode_plain(kind: object, payload: Any, *, max_payload_bytes: int) -> str:
     if type(kind) is not str or kind not in _KNOWN_KINDS:
         _remember_kind(_text("kind", kind, config.KIND_MAX_BYTES, None))
     return encode_json(payload, field="payload", limit=max_payload_bytes).decode()
-
-
-def encode_one(spec: JobSpec, *, max_payload_bytes: int) -> str:
-    return _encoder.encode([encode_spec(spec, max_payload_bytes=max_payload_bytes)]).decode()

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
+from . import _wake
 from ._db.queries import Executor, Queries
 from ._notifier import ConnectionFactory, Notifier
 
@@ -48,7 +49,7 @@ class Waiter:
         self._ready = anyio.Event()
 
     def _on_notify(self, payload: str) -> None:
-        if payload in ("f", "p"):  # a job (or group) finished; a waited job reported progress
+        if _wake.parse(payload).kind in ("finished", "progress"):
             self._poke()
 
     def _poke(self) -> None:
@@ -90,15 +91,15 @@ class Waiter:
                 await on_wake()
             # Marked while not final: whatever finishes it from now on sends 'f'. The row lock
             # orders this against a finishing statement, so one of the two sees the other.
-            if await self._queries.fetch(self._db, "job_watch", job_id):
+            if await self._queries.job_watch(self._db, id=job_id):
                 with anyio.move_on_after(self._recheck):
                     await changed.wait()
                 continue
-            rows = await self._queries.fetch(self._db, "job_get_many", [job_id])
-            if not rows:
+            state = (await self._queries.job_get_many(self._db, ids=[job_id])).get(job_id)
+            if state is None:
                 return None
-            if rows[0]["state"] in FINAL:
-                return str(rows[0]["state"])
+            if state in FINAL:
+                return state
             # active again (retried since the mark was refused): mark it on the next pass
 
     async def close(self) -> None:

@@ -17,7 +17,7 @@ import msgspec
 from . import config
 from ._db import connect as _connect
 from ._db.queries import Queries
-from ._spec import as_spec, encode_spec
+from ._spec import as_spec, dumps, encode_spec
 from ._waiter import Waiter
 from .errors import (
     ConfigurationError,
@@ -27,8 +27,6 @@ from .errors import (
     WaitTimeout,
 )
 from .types import EnqueueResult, Group, JobLink, JobSpec, Ref
-
-_encoder = msgspec.json.Encoder()
 
 
 class WorkflowMixin:
@@ -59,15 +57,16 @@ class WorkflowMixin:
             encoded = encode_spec(
                 as_spec(on_complete), max_payload_bytes=self.config.max_payload_bytes
             )
-            callback = _encoder.encode(encoded).decode()
+            callback = dumps(encoded)
         items = list(specs)
         objects = self._member_objects(items)  # every spec checked before any SQL
         async with self._transaction(tx) as db:
-            group_id = await db.fetchval(self.queries.sql["group_create"], callback)
+            group_id = await self.queries.group_create(db, on_complete=callback)
             ids = await self._add_members(db, group_id, objects)
             if seal:
-                await db.fetchval(self.queries.sql["group_seal"], group_id)
-            row = await db.fetchrow(self.queries.sql["group_get"], group_id)
+                await self.queries.group_seal(db, id=group_id)
+            row = await self.queries.group_get(db, id=group_id)
+        assert row is not None  # created above, in this transaction
         return _group(row, ids)
 
     async def add_to_group(
@@ -81,12 +80,12 @@ class WorkflowMixin:
 
     async def seal_group(self, group_id: int) -> Group:
         """No more members; if every member has finished already, the callback runs now."""
-        if not await self.pool.fetchval(self.queries.sql["group_seal"], group_id):
+        if not await self.queries.group_seal(self.pool, id=group_id):
             raise GroupNotFound(group_id)
         return await self.get_group(group_id)
 
     async def get_group(self, group_id: int) -> Group:
-        row = await self.pool.fetchrow(self.queries.sql["group_get"], group_id)
+        row = await self.queries.group_get(self.pool, id=group_id)
         if row is None:
             raise GroupNotFound(group_id)
         return _group(row, [])
@@ -130,8 +129,7 @@ class WorkflowMixin:
         """A job's parents and children (depends_on), up to ``limit`` of each."""
         if not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise ConfigurationError("limit must be an integer between 1 and 10000")
-        rows = await self.queries.fetch(self.pool, "job_family", job_id, limit)
-        return [JobLink(relation=r[0], id=r[1], kind=r[2], state=r[3]) for r in rows]
+        return await self.queries.job_family(self.pool, id=job_id, limit=limit)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -147,12 +145,12 @@ class WorkflowMixin:
         for obj in objects:
             obj["group_id"] = group_id
         try:
-            rows = await self.queries.jobs_add(db, _encoder.encode(objects).decode())
+            rows = await self.queries.jobs_add(db, specs=dumps(objects))
         except asyncpg.InvalidParameterValueError as exc:  # a sealed or missing group
             raise InvalidJobError("group_id", str(exc).removeprefix("aioqueue: ")) from None
         except asyncpg.ForeignKeyViolationError as exc:  # depends_on names a missing job
             raise JobNotFound(str(exc).removeprefix("aioqueue: ")) from None
-        return [r["id"] for r in rows]
+        return [added.id for added in rows]
 
     def _transaction(self, tx: Any) -> Any:
         return _in_transaction(self.pool, tx)

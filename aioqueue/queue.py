@@ -15,10 +15,10 @@ from . import _codec, _flow, config
 from ._admin import AdminMixin, check_filter
 from ._db import connect as _connect
 from ._db import migrate as _migrate
-from ._db.queries import Executor, Queries
+from ._db.queries import Added, Executor, Inserted, Queries
 from ._flow import FlowMixin
 from ._notifier import dedicated, from_pool
-from ._spec import encode_one, encode_plain, encode_spec, encode_specs
+from ._spec import encode_one, encode_plain, encode_specs
 from ._waiter import Waiter
 from ._waker import Waker
 from ._workflow import WorkflowMixin
@@ -229,11 +229,13 @@ class Queue(WorkflowMixin, FlowMixin, AdminMixin):
             )
             if self._depth_guard.needed():
                 await self._depth_guard.check({kind: 1})
-            row = await self._insert_one(
-                lambda db, notify: self.queries.job_insert_now(db, kind, body, notify_due=notify),
+            inserted = await self._insert_one(
+                lambda db, notify: self.queries.job_insert_now(
+                    db, kind=kind, payload=body, notify=notify
+                ),
                 tx,
             )
-            result = EnqueueResult(row["id"], False)
+            result = EnqueueResult(inserted.ids[0], False)
             if self.hooks:
                 self._emit_enqueued([kind], [result])
             return result
@@ -256,24 +258,24 @@ class Queue(WorkflowMixin, FlowMixin, AdminMixin):
         )
         if self._depth_guard.needed() and isinstance(kind, str):  # else encoding rejects it
             await self._depth_guard.check({kind: 1})
-        if unique_key is None and max_delay is None and not workflow:
-            # nothing to dedupe: a plain INSERT statement instead of the add_jobs function
-            one = encode_spec(spec, max_payload_bytes=self.config.max_payload_bytes)
-            row = await self._insert_one(
-                lambda db, notify: self.queries.job_insert(db, one, notify_due=notify), tx
+        specs, route = encode_one(spec, max_payload_bytes=self.config.max_payload_bytes)
+        if route != "dedupe":  # nothing to dedupe: one INSERT instead of the add_jobs function
+            inserted = await self._insert_one(
+                lambda db, notify: self.queries.jobs_insert_many(
+                    db, specs=specs, notify_due=notify
+                ),
+                tx,
             )
-            result = EnqueueResult(row["id"], False)
+            result = EnqueueResult(inserted.ids[0], False)
         else:
-            specs = encode_one(spec, max_payload_bytes=self.config.max_payload_bytes)
-            rows = await self._add(specs, tx)
-            result = EnqueueResult(rows[0]["id"], rows[0]["deduped"])
+            result = EnqueueResult(*(await self._add(specs, tx))[0])
         if self.hooks:
             self._emit_enqueued([spec.kind], [result])
         return result
 
     async def _insert_one(
-        self, insert: Callable[[Executor, bool], Awaitable[asyncpg.Record]], tx: Any
-    ) -> asyncpg.Record:
+        self, insert: Callable[[Executor, bool], Awaitable[Inserted]], tx: Any
+    ) -> Inserted:
         """Run a keyless one-job INSERT (``insert(db, notify)``) and wake workers for it."""
         if tx is not None:  # the notification must commit with the caller's transaction
             return await insert(await _connect.unwrap_tx(tx), True)
@@ -282,12 +284,12 @@ class Queue(WorkflowMixin, FlowMixin, AdminMixin):
         alone = self._inserting == 0
         self._inserting += 1
         try:
-            row = await self._on_hot(lambda db: insert(db, alone))
+            inserted = await self._on_hot(lambda db: insert(db, alone))
         finally:
             self._inserting -= 1
-        if row["wake_after_commit"]:
+        if inserted.wake_after_commit:
             self._waker.request()
-        return row
+        return inserted
 
     async def enqueue_many(
         self, specs: Iterable[JobSpec | Mapping[str, Any]], *, tx: Any = None
@@ -308,16 +310,15 @@ class Queue(WorkflowMixin, FlowMixin, AdminMixin):
             db = await self._db(tx)
             try:
                 if route == "bare":
-                    ids = await self.queries.jobs_insert_bare(db, encoded)
+                    ids = await self.queries.jobs_insert_bare(db, specs=encoded)
                 else:
-                    ids = await self.queries.jobs_insert_many(db, encoded)
+                    ids = (await self.queries.jobs_insert_many(db, specs=encoded)).ids
             except asyncpg.ReadOnlySQLTransactionError as exc:
                 await _connect.replace_connections(db, exc)  # see _add
                 raise
             results = [EnqueueResult(job_id, False) for job_id in ids]
         else:
-            rows = await self._add(encoded, tx)
-            results = [EnqueueResult(r["id"], r["deduped"]) for r in rows]
+            results = [EnqueueResult(*added) for added in await self._add(encoded, tx)]
         if self.hooks:
             # validated already: the kind is at hand without building the spec again
             kinds = [i["kind"] if isinstance(i, Mapping) else i.kind for i in items]
@@ -329,12 +330,12 @@ class Queue(WorkflowMixin, FlowMixin, AdminMixin):
             if not res.deduped:
                 self.hooks.emit(Event(type="enqueued", job_id=res.id, kind=kind))
 
-    async def _add(self, specs: str, tx: Any) -> list[asyncpg.Record]:
+    async def _add(self, specs: str, tx: Any) -> list[Added]:
         try:
             if tx is not None:  # a read-only tx= connection is the caller's to replace
-                return await self.queries.jobs_add(await _connect.unwrap_tx(tx), specs)
+                return await self.queries.jobs_add(await _connect.unwrap_tx(tx), specs=specs)
             try:
-                return await self._on_hot(lambda db: self.queries.jobs_add(db, specs))
+                return await self._on_hot(lambda db: self.queries.jobs_add(db, specs=specs))
             except asyncpg.ReadOnlySQLTransactionError as exc:
                 # a session on a server that became a standby stays read-only: the pool's are
                 # replaced
@@ -366,7 +367,7 @@ class Queue(WorkflowMixin, FlowMixin, AdminMixin):
 
     async def get_job(self, job_id: int) -> Job:
         """The full job; raises JobNotFound if it does not exist (or was pruned)."""
-        row = await self.queries.job_get(self.pool, job_id)
+        row = await self.queries.job_get(self.pool, id=job_id)
         if row is None:
             raise JobNotFound(job_id)
         return job_from_row(row)
@@ -428,14 +429,13 @@ class Queue(WorkflowMixin, FlowMixin, AdminMixin):
             raise ConfigurationError("limit must be an integer between 1 and 10000")
         check_filter("kind", kind)
         check_filter("queue_name", queue_name)
-        rows = await self.queries.fetch(
+        rows = await self.queries.job_list(
             self.read_pool,
-            "job_list",
-            kind,
-            None if state is None else str(state),
-            queue_name,
-            after,
-            limit,
+            kind=kind,
+            state=None if state is None else str(state),
+            queue_name=queue_name,
+            before_id=after,
+            limit=limit,
         )
         return [job_from_row(r) for r in rows]
 
@@ -443,11 +443,11 @@ class Queue(WorkflowMixin, FlowMixin, AdminMixin):
         """Counts per kind and state, the oldest due job, throughput over ``window`` seconds,
         the live workers and the due kinds that none of them has a handler for."""
         db = self.read_pool
-        counts = await self.queries.fetch(db, "stats_counts")
-        (summary,) = await self.queries.fetch(db, "stats_summary", window)
+        counts = await self.queries.stats_counts(db)
+        summary = await self.queries.stats_summary(db, window_seconds=window)
         live = config.WORKER_LIVE_WINDOW
-        workers = await self.queries.fetch(db, "stats_workers", live, None)
-        unhandled = await self.queries.fetch(db, "stats_unhandled", live, None)
+        workers = await self.queries.stats_workers(db, live_window_seconds=live)
+        unhandled = await self.queries.stats_unhandled(db, live_window_seconds=live)
         kinds: dict[str, dict[str, int]] = {}
         totals: dict[str, int] = {s.value: 0 for s in JobState}
         for row in counts:
@@ -467,20 +467,20 @@ class Queue(WorkflowMixin, FlowMixin, AdminMixin):
             ),
             workers=[WorkerInfo(**dict(r)) for r in workers],
             flow=await _flow.status(self.pool, self.queries),
-            unhandled_kinds={r["kind"]: r["due"] for r in unhandled},
+            unhandled_kinds=unhandled,
         )
 
     async def history(self, *, minutes: int = 60) -> list[HistoryPoint]:
         """Jobs completed and failed per minute over the last ``minutes`` (oldest first)."""
         if not isinstance(minutes, int) or not 1 <= minutes <= 7 * 24 * 60:
             raise ConfigurationError("minutes must be an integer between 1 and 10080")
-        rows = await self.queries.fetch(self.read_pool, "stats_history", minutes)
-        return [HistoryPoint(minute=r[0], completed=r[1], failed=r[2]) for r in rows]
+        rows = await self.queries.stats_history(self.read_pool, minutes=minutes)
+        return [HistoryPoint(minute=m, completed=c, failed=f) for m, c, f in rows]
 
     async def lineage(self, job_id: int, *, depth: int = 20) -> list[Job]:
         """The chain of jobs linked to ``job_id`` by ``rescheduled_from`` (retries of it, cron
         occurrences before and after), up to ``depth`` each way, oldest first."""
-        rows = await self.queries.fetch(self.read_pool, "job_lineage", job_id, depth)
+        rows = await self.queries.job_lineage(self.read_pool, id=job_id, depth=depth)
         if not rows:
             raise JobNotFound(job_id)
         return [job_from_row(r) for r in rows]

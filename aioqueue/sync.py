@@ -71,7 +71,7 @@ def enqueue(
         queue_name=queue_name,
         flags=None if flags is None else list(flags),
     )
-    specs = encode_one(spec, max_payload_bytes=max_payload_bytes)
+    specs, _ = encode_one(spec, max_payload_bytes=max_payload_bytes)
     return _add(conn, specs, schema)[0]
 
 
@@ -94,7 +94,7 @@ def _add(conn: Connection, specs: str, schema: str | None) -> list[EnqueueResult
     sql = sync_add_jobs_text(config.resolve_schema(schema))
     cursor = conn.cursor()
     try:
-        cursor.execute(sql, [specs])
+        cursor.execute(sql, [specs, None])
         rows = cursor.fetchall()
     finally:
         close = getattr(cursor, "close", None)

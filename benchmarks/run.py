@@ -15,6 +15,7 @@ from rich.table import Table
 
 from benchmarks import (
     drain,
+    encode,
     enqueue_concurrent,
     enqueue_many,
     enqueue_single,
@@ -40,6 +41,7 @@ SUITE = [
     "scaling",
     "flow",
     "workflows",
+    "encode",
 ]
 
 
@@ -57,6 +59,7 @@ async def run_all(quick: bool, only: list[str], repeat: int | None, reporter: Re
         "scaling": lambda: scaling.run(20000 if quick else 100000, r, reporter),
         "flow": lambda: flow.run(10000 if quick else 30000, r, reporter),
         "workflows": lambda: workflows.run(2000 if quick else 10000, r, reporter),
+        "encode": lambda: encode.run(50_000 if quick else 500_000, r, reporter),
     }
     for name in only:
         await plan[name]()

@@ -86,6 +86,11 @@ GRANT EXECUTE ON FUNCTION aioqueue.history_prepare(double precision, timestamptz
 GRANT EXECUTE ON FUNCTION aioqueue.history_drop_expired(text, double precision, integer,
     timestamptz) TO aq_worker;
 
+-- the one wake-up function and the 100-year limit (migration 0012), called by every statement
+-- that notifies and by add_jobs
+GRANT EXECUTE ON FUNCTION aioqueue.notify_workers(text), aioqueue.max_delay_seconds()
+    TO aq_worker;
+
 -- Row-level security is on with no policy: without these the worker would see no row.
 CREATE POLICY aq_worker_all ON aioqueue.jobs FOR ALL TO aq_worker USING (true) WITH CHECK (true);
 CREATE POLICY aq_worker_all ON aioqueue.crons FOR ALL TO aq_worker USING (true) WITH CHECK (true);

@@ -165,7 +165,7 @@ class Completer:
     async def _write(self, batch: list[Outcome], deadline: float | None) -> set[int]:
         with anyio.fail_after(self._write_timeout(deadline)):
             if all(o.state == "completed" for o in batch):
-                rows = await self._queries.job_complete_many(self._db, batch)
+                rows = await self._queries.job_complete_many(self._db, outcomes=batch)
             else:
-                rows = await self._queries.job_finish_many(self._db, batch)
+                rows = await self._queries.job_finish_many(self._db, outcomes=batch)
         return {r["id"] for r in rows}

@@ -90,8 +90,8 @@ class Heartbeat:
         with anyio.fail_after(max(self._lease / 2, 1.0)):
             rows = await self._queries.job_heartbeat_many(
                 self._db,
-                [j.id for j in snapshot],
-                [j.lease_token for j in snapshot],
+                ids=[j.id for j in snapshot],
+                lease_tokens=[j.lease_token for j in snapshot],
                 lease=self._lease,
             )
         self.beats += 1

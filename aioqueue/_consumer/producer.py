@@ -167,7 +167,7 @@ class Producer:
         try:
             conn = await self._db.get()
             if started - self._gated_at >= GATED_REFRESH:
-                self._gated = await self._queries.flow_gated_kinds(conn, self._kinds)
+                self._gated = await self._queries.flow_gated_kinds(conn, kinds=self._kinds)
                 self._gated_at = started
                 self._foreman.wake_on_free = bool(self._gated)
             forbidden = await self._forbidden_flags()

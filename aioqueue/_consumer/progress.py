@@ -48,7 +48,7 @@ class JobAccessService:
             await self._write({job_id: report})
 
     async def parent_results(self, job_id: int) -> dict[int, Any]:
-        rows = await self._queries.fetch(self._db, "job_parent_results", job_id)
+        rows = await self._queries.job_parent_results(self._db, child_id=job_id)
         return {
             r["id"]: decode_json(r["result"]) if r["state"] == "completed" else None for r in rows
         }
@@ -73,13 +73,12 @@ class JobAccessService:
     async def _write(self, batch: dict[int, tuple[int, float, str | None]]) -> None:
         ids = list(batch)
         try:
-            await self._queries.fetch(
+            await self._queries.job_progress_many(
                 self._db,
-                "job_progress_many",
-                ids,
-                [batch[i][0] for i in ids],
-                [batch[i][1] for i in ids],
-                [batch[i][2] for i in ids],
+                ids=ids,
+                lease_tokens=[batch[i][0] for i in ids],
+                fractions=[batch[i][1] for i in ids],
+                messages=[batch[i][2] for i in ids],
             )
         except TRANSIENT as exc:
             # progress is advisory: a report lost to an outage is replaced by the next one

@@ -56,7 +56,7 @@ class Registration:
             return
         if self._started_at is not None:
             try:
-                if await self._queries.worker_touch(self._db, self.worker_id):
+                if await self._queries.worker_touch(self._db, worker_id=self.worker_id):
                     return
             except asyncpg.InsufficientPrivilegeError as exc:
                 self._deny(exc)
@@ -70,13 +70,13 @@ class Registration:
             return
         with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_TIMEOUT):
             with contextlib.suppress(*TRANSIENT):
-                await self._queries.worker_deregister(self._db, self.worker_id)
+                await self._queries.worker_deregister(self._db, worker_id=self.worker_id)
 
     async def _register(self) -> None:
         try:
             self._started_at = await self._queries.worker_register(
                 self._db,
-                self.worker_id,
+                worker_id=self.worker_id,
                 hostname=self._hostname,
                 pid=self._pid,
                 kinds=self._kinds,

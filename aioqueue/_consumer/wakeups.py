@@ -1,8 +1,4 @@
-"""Wakeups: what a notification on the queue's channel wakes.
-
-    ""  or "released"  a job is due (or was given back): the producer claims
-    "t:<epoch>"        a job becomes due then (database time): the producer sets a timer
-    "c:<id>"           a running job's cancellation was requested: the heartbeat beats now
+"""Wakeups: what a notification on the queue's channel wakes (payload formats: ``_wake``).
 
 Anyone who can connect may NOTIFY on the channel, so a payload is only ever a hint: the
 heartbeat asks the database which jobs to cancel, and a bad time is ignored.
@@ -10,9 +6,7 @@ heartbeat asks the database which jobs to cancel, and a bad time is ignored.
 
 from __future__ import annotations
 
-import contextlib
-import math
-
+from .. import _wake
 from .._notifier import Notifier
 from .heartbeat import Heartbeat
 from .producer import Producer
@@ -29,14 +23,11 @@ class Wakeups:
         self._producer.wake()
 
     def __call__(self, payload: str) -> None:
-        if not payload or payload == "released":
+        wake = _wake.parse(payload)
+        if wake.kind == "due":
             self._producer.wake()
-        elif payload.startswith("t:"):
-            with contextlib.suppress(ValueError):
-                epoch = float(payload[2:])
-                # a spoofed 't:nan' must not disable the timer
-                if math.isfinite(epoch) and self.notifier is not None:
-                    # the hint is in database time; this host's clock may be off
-                    self._producer.wake_at(epoch - self.notifier.clock_offset)
-        elif payload.startswith("c:"):
+        elif wake.kind == "timer" and self.notifier is not None:
+            # the hint is in database time; this host's clock may be off
+            self._producer.wake_at(wake.epoch - self.notifier.clock_offset)
+        elif wake.kind == "cancel":
             self._heartbeat.poke()

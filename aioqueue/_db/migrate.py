@@ -66,7 +66,9 @@ async def migrate(
                 return applied_now
             step = pending[0]
             await conn.execute(render(step.text, schema))
-            await q.migrations_record(conn, step.version, step.name, step.breaking)
+            await q.migrations_record(
+                conn, version=step.version, name=step.name, breaking=step.breaking
+            )
             applied_now.append(step.version)
 
 

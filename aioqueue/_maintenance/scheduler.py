@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import msgspec
 from anyio.abc import TaskStatus
 
 from .. import _cron
@@ -23,10 +22,10 @@ from .._clock import Clock, system_clock
 from .._db.connect import replace_connections
 from .._db.queries import Executor, Queries
 from .._service import RETRYING
+from .._spec import dumps
 from ..tasks import CronSpec
 
 _log = logging.getLogger("aioqueue.maintenance")
-_encoder = msgspec.json.Encoder()
 MAX_SLEEP = 1.0  # re-read the clock at least this often (clock jumps, new slots)
 
 
@@ -58,7 +57,7 @@ class Scheduler:
         """The injected clock (tests), else the database's: this host's clock may be off."""
         if self._injected:
             return self._clock()
-        epoch = float(await self._db.fetchval(self._queries.sql["db_clock"]))
+        epoch = await self._queries.db_clock(self._db)
         self._offset = dt.timedelta(seconds=epoch - time.time())
         return dt.datetime.fromtimestamp(epoch, dt.UTC)
 
@@ -70,12 +69,12 @@ class Scheduler:
             spec["max_attempts"] = cron.max_attempts
         if cron.queue_name is not None:
             spec["queue_name"] = cron.queue_name
-        return _encoder.encode(spec).decode()
+        return dumps(spec)
 
     async def start(self) -> None:
         """Decide where each cron resumes: its backfill window after the last slot, or now."""
         now = await self._now()
-        rows = await self._queries.cron_last_slots(self._db, [c.name for c in self._crons])
+        rows = await self._queries.cron_last_slots(self._db, names=[c.name for c in self._crons])
         last = {r["name"]: r["last_slot"] for r in rows}
         for cron in self._crons:
             previous = last.get(cron.name)
@@ -94,9 +93,9 @@ class Scheduler:
             for slot in _cron.slots_between(cron.expr, self._zones[cron.name], checked, now):
                 job_id = await self._queries.cron_enqueue(
                     self._db,
-                    cron.name,
-                    slot,
-                    self._spec(cron),
+                    name=cron.name,
+                    slot=slot,
+                    spec=self._spec(cron),
                     now=now if self._injected else None,
                 )
                 if job_id is not None:

@@ -249,7 +249,7 @@ class _Flaky:
 
     async def job_complete_many(self, db: Any, outcomes: Any) -> Any:
         self.calls += 1
-        rows = await self._queries.job_complete_many(db, outcomes)
+        rows = await self._queries.job_complete_many(db, outcomes=outcomes)
         self.written.set()
         if self.hold is not None:
             await self.hold.wait()  # the reply is still on its way

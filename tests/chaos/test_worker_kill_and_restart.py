@@ -135,7 +135,7 @@ async def test_sigkill_mid_job_is_rescued_and_the_zombie_is_fenced(
     # the zombie (worker A) tries to complete with its stale lease: rejected, nothing written
     accepted = await q.queries.job_finish_many(
         q.pool,
-        [
+        outcomes=[
             Outcome(
                 id=i,
                 lease_token=stale[i],

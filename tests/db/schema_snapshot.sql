@@ -464,11 +464,11 @@ BEGIN
     SELECT s.ordinality - 1, b.field INTO v_bad, v_field
     FROM pg_catalog.jsonb_array_elements(specs) WITH ORDINALITY AS s
     CROSS JOIN LATERAL (
-        SELECT d.field || ' must be a number of seconds from 0 to 3153600000 (100 years)'
+        SELECT d.field || ' must be a number of seconds from 0 to ' || aioqueue.max_delay_seconds() || ' (100 years)'
         FROM (VALUES ('delay'), ('max_delay')) AS d(field)
         WHERE pg_catalog.jsonb_typeof(s.value -> d.field) <> 'null'
           AND (pg_catalog.jsonb_typeof(s.value -> d.field) <> 'number'
-               OR (s.value ->> d.field)::numeric NOT BETWEEN 0 AND 3153600000)
+               OR (s.value ->> d.field)::numeric NOT BETWEEN 0 AND aioqueue.max_delay_seconds())
         UNION ALL
         SELECT 'give delay or run_at, not both'
         WHERE pg_catalog.jsonb_typeof(s.value -> 'delay') <> 'null'
@@ -704,18 +704,18 @@ BEGIN
 
     -- One notification per call. Payloads are opaque hints: '' (work is due now),
     -- 't:<epoch>' (earliest future run_at), 'c:<ids>' (supersede asks running jobs to stop).
-    IF pg_catalog.pg_notification_queue_usage() <= 0.5 THEN
+    IF true THEN
         IF pg_catalog.cardinality(v_cancel_ids) > 0 THEN
             -- at most 300 ids per hint: a payload of 8000 bytes or more fails the whole call
             FOR v_chunk IN 0 .. (pg_catalog.cardinality(v_cancel_ids) - 1) / 300 LOOP
-                PERFORM pg_catalog.pg_notify('aioqueue_aioqueue', 'c:' || pg_catalog.array_to_string(
+                PERFORM aioqueue.notify_workers('c:' || pg_catalog.array_to_string(
                     v_cancel_ids[v_chunk * 300 + 1 : v_chunk * 300 + 300], ','));
             END LOOP;
         END IF;
         IF v_wake_now THEN
-            PERFORM pg_catalog.pg_notify('aioqueue_aioqueue', '');
+            PERFORM aioqueue.notify_workers('');
         ELSIF v_wake_at IS NOT NULL THEN
-            PERFORM pg_catalog.pg_notify('aioqueue_aioqueue',
+            PERFORM aioqueue.notify_workers(
                 't:' || EXTRACT(epoch FROM v_wake_at)::text);
         END IF;
     END IF;
@@ -1077,7 +1077,7 @@ BEGIN
         SET state = 'running',
             attempts = least(j.attempts, 2147483646) + 1,
             max_attempts = coalesce(
-                j.max_attempts, p_default_max_attempts[array_position(p_kinds, j.kind)], 25),
+                j.max_attempts, p_default_max_attempts[array_position(p_kinds, j.kind)]),
             lease_token = v_token,
             locked_by = p_worker,
             lease_expires_at = v_now + make_interval(secs => p_lease),
@@ -1197,8 +1197,8 @@ BEGIN
     UPDATE aioqueue.job_groups AS g
     SET finished_at = pg_catalog.now(), callback_id = v_id
     WHERE g.id = group_finish.group_id;
-    IF pg_catalog.pg_notification_queue_usage() <= 0.5 THEN
-        PERFORM pg_catalog.pg_notify('aioqueue_aioqueue', 'f');  -- Queue.wait_group callers look again
+    IF true THEN
+        PERFORM aioqueue.notify_workers('f');  -- Queue.wait_group callers look again
     END IF;
 END;
 $function$
@@ -1408,12 +1408,12 @@ BEGIN
         PERFORM pg_catalog.set_config('aioqueue.cascading', '', true);
     END IF;
 
-    IF pg_catalog.pg_notification_queue_usage() <= 0.5 THEN
+    IF true THEN
         IF v_ready THEN
-            PERFORM pg_catalog.pg_notify('aioqueue_aioqueue', '');  -- children can run: wake workers
+            PERFORM aioqueue.notify_workers('');  -- children can run: wake workers
         END IF;
         IF v_waited THEN
-            PERFORM pg_catalog.pg_notify('aioqueue_aioqueue', 'f');  -- a Queue.wait() caller's job ended
+            PERFORM aioqueue.notify_workers('f');  -- a Queue.wait() caller's job ended
         END IF;
     END IF;
     RETURN NULL;
@@ -1501,6 +1501,27 @@ BEGIN
     END IF;
 END;
 $function$
+function aioqueue.max_delay_seconds() security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.max_delay_seconds()
+ RETURNS bigint
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$ SELECT 3153600000::bigint $function$
+function aioqueue.notify_workers(text) security_definer=false acl=owner:EXECUTE pg_write_all_data:EXECUTE
+CREATE OR REPLACE FUNCTION aioqueue.notify_workers(payload text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'pg_temp'
+AS $function$
+BEGIN
+    IF pg_catalog.pg_notification_queue_usage() > 0.5 THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_catalog.pg_notify('aioqueue_aioqueue', payload);
+    RETURN true;
+END;
+$function$
 function aioqueue.pause_queue(text) security_definer=false acl=owner:EXECUTE
 CREATE OR REPLACE FUNCTION aioqueue.pause_queue(queue_name text)
  RETURNS void
@@ -1518,7 +1539,7 @@ CREATE OR REPLACE FUNCTION aioqueue.resume_queue(queue_name text)
 AS $function$
 BEGIN
     DELETE FROM aioqueue.flow_paused_queues AS p WHERE p.queue_name = resume_queue.queue_name;
-    PERFORM pg_notify('aioqueue_aioqueue', '');
+    PERFORM aioqueue.notify_workers('');
 END;
 $function$
 function aioqueue.retry_job(bigint) security_definer=false acl=owner:EXECUTE
@@ -1670,7 +1691,7 @@ BEGIN
     IF settings ? 'key_rate_limit' THEN  -- under the row lock the UPDATE took: every bucket full
         DELETE FROM aioqueue.flow_key_rates AS b WHERE b.kind = set_limits.kind;
     END IF;
-    PERFORM pg_notify('aioqueue_aioqueue', '');  -- a raised limit or a resume: workers claim again
+    PERFORM aioqueue.notify_workers('');  -- a raised limit or a resume: workers claim again
     RETURN v_row;
 END;
 $function$

@@ -323,7 +323,7 @@ async def test_supersede_of_a_running_job_is_not_retried_either(
         delay=1.0,
         error='{"message": "boom", "type": "E", "traceback": "", "attempt": 1}',
     )
-    accepted = await q.queries.job_finish_many(conn, [retry])
+    accepted = await q.queries.job_finish_many(conn, outcomes=[retry])
     assert [r["id"] for r in accepted] == [first.id]
     job = await q.get_job(first.id)
     assert job.state is JobState.FAILED and job.error is not None and job.error.message == "boom"

@@ -145,7 +145,7 @@ def _rows_read(nodes: list[dict[str, Any]], index: str) -> int:
 async def test_claim_uses_partial_index_and_reads_one_batch(
     big: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
-    sql = big.queries.sql["job_claim"]
+    sql = big.queries.text("job_claim")
     nodes = await _explain(conn, sql, ["k"], [25], [], BATCH, "w", 30.0, None)
     _assert_no_seq_scan_on_jobs(nodes)
     assert _rows_read(nodes, "jobs_claim") <= 2 * BATCH
@@ -172,7 +172,7 @@ async def test_backlog_of_an_unregistered_kind_is_never_read(
     )
     for kinds in (["k"], ["k", "other", "x"]):
         nodes = await _explain(
-            conn, q.queries.sql["job_claim"], kinds, [25] * len(kinds), [], BATCH, "w", 30, None
+            conn, q.queries.text("job_claim"), kinds, [25] * len(kinds), [], BATCH, "w", 30, None
         )
         _assert_no_seq_scan_on_jobs(nodes)
         scans = [n for n in nodes if n.get("Index Name") == "jobs_claim"]
@@ -225,14 +225,14 @@ async def _heartbeat_finish_and_rescue(q: aioqueue.Queue, conn: asyncpg.Connecti
     tokens = [r["lease_token"] for r in rows]
     await conn.execute(f'ANALYZE "{q.config.schema}".jobs')  # rolled back with the rest
 
-    nodes = await _explain(conn, q.queries.sql["job_heartbeat_many"], ids, tokens, 30.0, None)
+    nodes = await _explain(conn, q.queries.text("job_heartbeat_many"), ids, tokens, 30.0, None)
     _assert_no_seq_scan_on_jobs(nodes)
 
     outcomes = [
         Outcome(id=i, lease_token=t, kind="k", attempt=1, state="completed", result="1")
         for i, t in zip(ids, tokens, strict=True)
     ]
-    sql = q.queries.sql["job_finish_many"]
+    sql = q.queries.text("job_finish_many")
     args = [
         [o.id for o in outcomes],
         [o.lease_token for o in outcomes],
@@ -249,7 +249,7 @@ async def _heartbeat_finish_and_rescue(q: aioqueue.Queue, conn: asyncpg.Connecti
 
     nodes = await _explain(
         conn,
-        q.queries.sql["job_complete_many"],
+        q.queries.text("job_complete_many"),
         "{" + ",".join(map(str, ids)) + "}",
         json.dumps({str(i): [t, 1] for i, t in zip(ids, tokens, strict=True)}),
         None,
@@ -258,7 +258,7 @@ async def _heartbeat_finish_and_rescue(q: aioqueue.Queue, conn: asyncpg.Connecti
     (update,) = [n for n in nodes if n["Node Type"] == "ModifyTable"]
     assert int(update["Actual Rows"]) == BATCH
 
-    nodes = await _explain(conn, q.queries.sql["job_rescue_expired"], 1000, None)
+    nodes = await _explain(conn, q.queries.text("job_rescue_expired"), 1000, None, 25)
     _assert_no_seq_scan_on_jobs(nodes)
     assert _rows_read(nodes, "jobs_running") <= 2 * BATCH
     assert all(isinstance(t, int) for t in tokens)
@@ -286,7 +286,7 @@ async def test_a_completion_reads_its_batch_among_many_running_jobs(
         for plan in ("custom", "generic"):
             nodes = await _explain_prepared(
                 conn,
-                q.queries.sql["job_complete_many"],
+                q.queries.text("job_complete_many"),
                 plan,
                 ["text", "text", "timestamptz"],
                 args,
@@ -305,7 +305,7 @@ async def test_a_completion_reads_its_batch_among_many_running_jobs(
             assert source["Node Type"] in ("Index Scan", "Bitmap Heap Scan"), (plan, source)
         done = await q.queries.job_complete_many(
             conn,
-            [
+            outcomes=[
                 Outcome(
                     id=r["id"],
                     lease_token=r["lease_token"],
@@ -334,7 +334,7 @@ async def test_prune_reads_one_batch_of_the_oldest_finished(
 ) -> None:
     """A million completed rows past retention: one prune batch reads that batch, in the
     finished_at order of the partial index jobs_finished."""
-    nodes = await _explain(conn, big.queries.sql["job_prune"], "completed", 60.0, 1000, None)
+    nodes = await _explain(conn, big.queries.text("job_prune"), "completed", 60.0, 1000, None)
     _assert_no_seq_scan_on_jobs(nodes)
     assert _rows_read(nodes, "jobs_finished") <= 2 * 1000
     # the jobs' DELETE (the other one deletes their dependency edges, migration 0009)

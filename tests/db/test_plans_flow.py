@@ -151,7 +151,7 @@ async def test_claim_gated_reads_o_batch_with_a_big_backlog(
 
 async def _guard_claim(fq: aioqueue.Queue, conn: asyncpg.Connection, kind: str, mode: str) -> None:
     plans = await _nested_plans(
-        conn, fq.queries.sql["claim_gated"], mode, [kind], [25], [], BATCH, "w", 30.0, None
+        conn, fq.queries.text("claim_gated"), mode, [kind], [25], [], BATCH, "w", 30.0, None
     )
     total = 0
     buckets = 0
@@ -184,7 +184,7 @@ async def test_the_ordinary_claim_never_reads_a_gated_backlog(
     await tr.start()
     try:
         raw = await conn.fetchval(
-            "EXPLAIN (ANALYZE, FORMAT JSON) " + fq.queries.sql["job_claim"],
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + fq.queries.text("job_claim"),
             ["capped", "free", "keyed"],
             [25, 25, 25],
             [],

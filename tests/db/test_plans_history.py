@@ -126,7 +126,7 @@ async def test_get_job_probes_each_history_partition_by_id(
     await tr.start()
     try:
         nodes = await _explain_prepared(
-            conn, hq.queries.sql["job_get"], plan, ["bigint"], (job_id,)
+            conn, hq.queries.text("job_get"), plan, ["bigint"], (job_id,)
         )
     finally:
         await tr.rollback()
@@ -139,7 +139,7 @@ async def test_get_job_probes_each_history_partition_by_id(
 async def test_wait_reads_states_by_id_in_history(
     hq: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
-    nodes = await _explain(conn, hq.queries.sql["job_get_many"], [7, ROWS - 7])
+    nodes = await _explain(conn, hq.queries.text("job_get_many"), [7, ROWS - 7])
     _assert_no_seq_scan_on_jobs(nodes)
     _assert_probed_by_id(_history_scans(nodes), found=2)
 
@@ -147,7 +147,7 @@ async def test_wait_reads_states_by_id_in_history(
 async def test_one_move_batch_reads_one_batch_of_the_oldest_finished(
     hq: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
-    nodes = await _explain(conn, hq.queries.sql["job_history_move"], "completed", 1000, 0.0, None)
+    nodes = await _explain(conn, hq.queries.text("job_history_move"), "completed", 1000, 0.0, None)
     _assert_no_seq_scan_on_jobs(nodes)
     assert _rows_read(nodes, "jobs_finished") <= 2 * 1000
     (delete,) = [

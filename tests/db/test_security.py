@@ -390,6 +390,9 @@ async def test_security_definer_functions_pin_search_path_and_deny_public(
         "add_jobs_before_history",
         "history_prepare",
         "history_drop_expired",
+        # migration 0012
+        "notify_workers",
+        "max_delay_seconds",
     }
     definers = sorted(r["proname"] for r in rows if r["prosecdef"])
     # aioqueue's own functions run as their caller, but for the history's partition DDL (create
@@ -722,8 +725,8 @@ async def test_100k_distinct_queue_names_do_not_slow_claims(
 
     async def measure(queue: aioqueue.Queue, batch: int) -> tuple[list[dict[str, Any]], int]:
         args = (["k"], [25], [], batch, "w", 30.0, None)
-        await _explain_buffers(conn, queue.queries.sql["job_claim"], *args)  # warm the cache
-        return await _explain_buffers(conn, queue.queries.sql["job_claim"], *args)
+        await _explain_buffers(conn, queue.queries.text("job_claim"), *args)  # warm the cache
+        return await _explain_buffers(conn, queue.queries.text("job_claim"), *args)
 
     unqueued_due = "jsonb_build_object('kind', 'k', 'priority', 1)"
     future = "jsonb_build_object('kind', 'k', 'delay', 86400 + g)"

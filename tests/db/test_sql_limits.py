@@ -112,7 +112,9 @@ async def test_reschedules_statement_refuses_run_at_out_of_range(
     job = await q.enqueue("k", delay=60)
     before = await q.get_job(job.id)
     with pytest.raises(asyncpg.CheckViolationError, match="jobs_run_at_range"):
-        await q.queries.fetch(conn, "job_reschedule_many", [job.id], value, None, None)
+        await q.queries.job_reschedule_many(
+            conn, ids=[job.id], run_at=value, priority=None, attempts=None
+        )
     assert await q.get_job(job.id) == before
 
 
@@ -148,7 +150,9 @@ async def test_migration_settles_rows_already_out_of_range(
             if m.version >= ours.version:
                 break
             await conn.execute(render(m.text, schema))
-            await queries.migrations_record(conn, m.version, m.name, m.breaking)
+            await queries.migrations_record(
+                conn, version=m.version, name=m.name, breaking=m.breaking
+            )
     rows = {
         "neg": ("pending", "-infinity"),
         "pos": ("scheduled", "infinity"),

@@ -58,7 +58,7 @@ async def test_rescuer_and_completion_race_never_both_win(q: aioqueue.Queue, dsn
         for out in outs:  # complete each job while a rescue runs at the same moment
             finish = q.queries.job_finish_many(
                 c1,
-                [
+                outcomes=[
                     Outcome(
                         id=out.id,
                         lease_token=tokens[out.id],

@@ -408,7 +408,7 @@ async def test_zombie_outcome_with_stale_token_is_rejected(q: aioqueue.Queue, co
     )
     accepted = await q.queries.job_finish_many(
         conn,
-        [
+        outcomes=[
             Outcome(
                 id=out.id,
                 lease_token=stale,

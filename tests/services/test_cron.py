@@ -113,7 +113,9 @@ async def test_future_slots_are_refused_by_the_database_clock(
     q: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
     far = dt.datetime.now(UTC) + dt.timedelta(hours=2)
-    job_id = await q.queries.cron_enqueue(conn, "ahead", far, '{"kind": "x"}', now=None)
+    job_id = await q.queries.cron_enqueue(
+        conn, name="ahead", slot=far, spec='{"kind": "x"}', now=None
+    )
     assert job_id is None
 
 

@@ -182,9 +182,9 @@ async def test_enqueue_many_of_ten_thousand_is_one_statement(q: aioqueue.Queue) 
     calls: list[str] = []
     original = q.queries.jobs_insert_bare  # only {kind, payload}: the bare INSERT
 
-    async def spy(db: Any, specs: str, **kw: Any) -> Any:
+    async def spy(db: Any, *, specs: str, **kw: Any) -> Any:
         calls.append(specs)
-        return await original(db, specs, **kw)
+        return await original(db, specs=specs, **kw)
 
     q.queries.jobs_insert_bare = spy  # type: ignore[method-assign]
     outs = await q.enqueue_many([{"kind": "bulk", "payload": {"i": i}} for i in range(10_000)])
@@ -323,7 +323,7 @@ async def test_default_call_writes_the_same_row_as_the_full_insert(
     q: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
     """enqueue(kind, payload) takes a shorter statement (job_insert_now.sql); options given at
-    their default values take job_insert.sql. Both rows must match column for column."""
+    their default values take jobs_insert_many.sql. Both rows must match column for column."""
     short = await q.enqueue("same", {"a": [1, "x"]})
     full = await q.enqueue("same", {"a": [1, "x"]}, priority=0, flags=[], delay=0)
     bare = await q.enqueue("same")  # no payload: {}

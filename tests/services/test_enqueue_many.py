@@ -21,7 +21,7 @@ class Counted:
     """A queue on a one-connection pool whose every statement is logged, plus spies on the
     pool's ``fetch`` and on the statement methods of ``Queries`` that enqueue."""
 
-    METHODS = ("jobs_add", "jobs_insert_bare", "jobs_insert_many", "job_insert", "job_insert_now")
+    METHODS = ("jobs_add", "jobs_insert_bare", "jobs_insert_many", "job_insert_now")
 
     def __init__(
         self, q: aioqueue.Queue, statements: list[str], monkeypatch: pytest.MonkeyPatch

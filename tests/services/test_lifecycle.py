@@ -67,15 +67,15 @@ async def test_only_finishing_a_waited_job_sends_the_finished_notification(
     heard: list[str] = []
     await conn.add_listener(q.config.channel, lambda *args: heard.append(str(args[3])))
     marked = anyio.Event()
-    fetch = q.queries.fetch
+    watch = q.queries.job_watch
 
-    async def spy(db: Any, name: str, *args: Any) -> Any:
-        rows = await fetch(db, name, *args)
-        if name == "job_watch" and rows:
+    async def spy(db: Any, **kwargs: Any) -> bool:
+        watched = await watch(db, **kwargs)
+        if watched:
             marked.set()
-        return rows
+        return watched
 
-    q.queries.fetch = spy  # type: ignore[method-assign]
+    q.queries.job_watch = spy  # type: ignore[method-assign]
     gate = anyio.Event()
     plain = await q.enqueue("echo", 1)
     waited = await q.enqueue("gate")

@@ -19,9 +19,8 @@ WITH target AS (
     WHERE j.id = t.id
     RETURNING j.id, j.state::text AS state
 ), notified AS (
-    SELECT pg_notify(/*channel*/, CASE WHEN c.state = 'running' THEN 'c:' || c.id ELSE 'f' END)
+    SELECT /*schema*/.notify_workers(CASE WHEN c.state = 'running' THEN 'c:' || c.id ELSE 'f' END)
     FROM changed AS c
-    WHERE pg_notification_queue_usage() <= 0.5
 )
 -- x.n is selected so the planner cannot remove the join (and with it the notification)
 SELECT c.id, c.state, x.n AS notified

@@ -77,8 +77,8 @@ WITH now AS (
         -- least(): a row written through SQL with attempts at the integer maximum must not
         -- make the whole claim fail (every worker would exit on it)
         attempts = least(j.attempts, 2147483646) + 1,
-        max_attempts = coalesce(
-            j.max_attempts, ($2::integer[])[array_position($1::text[], j.kind)], 25),
+        -- $2 holds a default for every kind in $1, the only kinds claimed
+        max_attempts = coalesce(j.max_attempts, ($2::integer[])[array_position($1::text[], j.kind)]),
         lease_token = (SELECT token FROM now),
         locked_by = $5::text,
         lease_expires_at = (SELECT ts FROM now) + make_interval(secs => $6::float8),

@@ -30,12 +30,11 @@ WITH args AS MATERIALIZED (
       AND j.lease_token = ((SELECT by_id FROM args) -> j.id::text ->> 0)::bigint
     RETURNING j.id, j.queue_name, j.waited
 ), notified AS (
-    SELECT pg_notify(/*channel*/, 'f')
-    WHERE EXISTS (SELECT 1 FROM done WHERE done.waited) AND pg_notification_queue_usage() <= 0.5
+    SELECT /*schema*/.notify_workers('f')
+    WHERE EXISTS (SELECT 1 FROM done WHERE done.waited)
     UNION ALL
-    SELECT pg_notify(/*channel*/, '')
+    SELECT /*schema*/.notify_workers('')
     WHERE EXISTS (SELECT 1 FROM done WHERE done.queue_name IS NOT NULL)
-      AND pg_notification_queue_usage() <= 0.5
 )
 -- x.n is selected so the planner cannot remove the join (and with it the notifications)
 SELECT d.id, x.n AS notified FROM done AS d LEFT JOIN (SELECT count(*) AS n FROM notified) AS x ON true

@@ -33,7 +33,7 @@ SET state = CASE WHEN j.replaced_by IS NULL OR u.state NOT IN ('scheduled', 'pen
     payload = coalesce(u.payload::jsonb, j.payload),
     -- both branches of the domain's type: a completion (no delay) keeps run_at unchecked
     run_at = CASE WHEN u.delay IS NULL OR j.replaced_by IS NOT NULL THEN j.run_at
-                  ELSE ((SELECT ts FROM now) + make_interval(secs => least(u.delay, 3153600000)))
+                  ELSE ((SELECT ts FROM now) + make_interval(secs => least(u.delay, /*schema*/.max_delay_seconds())))
                        ::/*schema*/.job_run_at END,
     attempts = CASE WHEN u.give_back THEN greatest(j.attempts - 1, 0) ELSE j.attempts END,
     finished_at = CASE WHEN u.state IN ('completed', 'failed', 'cancelled')
@@ -52,17 +52,15 @@ WHERE j.id = u.id
   AND j.lease_token = u.lease_token
 RETURNING j.id, j.state, j.queue_name, j.waited
 ), notified AS (
-    SELECT pg_notify(/*channel*/, 'f')
+    SELECT /*schema*/.notify_workers('f')
     -- only for a job a Queue.wait() caller marked (job_watch.sql)
     WHERE EXISTS (SELECT 1 FROM done WHERE done.state IN ('completed', 'failed', 'cancelled')
                                          AND done.waited)
-      AND pg_notification_queue_usage() <= 0.5
     UNION ALL
     -- a finished job of a serial queue lets its successor run: wake the workers
-    SELECT pg_notify(/*channel*/, '')
+    SELECT /*schema*/.notify_workers('')
     WHERE EXISTS (SELECT 1 FROM done WHERE done.state IN ('completed', 'failed', 'cancelled')
                                          AND done.queue_name IS NOT NULL)
-      AND pg_notification_queue_usage() <= 0.5
 )
 -- x.n is selected so the planner cannot remove the join (and with it the notification)
 SELECT d.id, x.n AS notified FROM done AS d LEFT JOIN (SELECT count(*) AS n FROM notified) AS x ON true

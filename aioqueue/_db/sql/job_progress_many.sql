@@ -12,8 +12,8 @@ WITH done AS (
     WHERE j.id = u.id AND j.lease_token = u.lease_token
     RETURNING j.id, j.waited
 ), notified AS (
-    SELECT pg_notify(/*channel*/, 'p')
-    WHERE EXISTS (SELECT 1 FROM done WHERE done.waited) AND pg_notification_queue_usage() <= 0.5
+    SELECT /*schema*/.notify_workers('p')
+    WHERE EXISTS (SELECT 1 FROM done WHERE done.waited)
 )
 -- x.n is selected so the planner cannot remove the join (and with it the notification)
 SELECT d.id, x.n AS notified FROM done AS d LEFT JOIN (SELECT count(*) AS n FROM notified) AS x ON true

@@ -11,8 +11,8 @@ WITH changed AS (
       AND j.state IN ('waiting', 'pending', 'scheduled')
     RETURNING j.id
 ), notified AS (
-    SELECT pg_notify(/*channel*/, 'f')
-    WHERE EXISTS (SELECT 1 FROM changed) AND pg_notification_queue_usage() <= 0.5
+    SELECT /*schema*/.notify_workers('f')
+    WHERE EXISTS (SELECT 1 FROM changed)
 )
 -- x.n is selected so the planner cannot remove the join (and with it the notification)
 SELECT c.id, x.n AS notified FROM changed AS c LEFT JOIN (SELECT count(*) AS n FROM notified) AS x ON true

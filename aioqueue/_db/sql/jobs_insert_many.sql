@@ -1,9 +1,11 @@
--- jobs_insert_many: Queue.enqueue_many's fast path for specs WITHOUT a unique_key or max_delay
--- (nothing to dedupe: the on_conflict modes all live in add_jobs). Same columns, defaults and
--- wake-up as add_jobs: one notification per call, '' when a job is due now, else
--- 't:<epoch>' of the earliest run_at; skipped while the notification queue is over half full.
--- $1 specs text: a JSON array of specs as _spec.encode_specs makes them; $2 now timestamptz
--- (NULL: the database clock).
+-- jobs_insert_many: keyless specs, one or many (no unique_key, max_delay or workflow keys:
+-- nothing to dedupe, so one INSERT instead of the add_jobs function, which holds every
+-- on_conflict mode). Same columns, defaults and wake-up as add_jobs.
+-- $1 specs text: a JSON array of specs as _spec.py encodes them; $2 now timestamptz|NULL (the
+-- database clock); $3 notify_due boolean: false leaves waking workers for due jobs to the
+-- caller after its commit (wake_after_commit), because a transaction that NOTIFYs holds a
+-- database-wide lock through its commit, which serialises concurrent enqueues. A batch with
+-- no due job is always notified here ('t:' hint of its earliest run_at).
 -- Returns one row: the ids, sorted (which is input order: rows are inserted in it and ids come
 -- from the identity sequence as they are), as one comma-separated text (jobs_insert_bare.sql).
 WITH now AS (
@@ -34,15 +36,16 @@ WITH now AS (
                                   n.ts + make_interval(secs => coalesce(s.delay, 0))) AS run_at) AS t
     ORDER BY s.ord
     RETURNING j.id, j.state, j.run_at
+), due AS (
+    SELECT bool_or(ins.state = 'pending') AS now, min(ins.run_at) AS first FROM ins
 ), wake AS (
-    SELECT CASE WHEN pg_notification_queue_usage() <= 0.5 THEN
-               pg_notify(/*channel*/,
-                         CASE WHEN bool_or(ins.state = 'pending') THEN ''
-                              ELSE 't:' || extract(epoch FROM min(ins.run_at))::text END)
-           END AS sent
-    FROM ins
-    HAVING count(*) > 0
+    SELECT /*schema*/.notify_workers(
+               CASE WHEN due.now THEN '' ELSE 't:' || extract(epoch FROM due.first)::text END)
+    FROM due
+    WHERE due.first IS NOT NULL AND ($3::boolean OR NOT due.now)
 )
--- notified is selected so that the wake CTE runs (a CTE nobody reads is never run)
-SELECT string_agg(ins.id::text, ',' ORDER BY ins.id) AS ids, (SELECT count(*) FROM wake) AS notified
+-- wake is read so that it runs (a CTE nobody reads is never run)
+SELECT string_agg(ins.id::text, ',' ORDER BY ins.id) AS ids,
+       (SELECT due.now AND NOT $3::boolean FROM due) AS wake_after_commit,
+       (SELECT count(*) FROM wake) AS notified
 FROM ins
