@@ -11,6 +11,7 @@ import asyncpg
 import msgspec
 
 from . import config
+from ._db.connect import replaces_read_only
 from ._db.queries import Queries
 from ._spec import check_run_at
 from .errors import ConfigurationError, JobNotFound, JobStateError
@@ -24,6 +25,7 @@ class AdminMixin:
     async def get_job(self, job_id: int) -> Job:  # pragma: no cover - Queue defines it
         raise NotImplementedError
 
+    @replaces_read_only
     async def cancel(self, job_id: int) -> Job:
         """Cancel a job. A waiting job is cancelled at once; a running one is asked to stop (its
         worker cancels the handler; the returned job is still ``running``). Raises JobNotFound,
@@ -32,6 +34,7 @@ class AdminMixin:
             await self._raise_state_error(job_id, "cancel")
         return await self.get_job(job_id)
 
+    @replaces_read_only
     async def cancel_by_key(self, kind: str, unique_key: str) -> Job:
         """Cancel the active job of ``kind`` holding ``unique_key`` (see ``cancel``)."""
         check_filter("kind", kind)
@@ -41,6 +44,7 @@ class AdminMixin:
             raise JobNotFound(f"no active {kind!r} job with unique_key {unique_key!r}")
         return await self.get_job(cancelled[0])
 
+    @replaces_read_only
     async def retry(self, job_id: int) -> EnqueueResult:
         """Re-run a failed or cancelled job as a new pending job whose ``rescheduled_from`` is
         ``job_id``. Idempotent: while a retry of the job is active, that one is returned
@@ -50,6 +54,7 @@ class AdminMixin:
             await self._raise_state_error(job_id, "retry", allowed="failed or cancelled")
         return EnqueueResult(*retried)
 
+    @replaces_read_only
     async def reschedule(
         self,
         ids: Sequence[int],
@@ -71,12 +76,14 @@ class AdminMixin:
             self.pool, ids=list(ids), run_at=run_at, priority=priority, attempts=attempts
         )
 
+    @replaces_read_only
     async def complete(self, ids: Sequence[int]) -> list[int]:
         """Mark waiting jobs completed without running them; returns the ids changed."""
         return await self.queries.job_settle_many(
             self.pool, ids=list(ids), state="completed", error=None
         )
 
+    @replaces_read_only
     async def fail(self, ids: Sequence[int], reason: str) -> list[int]:
         """Fail waiting jobs permanently with ``reason``; returns the ids changed."""
         error = msgspec.json.encode(

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from ._db.connect import replaces_read_only
 from ._db.queries import Executor, Queries
 from .errors import ConfigurationError, QueueFull
 from .tasks import Tasks, validate_limits
@@ -204,6 +205,7 @@ class FlowMixin:
     queries: Queries
     _depth_guard: DepthGuard
 
+    @replaces_read_only
     async def set_limits(
         self,
         kind: str,
@@ -224,10 +226,12 @@ class FlowMixin:
         )
         await set_limits(self.pool, self.queries, kind, changes)
 
+    @replaces_read_only
     async def pause(self, kind: str | None = None, *, queue_name: str | None = None) -> None:
         """Stop claiming ``kind`` (or the named queue) on every worker; running jobs finish."""
         await self._set_paused(kind, queue_name, paused=True)
 
+    @replaces_read_only
     async def resume(self, kind: str | None = None, *, queue_name: str | None = None) -> None:
         await self._set_paused(kind, queue_name, paused=False)
 
@@ -244,12 +248,14 @@ class FlowMixin:
         """Every kind's flow settings with its running and held-back jobs; paused queues."""
         return await status(self.pool, self.queries)
 
+    @replaces_read_only
     async def set_max_depth(self, kind: str, max_depth: int | None) -> None:
         """Backpressure: an enqueue that would take ``kind`` over ``max_depth`` waiting jobs
         (pending and scheduled) raises QueueFull; None removes the maximum."""
         await set_limits(self.pool, self.queries, kind, {"max_depth": max_depth})
         await self._depth_guard.load()
 
+    @replaces_read_only
     async def reset_limits(self, kind: str) -> bool:
         """Forget ``kind``'s flow settings (workers started later declare theirs again)."""
         return await reset(self.pool, self.queries, kind)

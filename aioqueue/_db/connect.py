@@ -6,8 +6,8 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import anyio
 import asyncpg
@@ -268,6 +268,37 @@ async def replace_connections(db: Executor, exc: BaseException) -> None:
     expiring them would make asyncpg close each in a task of its own whose error nobody awaits."""
     if isinstance(db, asyncpg.Pool) and isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
         await db.expire_connections()
+
+
+class _HasPool(Protocol):
+    pool: asyncpg.Pool
+
+
+_S = TypeVar("_S", bound=_HasPool)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def replaces_read_only(
+    method: Callable[Concatenate[_S, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _R]]:
+    """For a ``Queue`` method that writes through its pool: after a read-only error the pool's
+    sessions are replaced (see ``replace_connections``) and the call is made once more (the
+    refused statement wrote nothing). Still read-only: the error is raised, and the sessions
+    opened meanwhile are replaced again, so the first call after the failover succeeds."""
+
+    @functools.wraps(method)
+    async def call(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        for attempt in (1, 2):
+            try:
+                return await method(self, *args, **kwargs)
+            except asyncpg.ReadOnlySQLTransactionError as exc:
+                await replace_connections(self.pool, exc)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    return call
 
 
 async def connect(dsn: str, *, application_name: str = APPLICATION_NAME) -> asyncpg.Connection:

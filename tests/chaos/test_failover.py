@@ -356,3 +356,46 @@ async def test_producer_replaces_read_only_sessions(
     finally:
         await admin.close()
         await q.close()
+
+
+async def test_admin_calls_replace_read_only_sessions(
+    private_db: tuple[str, str], server_dsn: str, schema: str
+) -> None:
+    """Admin and flow-control calls (retry, cancel, set_limits, pause, ...) write through the
+    queue's pool like enqueue: on a read-only server they raise ReadOnlySQLTransactionError,
+    and the sessions opened meanwhile are replaced, so the first call once the server is
+    writable again succeeds instead of failing on a session that stays read-only."""
+    dsn, name = private_db
+    admin = await asyncpg.connect(server_dsn)
+    q = await aioqueue.Queue.connect(dsn, schema=schema, pool_min_size=3)
+    try:
+        job = await q.enqueue("work", 0)
+        await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        read_only_errors = 0
+        for _ in range(30):  # until the read-only sessions have answered three times
+            try:
+                await q.set_limits("work", concurrency=2)
+            except asyncpg.ReadOnlySQLTransactionError:
+                read_only_errors += 1
+                if read_only_errors == 3:
+                    break
+            except RETRYABLE:
+                pass  # a session terminated above, found dead on use
+            else:
+                pytest.fail("set limits on a read-only database")
+        assert read_only_errors == 3
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            await q.pause("work")
+        await admin.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        # each first call after the failover succeeds: no session of the pool is read-only
+        await q.set_limits("work", concurrency=2)
+        await q.pause("work")
+        await q.resume("work")
+        assert (await q.cancel(job.id)).state is aioqueue.JobState.CANCELLED
+        assert (await q.retry(job.id)).id != job.id
+    finally:
+        await admin.close()
+        await q.close()
