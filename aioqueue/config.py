@@ -58,7 +58,7 @@ RUN_AT_MIN = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 RUN_AT_MAX = dt.datetime(3000, 1, 1, tzinfo=dt.UTC)
 INT_MAX = 2**31 - 1
 # delay=, max_delay= and Snooze(seconds) at most: 100 years (run_at= reaches further if needed);
-# SQL's max_delay_seconds() (migration 0012) holds the same value (tests/test_package_rules.py)
+# SQL's max_delay_seconds() (migration 0012) holds the same value (tests/unit/test_package_rules.py)
 MAX_DELAY_SECONDS = 100 * 365 * 24 * 3600
 # notify_workers() (migration 0012) skips the wake-up while the server's notification queue is
 # fuller than this (a full queue fails every NOTIFY); status warns from here on
