@@ -7,10 +7,8 @@ statement that seq-scans or walks the finished/future rows fails here.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,6 +17,7 @@ import pytest
 
 import aioqueue
 from aioqueue._consumer.outcome import Outcome
+from tests.support.plan_schemas import built_schema, queue_on
 
 BATCH = 50
 MILLION = 1_000_000
@@ -27,51 +26,32 @@ MILLION = 1_000_000
 @pytest.fixture(scope="module")
 def big_schema(dsn: str) -> Iterator[str]:
     """A schema with the million-row table, made once (its own event loop: module scope)."""
-    schema = f"plans_{secrets.token_hex(4)}"
 
-    async def build() -> None:
-        q = await aioqueue.Queue.connect(dsn, schema=schema)
-        try:
-            await q.pool.execute(
-                f"""
-                INSERT INTO "{schema}".jobs
-                    (kind, payload, state, run_at, attempts, max_attempts, finished_at)
-                SELECT 'k', '{{}}', 'completed', now() - interval '1 day', 1, 25,
-                       now() - interval '1 h' + g * interval '1 ms'
-                FROM generate_series(1, {MILLION}) AS g;
-                INSERT INTO "{schema}".jobs (kind, payload, state, run_at)
-                SELECT 'k', '{{}}', 'scheduled', now() + interval '1 day' + g * interval '1 ms'
-                FROM generate_series(1, {MILLION}) AS g;
-                INSERT INTO "{schema}".jobs (kind, payload, state, run_at)
-                SELECT 'k', '{{}}', 'pending', now() - interval '1 minute'
-                FROM generate_series(1, 500);
-                """
-            )
-            await q.pool.execute(f'VACUUM ANALYZE "{schema}".jobs')  # no transaction block
-        finally:
-            await q.close()
+    async def fill(q: aioqueue.Queue, schema: str) -> None:
+        await q.pool.execute(
+            f"""
+            INSERT INTO "{schema}".jobs
+                (kind, payload, state, run_at, attempts, max_attempts, finished_at)
+            SELECT 'k', '{{}}', 'completed', now() - interval '1 day', 1, 25,
+                   now() - interval '1 h' + g * interval '1 ms'
+            FROM generate_series(1, {MILLION}) AS g;
+            INSERT INTO "{schema}".jobs (kind, payload, state, run_at)
+            SELECT 'k', '{{}}', 'scheduled', now() + interval '1 day' + g * interval '1 ms'
+            FROM generate_series(1, {MILLION}) AS g;
+            INSERT INTO "{schema}".jobs (kind, payload, state, run_at)
+            SELECT 'k', '{{}}', 'pending', now() - interval '1 minute'
+            FROM generate_series(1, 500);
+            """
+        )
+        await q.pool.execute(f'VACUUM ANALYZE "{schema}".jobs')  # no transaction block
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await conn.close()
-
-    asyncio.run(build())
-    try:
-        yield schema
-    finally:
-        asyncio.run(drop())
+    yield from built_schema(dsn, "plans", fill)
 
 
 @pytest.fixture
 async def big(dsn: str, big_schema: str) -> AsyncIterator[aioqueue.Queue]:
-    q = await aioqueue.Queue.connect(dsn, schema=big_schema)
-    try:
+    async with queue_on(dsn, big_schema) as q:
         yield q
-    finally:
-        await q.close()
 
 
 async def _claim(q: aioqueue.Queue, conn: Any, kinds: list[str], batch: int) -> list[Any]:

@@ -7,9 +7,7 @@ statements, sent to the client as NOTICEs), in a rolled-back transaction."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,6 +15,7 @@ import asyncpg
 import pytest
 
 import aioqueue
+from tests.support.plan_schemas import built_schema, queue_on
 
 BATCH = 50
 BACKLOG = 300_000
@@ -27,70 +26,51 @@ STALE_BUCKETS = 20_000
 
 @pytest.fixture(scope="module")
 def flow_schema(dsn: str) -> Iterator[str]:
-    schema = f"plansflow_{secrets.token_hex(4)}"
 
-    async def build() -> None:
-        q = await aioqueue.Queue.connect(dsn, schema=schema)
-        try:
-            await q.pool.execute(
-                f"""
-                INSERT INTO "{schema}".jobs (kind, payload, state, run_at, concurrency_key)
-                SELECT 'keyed', '{{}}', 'pending', now() - interval '1 minute',
-                       'tenant:' || (g % {KEYS})
-                FROM generate_series(1, {BACKLOG // 2}) AS g;
-                INSERT INTO "{schema}".jobs (kind, payload, state, run_at)
-                SELECT 'capped', '{{}}', 'pending', now() - interval '1 minute'
-                FROM generate_series(1, {BACKLOG // 2}) AS g;
-                INSERT INTO "{schema}".jobs (kind, payload, state, run_at)
-                SELECT 'free', '{{}}', 'pending', now() - interval '1 minute'
-                FROM generate_series(1, 500) AS g;
-                INSERT INTO "{schema}".jobs (kind, payload, state, run_at, concurrency_key)
-                SELECT 'keyrated', '{{}}', 'pending', now() - interval '1 minute',
-                       'tenant:' || (g % {KEYS})
-                FROM generate_series(1, {KEYRATED}) AS g;
-                """
-            )
-            await q.set_limits("keyed", concurrency=100_000, key_concurrency=2)
-            await q.set_limits("capped", concurrency=100_000, rate_limit=(1_000_000, 1))
-            await q.set_limits("keyrated", key_rate_limit=(2, 3600))
-            # buckets: every other key has no token left; many stale rows (full again) of keys
-            # with no jobs, which a claim prunes a bounded number of
-            await q.pool.execute(
-                f"""
-                INSERT INTO "{schema}".flow_key_rates (kind, concurrency_key, tokens, tokens_at)
-                SELECT 'keyrated', 'tenant:' || g, 0, now()
-                FROM generate_series(0, {KEYS - 1}, 2) AS g;
-                INSERT INTO "{schema}".flow_key_rates (kind, concurrency_key, tokens, tokens_at)
-                SELECT 'keyrated', 'gone:' || g, 0, now() - interval '2 hours'
-                FROM generate_series(1, {STALE_BUCKETS}) AS g;
-                ANALYZE "{schema}".flow_key_rates;
-                """
-            )
-            await q.pool.execute(f'VACUUM ANALYZE "{schema}".jobs')
-        finally:
-            await q.close()
+    async def fill(q: aioqueue.Queue, schema: str) -> None:
+        await q.pool.execute(
+            f"""
+            INSERT INTO "{schema}".jobs (kind, payload, state, run_at, concurrency_key)
+            SELECT 'keyed', '{{}}', 'pending', now() - interval '1 minute',
+                   'tenant:' || (g % {KEYS})
+            FROM generate_series(1, {BACKLOG // 2}) AS g;
+            INSERT INTO "{schema}".jobs (kind, payload, state, run_at)
+            SELECT 'capped', '{{}}', 'pending', now() - interval '1 minute'
+            FROM generate_series(1, {BACKLOG // 2}) AS g;
+            INSERT INTO "{schema}".jobs (kind, payload, state, run_at)
+            SELECT 'free', '{{}}', 'pending', now() - interval '1 minute'
+            FROM generate_series(1, 500) AS g;
+            INSERT INTO "{schema}".jobs (kind, payload, state, run_at, concurrency_key)
+            SELECT 'keyrated', '{{}}', 'pending', now() - interval '1 minute',
+                   'tenant:' || (g % {KEYS})
+            FROM generate_series(1, {KEYRATED}) AS g;
+            """
+        )
+        await q.set_limits("keyed", concurrency=100_000, key_concurrency=2)
+        await q.set_limits("capped", concurrency=100_000, rate_limit=(1_000_000, 1))
+        await q.set_limits("keyrated", key_rate_limit=(2, 3600))
+        # buckets: every other key has no token left; many stale rows (full again) of keys
+        # with no jobs, which a claim prunes a bounded number of
+        await q.pool.execute(
+            f"""
+            INSERT INTO "{schema}".flow_key_rates (kind, concurrency_key, tokens, tokens_at)
+            SELECT 'keyrated', 'tenant:' || g, 0, now()
+            FROM generate_series(0, {KEYS - 1}, 2) AS g;
+            INSERT INTO "{schema}".flow_key_rates (kind, concurrency_key, tokens, tokens_at)
+            SELECT 'keyrated', 'gone:' || g, 0, now() - interval '2 hours'
+            FROM generate_series(1, {STALE_BUCKETS}) AS g;
+            ANALYZE "{schema}".flow_key_rates;
+            """
+        )
+        await q.pool.execute(f'VACUUM ANALYZE "{schema}".jobs')
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await conn.close()
-
-    asyncio.run(build())
-    try:
-        yield schema
-    finally:
-        asyncio.run(drop())
+    yield from built_schema(dsn, "plansflow", fill)
 
 
 @pytest.fixture
 async def fq(dsn: str, flow_schema: str) -> AsyncIterator[aioqueue.Queue]:
-    q = await aioqueue.Queue.connect(dsn, schema=flow_schema)
-    try:
+    async with queue_on(dsn, flow_schema) as q:
         yield q
-    finally:
-        await q.close()
 
 
 def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,9 +8,7 @@ still in the hot table; every statement runs in a rolled-back transaction.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,6 +16,7 @@ import asyncpg
 import pytest
 
 import aioqueue
+from tests.support.plan_schemas import built_schema, queue_on
 
 from .test_plans import (
     _assert_no_seq_scan_on_jobs,
@@ -34,61 +33,38 @@ HOURS = 24
 
 @pytest.fixture(scope="module")
 def history_schema(dsn: str) -> Iterator[str]:
-    schema = f"plans_history_{secrets.token_hex(4)}"
 
-    async def build() -> None:
-        q = await aioqueue.Queue.connect(dsn, schema=schema)
-        try:
-            db = q.pool
-            await db.execute(
-                f'UPDATE "{schema}".jobs_history_settings SET partition_seconds = 3600'
-            )
-            now = await db.fetchval("SELECT now()")
-            for hours_ago in range(HOURS, -1, -1):  # one hourly partition per step
-                await q.queries.history_prepare(
-                    db, ahead=0, now=now - dt.timedelta(hours=hours_ago)
-                )
-            await db.execute(
-                f"""
-                INSERT INTO "{schema}".jobs_history (id, kind, state, finished_at, result)
-                SELECT g, 'k', 'completed',
-                       now() - make_interval(secs => g * {HOURS * 3600.0 / ROWS}), '{{}}'
-                FROM generate_series(1, {ROWS}) AS g;
-                INSERT INTO "{schema}".jobs (kind, state, finished_at)
-                OVERRIDING SYSTEM VALUE
-                SELECT 'k', 'completed', now() - interval '30 minutes' + g * interval '1 ms'
-                FROM generate_series(1, {ROWS}) AS g;
-                SELECT setval(pg_get_serial_sequence('"{schema}".jobs', 'id'), {ROWS} + 1);
-                INSERT INTO "{schema}".jobs (kind, state)
-                SELECT 'k', 'pending' FROM generate_series(1, 500);
-                """
-            )
-            await db.execute(f'VACUUM ANALYZE "{schema}".jobs')
-            await db.execute(f'ANALYZE "{schema}".jobs_history')
-        finally:
-            await q.close()
+    async def fill(q: aioqueue.Queue, schema: str) -> None:
+        db = q.pool
+        await db.execute(f'UPDATE "{schema}".jobs_history_settings SET partition_seconds = 3600')
+        now = await db.fetchval("SELECT now()")
+        for hours_ago in range(HOURS, -1, -1):  # one hourly partition per step
+            await q.queries.history_prepare(db, ahead=0, now=now - dt.timedelta(hours=hours_ago))
+        await db.execute(
+            f"""
+            INSERT INTO "{schema}".jobs_history (id, kind, state, finished_at, result)
+            SELECT g, 'k', 'completed',
+                   now() - make_interval(secs => g * {HOURS * 3600.0 / ROWS}), '{{}}'
+            FROM generate_series(1, {ROWS}) AS g;
+            INSERT INTO "{schema}".jobs (kind, state, finished_at)
+            OVERRIDING SYSTEM VALUE
+            SELECT 'k', 'completed', now() - interval '30 minutes' + g * interval '1 ms'
+            FROM generate_series(1, {ROWS}) AS g;
+            SELECT setval(pg_get_serial_sequence('"{schema}".jobs', 'id'), {ROWS} + 1);
+            INSERT INTO "{schema}".jobs (kind, state)
+            SELECT 'k', 'pending' FROM generate_series(1, 500);
+            """
+        )
+        await db.execute(f'VACUUM ANALYZE "{schema}".jobs')
+        await db.execute(f'ANALYZE "{schema}".jobs_history')
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await conn.close()
-
-    asyncio.run(build())
-    try:
-        yield schema
-    finally:
-        asyncio.run(drop())
+    yield from built_schema(dsn, "plans_history", fill)
 
 
 @pytest.fixture
 async def hq(dsn: str, history_schema: str) -> AsyncIterator[aioqueue.Queue]:
-    q = await aioqueue.Queue.connect(dsn, schema=history_schema)
-    try:
+    async with queue_on(dsn, history_schema) as q:
         yield q
-    finally:
-        await q.close()
 
 
 def _history_scans(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
