@@ -48,9 +48,10 @@ GRANT EXECUTE ON FUNCTION aioqueue.add_jobs(text, timestamptz) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.retry_job(bigint) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.cron_enqueue(text, timestamptz, jsonb, timestamptz)
     TO aq_worker;
--- workflows (dependencies, groups): the functions the settle trigger and add_jobs call
+-- workflows (dependencies, groups): the functions the settle trigger and add_jobs call; the
+-- pruner deletes finished groups with their jobs
 GRANT SELECT, INSERT, UPDATE, DELETE ON aioqueue.job_deps TO aq_worker;
-GRANT SELECT, INSERT, UPDATE ON aioqueue.job_groups TO aq_worker;
+GRANT SELECT, INSERT, UPDATE, DELETE ON aioqueue.job_groups TO aq_worker;
 GRANT USAGE ON SEQUENCE aioqueue.job_groups_id_seq TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.add_jobs_core(jsonb, timestamptz) TO aq_worker;
 GRANT EXECUTE ON FUNCTION aioqueue.link_job(bigint, bigint[], boolean) TO aq_worker;

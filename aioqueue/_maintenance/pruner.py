@@ -7,7 +7,9 @@ so the table the claim reads holds active jobs and about a minute of finished on
 Every ``interval`` a full pass creates history partitions ahead, drops the
 partitions whose rows are all past retention (whole tables: no row DELETEs, no vacuum), deletes
 rows still in ``jobs`` past retention (a parent kept for its children, rows from before the
-migration), and deletes the rows of workers not seen for ``forget_workers_after`` seconds.
+migration), deletes the groups that finished longer ago than the longest retention (their
+members are gone by then; none if a state is kept forever), and deletes the rows of workers not
+seen for ``forget_workers_after`` seconds.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class Pruner:
         self._db = db
         self._queries = queries
         self._retention = {s: r for s, r in retention.items() if r is not None}
+        kept = [retention.get(state) for state in FINISHED]
+        self._group_retention = None if None in kept else max(r for r in kept if r is not None)
         self._interval = interval
         self._move_interval = min(move_interval, interval)
         self._move_after = move_after
@@ -109,7 +113,25 @@ class Pruner:
         if total:
             _log.info("pruner: deleted %d finished jobs", total)
         self.deleted += total
+        await self.prune_groups()
         await self.prune_workers()
+        return total
+
+    async def prune_groups(self) -> int:
+        """Delete the groups finished longer ago than every state's retention; returns how
+        many."""
+        if self._group_retention is None:
+            return 0
+        total = 0
+        while True:
+            n = await self._queries.group_prune(
+                self._db, retention=self._group_retention, limit=self._batch
+            )
+            total += n
+            if n < self._batch:
+                break
+        if total:
+            _log.info("pruner: forgot %d finished groups", total)
         return total
 
     @property

@@ -1697,6 +1697,7 @@ END;
 $function$
 index CREATE INDEX flow_key_rates_stale ON aioqueue.flow_key_rates USING btree (kind, tokens_at)
 index CREATE INDEX job_deps_child ON aioqueue.job_deps USING btree (child_id)
+index CREATE INDEX job_groups_finished ON aioqueue.job_groups USING btree (finished_at) WHERE (finished_at IS NOT NULL)
 index CREATE INDEX jobs_claim ON aioqueue.jobs USING btree (kind, priority DESC, run_at, id) WHERE (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state]))
 index CREATE INDEX jobs_claim_key ON aioqueue.jobs USING btree (kind, concurrency_key, priority DESC, run_at, id) WHERE ((concurrency_key IS NOT NULL) AND (state = ANY (ARRAY['pending'::aioqueue.job_state, 'scheduled'::aioqueue.job_state])))
 index CREATE INDEX jobs_finished ON aioqueue.jobs USING btree (finished_at) WHERE (state = ANY (ARRAY['completed'::aioqueue.job_state, 'cancelled'::aioqueue.job_state, 'failed'::aioqueue.job_state]))

@@ -41,9 +41,13 @@ def big_schema(dsn: str) -> Iterator[str]:
             INSERT INTO "{schema}".jobs (kind, payload, state, run_at)
             SELECT 'k', '{{}}', 'pending', now() - interval '1 minute'
             FROM generate_series(1, 500);
+            INSERT INTO "{schema}".job_groups (total, sealed, finished_at)
+            SELECT 1, g % 2 = 0, CASE WHEN g % 2 = 0 THEN now() - interval '2 day' END
+            FROM generate_series(1, {MILLION // 5}) AS g;
             """
         )
-        await q.pool.execute(f'VACUUM ANALYZE "{schema}".jobs')  # no transaction block
+        for table in ("jobs", "job_groups"):  # no transaction block
+            await q.pool.execute(f'VACUUM ANALYZE "{schema}".{table}')
 
     yield from built_schema(dsn, "plans", fill)
 
@@ -321,6 +325,19 @@ async def test_prune_reads_one_batch_of_the_oldest_finished(
     (delete,) = [
         n for n in nodes if n["Node Type"] == "ModifyTable" and n.get("Relation Name") == "jobs"
     ]
+    assert int(delete["Actual Rows"]) == 1000
+
+
+async def test_group_prune_reads_one_batch_of_the_oldest_finished(
+    big: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """100,000 finished groups past retention beside 100,000 open ones: one prune batch reads
+    that batch through the partial index job_groups_finished."""
+    nodes = await _explain(conn, big.queries.text("group_prune"), 86400.0, 1000, None)
+    assert not [n for n in nodes if n["Node Type"] == "Seq Scan"]
+    assert _rows_read(nodes, "job_groups_finished") <= 2 * 1000
+    assert _rows_read(nodes, "job_groups_pkey") <= 1000  # the DELETE finds its batch by id
+    (delete,) = [n for n in nodes if n["Node Type"] == "ModifyTable"]
     assert int(delete["Actual Rows"]) == 1000
 
 

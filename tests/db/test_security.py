@@ -27,6 +27,7 @@ import msgspec
 import pytest
 
 import aioqueue
+from aioqueue._db.migrate import migrate
 from aioqueue.config import channel_for
 from tests.chaos.test_worker_kill_and_restart import ROOT, start_worker, until
 from tests.db.test_plans import BATCH, _assert_no_seq_scan_on_jobs, _nodes, _rows_read
@@ -903,3 +904,20 @@ async def _sample_lease(q: aioqueue.Queue, job_id: int) -> list[float]:
                 return seen
             seen.append(left)
             await anyio.sleep(0.2)  # a subprocess: only the database shows it
+
+
+async def test_an_upgrade_lets_the_worker_role_prune_finished_groups(
+    lp: LeastPrivilege, conn: asyncpg.Connection
+) -> None:
+    """Migration 0013 (group pruning) grants DELETE on job_groups to the roles that already
+    prune jobs, so an install whose grants predate it keeps its pruner working."""
+    s = lp.schema
+    await conn.execute(
+        f"""REVOKE DELETE ON "{s}".job_groups FROM {lp.worker};
+            DROP INDEX "{s}".job_groups_finished;
+            DELETE FROM "{s}".migrations WHERE version = 13"""
+    )
+    assert await migrate(conn, s) == [13]
+    privilege = "SELECT has_table_privilege($1, $2, 'DELETE')"
+    assert await conn.fetchval(privilege, lp.worker, f'"{s}".job_groups')
+    assert not await conn.fetchval(privilege, lp.producer, f'"{s}".job_groups')

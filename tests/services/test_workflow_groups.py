@@ -12,6 +12,7 @@ import pytest
 
 import aioqueue
 from aioqueue import JobSpec, JobState
+from aioqueue._maintenance.pruner import Pruner
 from tests.chaos.test_worker_kill_and_restart import start_worker, until
 from tests.support.worker_helpers import running_worker
 
@@ -75,6 +76,28 @@ async def test_group_in_rolled_back_tx_leaves_nothing(q: aioqueue.Queue) -> None
         await tx.rollback()
     assert await q.pool.fetchval(f'SELECT count(*) FROM "{s}".job_groups') == 0
     assert await q.pool.fetchval(f'SELECT count(*) FROM "{s}".jobs') == 0
+
+
+async def test_finished_groups_are_forgotten_after_every_retention(q: aioqueue.Queue) -> None:
+    """Finished groups go once the longest retention has passed; open and unfinished groups,
+    and every group while one state is kept forever, stay."""
+    done = await q.enqueue_group([JobSpec(kind="a")])
+    await q.complete(done.member_ids)
+    unfinished = await q.enqueue_group([JobSpec(kind="a")])
+    still_open = await q.enqueue_group([], seal=False)
+    assert (await q.get_group(done.id)).finished_at is not None
+
+    def pruner(failed: float | None) -> Pruner:
+        retention = {"completed": 0.0, "failed": failed, "cancelled": 0.0}
+        return Pruner(q.pool, q.queries, interval=60, retention=retention, batch=1)
+
+    assert await pruner(None).prune_groups() == 0  # failed jobs kept forever: groups too
+    assert await pruner(3600.0).prune_groups() == 0  # within the longest retention
+    assert await pruner(0.0).prune_groups() == 1  # batches of one: the loop ends on a short one
+    with pytest.raises(aioqueue.GroupNotFound):
+        await q.get_group(done.id)
+    assert (await q.get_group(unfinished.id)).finished_at is None
+    assert not (await q.get_group(still_open.id)).sealed
 
 
 @pytest.mark.chaos

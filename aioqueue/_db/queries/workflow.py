@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import asyncpg
 
 from ...types import JobLink
-from ._base import Executor, QueriesBase
+from ._base import Executor, QueriesBase, check_batch
 
 
 class WorkflowQueries(QueriesBase):
@@ -20,6 +22,13 @@ class WorkflowQueries(QueriesBase):
     async def group_get(self, db: Executor, *, id: int) -> asyncpg.Record | None:
         """The group's counts (Group's fields but member_ids), or None."""
         return await db.fetchrow(self._sql["group_get"], id)
+
+    async def group_prune(
+        self, db: Executor, *, retention: float, limit: int, now: dt.datetime | None = None
+    ) -> int:
+        """Delete up to ``limit`` groups finished more than ``retention`` seconds ago."""
+        check_batch(limit)
+        return int(await db.fetchval(self._sql["group_prune"], retention, limit, now))
 
     async def job_family(self, db: Executor, *, id: int, limit: int) -> list[JobLink]:
         """A job's parents and children, up to ``limit`` of each."""
