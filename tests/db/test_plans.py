@@ -21,6 +21,8 @@ from tests.support.plan_schemas import built_schema, queue_on
 
 BATCH = 50
 MILLION = 1_000_000
+PARENTS = 5_000  # the oldest completed jobs, each with a scheduled child
+IN_FLIGHT = 200_000  # edges between scheduled jobs
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +43,30 @@ def big_schema(dsn: str) -> Iterator[str]:
             INSERT INTO "{schema}".jobs (kind, payload, state, run_at)
             SELECT 'k', '{{}}', 'pending', now() - interval '1 minute'
             FROM generate_series(1, 500);
+            -- the oldest completed jobs are parents of scheduled children (kept while those
+            -- wait); many more edges join scheduled jobs (workflows in flight)
+            WITH parents AS (
+                SELECT id, row_number() OVER (ORDER BY id) AS n FROM "{schema}".jobs
+                WHERE state = 'completed' ORDER BY id LIMIT {PARENTS}
+            ), scheduled AS (
+                SELECT id, row_number() OVER (ORDER BY id) AS n FROM "{schema}".jobs
+                WHERE state = 'scheduled' ORDER BY id LIMIT {PARENTS + 2 * IN_FLIGHT}
+            ), edges AS (
+                INSERT INTO "{schema}".job_deps (parent_id, child_id)
+                SELECT p.id, c.id FROM parents AS p JOIN scheduled AS c USING (n)
+                UNION ALL
+                SELECT a.id, b.id FROM scheduled AS a JOIN scheduled AS b
+                    ON b.n = a.n + {IN_FLIGHT} AND a.n > {PARENTS} AND a.n <= {PARENTS + IN_FLIGHT}
+                RETURNING parent_id
+            )
+            UPDATE "{schema}".jobs AS j SET has_children = true
+            FROM (SELECT DISTINCT parent_id FROM edges) AS e WHERE j.id = e.parent_id;
             INSERT INTO "{schema}".job_groups (total, sealed, finished_at)
             SELECT 1, g % 2 = 0, CASE WHEN g % 2 = 0 THEN now() - interval '2 day' END
             FROM generate_series(1, {MILLION // 5}) AS g;
             """
         )
-        for table in ("jobs", "job_groups"):  # no transaction block
+        for table in ("jobs", "job_deps", "job_groups"):  # no transaction block
             await q.pool.execute(f'VACUUM ANALYZE "{schema}".{table}')
 
     yield from built_schema(dsn, "plans", fill)
@@ -316,11 +336,17 @@ async def test_a_completion_reads_its_batch_among_many_running_jobs(
 async def test_prune_reads_one_batch_of_the_oldest_finished(
     big: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
-    """A million completed rows past retention: one prune batch reads that batch, in the
-    finished_at order of the partial index jobs_finished."""
+    """A million completed rows past retention, the oldest 5,000 of them parents of waiting
+    children: one prune batch reads past those parents (one probe of job_deps each, never the
+    200,000 edges of workflows in flight) and then that batch, in the finished_at order of the
+    partial index jobs_finished."""
     nodes = await _explain(conn, big.queries.text("job_prune"), "completed", 60.0, 1000, None)
     _assert_no_seq_scan_on_jobs(nodes)
-    assert _rows_read(nodes, "jobs_finished") <= 2 * 1000
+    assert not [
+        n for n in nodes if n.get("Relation Name") == "job_deps" and n["Node Type"] == "Seq Scan"
+    ]
+    assert _rows_read(nodes, "jobs_finished") <= PARENTS + 2 * 1000
+    assert _rows_read(nodes, "job_deps_pkey") <= 2 * PARENTS
     # the jobs' DELETE (the other one deletes their dependency edges, migration 0009)
     (delete,) = [
         n for n in nodes if n["Node Type"] == "ModifyTable" and n.get("Relation Name") == "jobs"

@@ -16,7 +16,10 @@ WITH doomed AS (
                 SELECT 1 FROM /*schema*/.job_deps AS e
                 JOIN /*schema*/.jobs AS c ON c.id = e.child_id
                 WHERE e.parent_id = j.id
-                  AND c.state IN ('waiting', 'pending', 'scheduled', 'running')))
+                  AND c.state IN ('waiting', 'pending', 'scheduled', 'running')
+                -- OFFSET 0: probed per parent; else the planner may pick a hashed subplan
+                -- that reads every active job (tests/db/test_plans.py)
+                OFFSET 0))
         ORDER BY j.finished_at
         LIMIT 1000
         FOR UPDATE SKIP LOCKED
