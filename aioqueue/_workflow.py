@@ -39,6 +39,7 @@ class WorkflowMixin:
     def _get_waiter(self) -> Waiter:  # pragma: no cover - Queue defines it
         raise NotImplementedError
 
+    @_connect.replaces_read_only
     async def enqueue_group(
         self,
         specs: Iterable[JobSpec | Mapping[str, Any]],
@@ -69,6 +70,7 @@ class WorkflowMixin:
         assert row is not None  # created above, in this transaction
         return _group(row, ids)
 
+    @_connect.replaces_read_only
     async def add_to_group(
         self, group_id: int, specs: Iterable[JobSpec | Mapping[str, Any]], *, tx: Any = None
     ) -> list[EnqueueResult]:
@@ -78,6 +80,7 @@ class WorkflowMixin:
             ids = await self._add_members(db, group_id, objects)
         return [EnqueueResult(i, False) for i in ids]
 
+    @_connect.replaces_read_only
     async def seal_group(self, group_id: int) -> Group:
         """No more members; if every member has finished already, the callback runs now."""
         if not await self.queries.group_seal(self.pool, id=group_id):

@@ -307,15 +307,15 @@ class Queue(WorkflowMixin, FlowMixin, AdminMixin):
                 counts[k] = counts.get(k, 0) + 1
             await self._depth_guard.check(counts)
         if route != "dedupe":  # nothing to dedupe: one INSERT instead of the add_jobs function
-            db = await self._db(tx)
-            try:
-                if route == "bare":
-                    ids = await self.queries.jobs_insert_bare(db, specs=encoded)
-                else:
-                    ids = (await self.queries.jobs_insert_many(db, specs=encoded)).ids
-            except asyncpg.ReadOnlySQLTransactionError as exc:
-                await _connect.replace_connections(db, exc)  # see _add
-                raise
+            if route == "bare":
+                ids = await self._write(
+                    lambda db: self.queries.jobs_insert_bare(db, specs=encoded), tx
+                )
+            else:
+                inserted = await self._write(
+                    lambda db: self.queries.jobs_insert_many(db, specs=encoded), tx
+                )
+                ids = inserted.ids
             results = [EnqueueResult(job_id, False) for job_id in ids]
         else:
             results = [EnqueueResult(*added) for added in await self._add(encoded, tx)]
@@ -332,36 +332,39 @@ class Queue(WorkflowMixin, FlowMixin, AdminMixin):
 
     async def _add(self, specs: str, tx: Any) -> list[Added]:
         try:
-            if tx is not None:  # a read-only tx= connection is the caller's to replace
-                return await self.queries.jobs_add(await _connect.unwrap_tx(tx), specs=specs)
-            try:
-                return await self._on_hot(lambda db: self.queries.jobs_add(db, specs=specs))
-            except asyncpg.ReadOnlySQLTransactionError as exc:
-                # a session on a server that became a standby stays read-only: the pool's are
-                # replaced
-                await _connect.replace_connections(self.pool, exc)
-                raise
+            return await self._write(lambda db: self.queries.jobs_add(db, specs=specs), tx)
         except asyncpg.ForeignKeyViolationError as exc:  # depends_on names a missing job
             raise JobNotFound(str(exc).removeprefix("aioqueue: ")) from None
 
+    async def _write(self, call: Callable[[Executor], Awaitable[_T]], tx: Any) -> _T:
+        """``call`` in the caller's transaction (``tx=``: its errors are the caller's, a
+        read-only session included), else on the queue's own sessions (``_on_hot``)."""
+        if tx is not None:
+            return await call(await _connect.unwrap_tx(tx))
+        return await self._on_hot(call)
+
     async def _on_hot(self, call: Callable[[Executor], Awaitable[_T]]) -> _T:
-        """``call`` on the kept-aside connection (or the pool while another call has it),
-        repeated while the driver refuses to send on a connection the server ended while it
-        sat idle: nothing was sent, so repeating is safe (the server may have ended every idle
-        connection at once: a restart, a failover)."""
+        """``call`` on the kept-aside connection (or the pool while another call has it).
+        Repeated while the driver refuses to send on a connection the server ended while it
+        sat idle (the server may have ended every idle connection at once: a restart, a
+        failover), and once after a read-only error, on fresh sessions: a session attached to
+        a server that became a standby stays read-only. Both errors mean nothing was written,
+        so repeating is safe."""
         last = self.pool.get_max_size()
-        for attempt in range(last + 1):
+        read_only = False
+        for attempt in range(last + 2):
             try:
                 async with self._hot.use() as db:
                     return await call(db)
             except asyncpg.InternalClientError as exc:
-                if not _connect.ended_while_idle(exc) or attempt == last:
+                if not _connect.ended_while_idle(exc) or attempt >= last:
                     raise
+            except asyncpg.ReadOnlySQLTransactionError as exc:
+                await _connect.replace_connections(self.pool, exc)
+                if read_only:
+                    raise  # still read-only on a fresh session: no writable server yet
+                read_only = True
         raise AssertionError("unreachable")
-
-    async def _db(self, tx: Any) -> Any:
-        """Where an enqueue runs: the pool, or the caller's transaction (``tx=``)."""
-        return self.pool if tx is None else await _connect.unwrap_tx(tx)
 
     # -- reading -----------------------------------------------------------------------------
 

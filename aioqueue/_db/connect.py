@@ -285,10 +285,13 @@ def replaces_read_only(
     """For a ``Queue`` method that writes through its pool: after a read-only error the pool's
     sessions are replaced (see ``replace_connections``) and the call is made once more (the
     refused statement wrote nothing). Still read-only: the error is raised, and the sessions
-    opened meanwhile are replaced again, so the first call after the failover succeeds."""
+    opened meanwhile are replaced again, so the first call after the failover succeeds.
+    A call in the caller's transaction (``tx=``) is made once: that transaction is theirs."""
 
     @functools.wraps(method)
     async def call(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if kwargs.get("tx") is not None:
+            return await method(self, *args, **kwargs)
         for attempt in (1, 2):
             try:
                 return await method(self, *args, **kwargs)

@@ -25,7 +25,8 @@ import pytest
 import aioqueue
 from aioqueue.dashboard import create_app
 from tests.support.failover_tasks import tasks
-from tests.support.pgcluster import Cluster, Node, cluster, wait_streaming
+from tests.support.faultproxy import fault_proxy
+from tests.support.pgcluster import USER, Cluster, Node, cluster, wait_streaming
 from tests.support.worker_helpers import FAST, Recorder
 
 pytestmark = pytest.mark.anyio
@@ -319,6 +320,47 @@ async def test_reader_on_a_standby(pg_cluster: Cluster, schema: str) -> None:
                 await conn.execute(f'UPDATE "{schema}".jobs SET priority = 1')
     finally:
         await q.close()
+
+
+@pytest.mark.parametrize("call", ["enqueue", "keyed", "enqueue_many", "enqueue_group"])
+async def test_first_write_after_a_dns_switch_lands_on_the_new_primary(
+    pg_cluster: Cluster, schema: str, call: str
+) -> None:
+    """A managed service's failover switches a DNS name: sessions opened while it pointed at a
+    standby stay attached to it, read-only, after the switch. The first write after the switch
+    fails on such a session and is made once more on a fresh one, which reaches the new
+    primary: the caller sees it succeed. Before the switch, a write fails on fresh sessions
+    too, and the error is raised (no writable server yet)."""
+    primary = pg_cluster.primary(SYNC, "synchronous_commit=remote_apply")  # standby current
+    standby = pg_cluster.standby_of(primary)
+    await wait_streaming(primary.dsn, sync=True)
+    setup = await aioqueue.Queue.connect(primary.dsn, schema=schema)
+    await setup.close()
+
+    async def write(q: aioqueue.Queue, n: int) -> int:
+        if call == "enqueue_many":
+            return (await q.enqueue_many([{"kind": "work", "payload": n}]))[0].id
+        if call == "enqueue_group":
+            return (await q.enqueue_group([{"kind": "work", "payload": n}])).member_ids[0]
+        key = f"k{n}" if call == "keyed" else None
+        return (await q.enqueue("work", n, unique_key=key)).id
+
+    async with fault_proxy("127.0.0.1", standby.port, USER) as name:
+        q = await aioqueue.Queue.connect(name.dsn("postgres"), schema=schema, migrate=False)
+        try:
+            with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+                await write(q, 0)
+            assert await q.list_jobs() == []  # reads work: this session is the standby's
+            name.retarget("127.0.0.1", primary.port)
+            job_id = await write(q, 1)
+            assert (await q.get_job(job_id)).payload == 1
+        finally:
+            await q.close()
+    conn = await asyncpg.connect(primary.dsn)
+    try:
+        assert await conn.fetchval(f'SELECT count(*) FROM "{schema}".jobs') == 1
+    finally:
+        await conn.close()
 
 
 @pytest.mark.parametrize("keyed", [False, True])

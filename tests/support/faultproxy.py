@@ -41,6 +41,11 @@ class FaultProxy:
         else:
             self._flowing.clear()
 
+    def retarget(self, host: str, port: int) -> None:
+        """New connections go to ``host:port``; open ones stay where they are (a DNS name
+        switched to another server)."""
+        self.target = (host, port)
+
     def reset(self) -> None:
         """Close every proxied connection at once (clients see a connection reset)."""
         for client, server in list(self._links):
