@@ -234,6 +234,12 @@ Route = Literal["bare", "plain", "dedupe"]
 _encoder = msgspec.json.Encoder()
 
 
+def loose_list(values: Any) -> Any:
+    """A list or tuple argument (``flags=``, ``depends_on=``) as a list; anything else is left
+    as it is, for validation to name."""
+    return list(values) if isinstance(values, list | tuple) else values
+
+
 def dumps(obj: Any) -> str:
     """The one JSON encoder of specs (``msgspec.Raw`` payloads pass through as they are)."""
     return _encoder.encode(obj).decode()

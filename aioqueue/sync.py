@@ -21,8 +21,9 @@ from typing import Any, Protocol
 
 from . import config
 from ._db.queries import sync_add_jobs_text
-from ._spec import encode_one, encode_specs
-from .types import EnqueueResult, JobSpec, OnConflict
+from ._spec import encode_one, encode_specs, loose_list
+from .errors import JobNotFound
+from .types import EnqueueResult, JobSpec, OnConflict, OnParentFailure
 
 __all__ = ["enqueue", "enqueue_many"]
 
@@ -53,11 +54,17 @@ def enqueue(
     max_attempts: int | None = None,
     queue_name: str | None = None,
     flags: Sequence[str] | None = None,
+    concurrency_key: str | None = None,
+    depends_on: Sequence[int] | None = None,
+    on_parent_failure: OnParentFailure = "cancel",
+    meta: dict[str, Any] | None = None,
     schema: str | None = None,
     max_payload_bytes: int = config.DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> EnqueueResult:
     """``Queue.enqueue``'s arguments on a DB-API connection; ``schema`` as ``Queue.connect``'s
-    (else ``$AIOQUEUE_SCHEMA``, else ``aioqueue``)."""
+    (else ``$AIOQUEUE_SCHEMA``, else ``aioqueue``). A ``depends_on`` id that does not exist
+    raises JobNotFound (the caller's transaction is then aborted, as after any failed
+    statement). A kind's ``max_depth`` is not checked here: it is the async Queue's check."""
     spec = JobSpec(
         kind=kind,
         payload={} if payload is None else payload,
@@ -69,7 +76,11 @@ def enqueue(
         max_delay=max_delay,
         max_attempts=max_attempts,
         queue_name=queue_name,
-        flags=None if flags is None else list(flags),
+        flags=loose_list(flags),
+        concurrency_key=concurrency_key,
+        depends_on=loose_list(depends_on),
+        on_parent_failure=on_parent_failure,
+        meta=meta,
     )
     specs, _ = encode_one(spec, max_payload_bytes=max_payload_bytes)
     return _add(conn, specs, schema)[0]
@@ -96,8 +107,28 @@ def _add(conn: Connection, specs: str, schema: str | None) -> list[EnqueueResult
     try:
         cursor.execute(sql, [specs, None])
         rows = cursor.fetchall()
+    except Exception as exc:
+        if _sqlstate(exc) == "23503":  # foreign_key_violation: depends_on names a missing job
+            raise JobNotFound(str(_driver_error(exc)).strip().removeprefix("aioqueue: ")) from exc
+        raise
     finally:
         close = getattr(cursor, "close", None)
         if close is not None:
             close()
     return [EnqueueResult(int(r[0]), bool(r[1])) for r in rows]
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    """The driver's own error (Django wraps it in its own class, the driver's as the cause)."""
+    cause = exc.__cause__
+    return cause if cause is not None and _code(cause) is not None else exc
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    return _code(_driver_error(exc))
+
+
+def _code(exc: BaseException) -> str | None:
+    """SQLSTATE of a psycopg 3 (``sqlstate``) or psycopg2 (``pgcode``) error, if any."""
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    return code if isinstance(code, str) else None

@@ -82,6 +82,38 @@ async def test_bad_input_is_refused_before_anything_is_sent(q: aioqueue.Queue, d
         assert _count(conn, schema) == 0
 
 
+async def test_workflow_and_flow_arguments_match_the_async_enqueue(
+    q: aioqueue.Queue, dsn: str
+) -> None:
+    """depends_on, on_parent_failure, meta and concurrency_key as Queue.enqueue takes them; a
+    missing parent raises JobNotFound, naming it, and writes nothing."""
+    schema = q.config.schema
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        parent = sync.enqueue(conn, "fetch", {"url": "u"}, schema=schema)
+        child = sync.enqueue(
+            conn,
+            "parse",
+            schema=schema,
+            depends_on=(parent.id,),
+            on_parent_failure="run",
+            meta={"traceparent": "00-abc"},
+            concurrency_key="tenant:1",
+        )
+        with pytest.raises(aioqueue.JobNotFound, match=str(10**12)):
+            sync.enqueue(conn, "parse", schema=schema, depends_on=[10**12])
+        with pytest.raises(aioqueue.InvalidJobError, match="on_parent_failure"):
+            sync.enqueue(conn, "parse", schema=schema, on_parent_failure="maybe")  # type: ignore[arg-type]
+        assert _count(conn, schema) == 2
+    job = await q.get_job(child.id)
+    assert job.state is aioqueue.JobState.WAITING
+    assert job.meta == {"traceparent": "00-abc"}
+    key = await q.pool.fetchval(
+        f'SELECT concurrency_key FROM "{schema}".jobs WHERE id = $1', child.id
+    )
+    assert key == "tenant:1"
+    assert [link.id for link in await q.job_family(child.id)] == [parent.id]
+
+
 async def test_the_django_example_enqueues_in_its_transaction(dsn: str, schema: str) -> None:
     with anyio.fail_after(60):
         proc = await anyio.run_process(

@@ -249,3 +249,29 @@ async def test_sql_add_job_with_depends_on(q: aioqueue.Queue) -> None:
     assert await _state(q, child) == JobState.PENDING  # on_parent_failure => 'run'
     plain = await q.pool.fetchval(f"SELECT \"{s}\".add_job('c', '{{}}')")  # still resolves
     assert await _state(q, plain) == JobState.PENDING
+
+
+async def test_a_waiting_child_keeps_its_concurrency_key(q: aioqueue.Queue) -> None:
+    """depends_on with a concurrency_key, through every enqueue path that takes both: the key
+    is written while the child waits (migration 0014), so its key's limits hold once it runs."""
+    parent = await q.enqueue("fetch")
+    one = await q.enqueue("parse", depends_on=[parent.id], concurrency_key="tenant:1")
+    meta = await q.enqueue("parse", depends_on=[parent.id], concurrency_key="t2", meta={"a": 1})
+    many = await q.enqueue_many(
+        [JobSpec(kind="parse", depends_on=[parent.id], concurrency_key="t3")]
+    )
+    group = await q.enqueue_group(
+        [JobSpec(kind="fetch"), JobSpec(kind="parse", depends_on=[Ref(0)], concurrency_key="t4")]
+    )
+    ids = [one.id, meta.id, many[0].id, group.member_ids[1]]
+    rows = await q.pool.fetch(
+        f'SELECT id, state::text, concurrency_key FROM "{q.config.schema}".jobs '
+        "WHERE id = ANY($1::bigint[]) ORDER BY id",
+        ids,
+    )
+    assert [(r["state"], r["concurrency_key"]) for r in rows] == [
+        ("waiting", "tenant:1"),
+        ("waiting", "t2"),
+        ("waiting", "t3"),
+        ("waiting", "t4"),
+    ]
