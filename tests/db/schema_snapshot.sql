@@ -402,7 +402,7 @@ BEGIN
         JOIN jsonb_array_elements(add_jobs_before_history.specs) WITH ORDINALITY AS s ON s.ordinality = r.o
         WHERE j.id = r.i
           AND (s.value ->> 'concurrency_key') IS NOT NULL
-          AND j.state IN ('waiting', 'pending', 'scheduled')  -- 0014: waiting too
+          AND j.state IN ('waiting', 'pending', 'scheduled')
           AND (NOT r.d
                OR coalesce(s.value ->> 'on_conflict', 'ignore')
                   IN ('replace', 'preserve_run_at', 'supersede'));
