@@ -12,7 +12,7 @@ import pytest
 
 import aioqueue
 from aioqueue import JobSpec, JobState
-from tests.chaos.test_worker_kill_and_restart import start_worker, until
+from tests.support.processes import start_worker, until
 from tests.support.worker_helpers import running_worker
 
 
