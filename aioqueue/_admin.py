@@ -22,7 +22,7 @@ class AdminMixin:
     pool: asyncpg.Pool
     queries: Queries
 
-    async def get_job(self, job_id: int) -> Job:  # pragma: no cover - Queue defines it
+    async def get_job(self, job_id: int) -> Job:  # pragma: no cover - ReadMixin defines it
         raise NotImplementedError
 
     @replaces_read_only

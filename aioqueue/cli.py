@@ -22,7 +22,6 @@ from ._cli_logging import setup_logging, verbose_first
 from ._cli_worker import describe_error, load_tasks, run_worker, supervise
 from .errors import AioqueueError, ConfigurationError, SchemaNotInstalled
 from .queue import Queue
-from .types import JobState
 
 T = TypeVar("T")
 EXIT_USAGE = 2
@@ -422,138 +421,6 @@ def demo(opts: Options, jobs: int) -> None:
     _run(lambda: run_demo(opts.dsn, opts.schema, opts.data_dir, jobs))
 
 
-# -- status / jobs ---------------------------------------------------------------------------
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@pass_options
-def status(opts: Options, as_json: bool) -> None:
-    """Counts per kind and state, oldest due job, throughput, and database health warnings."""
-    from rich.console import Console
-
-    from ._cli_admin import print_status
-
-    async def main() -> None:
-        async with await _connect(opts, migrate=False, monitor=True) as q:
-            await print_status(Console(), q, as_json=as_json)
-
-    _run(main)
-
-
-@cli.group()
-def jobs() -> None:
-    """List, show, retry and cancel jobs."""
-
-
-@jobs.command("list")
-@click.option("--kind")
-@click.option("--state", type=click.Choice([s.value for s in JobState]))
-@click.option("--queue-name")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--after", type=int, help="Keyset cursor: the last id of the previous page.")
-@click.option("--json", "as_json", is_flag=True)
-@pass_options
-def jobs_list(
-    opts: Options,
-    kind: str | None,
-    state: str | None,
-    queue_name: str | None,
-    limit: int,
-    after: int | None,
-    as_json: bool,
-) -> None:
-    """Jobs, newest first."""
-    from rich.console import Console
-
-    from ._cli_admin import print_jobs
-
-    async def main() -> None:
-        async with await _connect(opts, migrate=False, monitor=True) as q:
-            found = await q.list_jobs(
-                kind=kind, state=state, queue_name=queue_name, limit=limit, after=after
-            )
-            print_jobs(Console(), found, as_json=as_json, limit=limit)
-
-    _run(main)
-
-
-@jobs.command("show")
-@click.argument("job_id", type=int)
-@click.option("--payload", is_flag=True, help="Also show payload, result and traceback.")
-@click.option("--json", "as_json", is_flag=True)
-@pass_options
-def jobs_show(opts: Options, job_id: int, payload: bool, as_json: bool) -> None:
-    """One job: state, attempts, error, lineage (payload only with --payload)."""
-    from rich.console import Console
-
-    from ._cli_admin import print_job
-
-    async def main() -> None:
-        async with await _connect(opts, migrate=False) as q:
-            print_job(Console(), await q.get_job(job_id), payload=payload, as_json=as_json)
-
-    _run(main)
-
-
-@jobs.command("retry")
-@click.argument("job_id", type=int, required=False)
-@click.option("--all-failed", is_flag=True, help="Retry every failed job (see --kind).")
-@click.option("--kind", help="With --all-failed: only this kind.")
-@click.option("--json", "as_json", is_flag=True)
-@pass_options
-def jobs_retry(
-    opts: Options, job_id: int | None, all_failed: bool, kind: str | None, as_json: bool
-) -> None:
-    """Re-run a failed or cancelled job as a new job (lineage: rescheduled_from)."""
-    from rich.console import Console
-
-    from ._cli_admin import retry_failed
-
-    if (job_id is None) == (not all_failed):
-        _fail("give a JOB_ID or --all-failed (not both)", EXIT_USAGE)
-
-    async def main() -> None:
-        async with await _connect(opts, migrate=False) as q:
-            if all_failed:
-                count = await retry_failed(Console(stderr=True), q, kind=kind)
-                click.echo(json.dumps({"retried": count}) if as_json else f"retried {count} jobs")
-                return
-            assert job_id is not None
-            out = await q.retry(job_id)
-            if as_json:
-                click.echo(
-                    json.dumps({"id": out.id, "deduped": out.deduped, "rescheduled_from": job_id})
-                )
-            else:
-                click.echo(
-                    f"job {job_id} re-enqueued as job {out.id}"
-                    + (" (an active job with its key already existed)" if out.deduped else "")
-                )
-
-    _run(main)
-
-
-@jobs.command("cancel")
-@click.argument("job_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
-@pass_options
-def jobs_cancel(opts: Options, job_id: int, as_json: bool) -> None:
-    """Cancel a job (a running job is asked to stop by its worker)."""
-
-    async def main() -> None:
-        async with await _connect(opts, migrate=False) as q:
-            job = await q.cancel(job_id)
-            if as_json:
-                click.echo(json.dumps({"id": job.id, "state": job.state.value}))
-            elif job.state is JobState.RUNNING:
-                click.echo(f"job {job_id} is running: its worker was asked to stop it")
-            else:
-                click.echo(f"job {job_id} cancelled")
-
-    _run(main)
-
-
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
@@ -601,10 +468,12 @@ def main() -> None:
         _fail(describe_error(exc))
 
 
-def _register_flow() -> None:
-    from ._cli_flow import register
+def _register() -> None:
+    from ._cli_flow import register as register_flow
+    from ._cli_jobs import register as register_jobs
 
-    register(cli, pass_options, lambda opts: _connect(opts), _run)
+    register_flow(cli, pass_options, lambda opts: _connect(opts), _run)
+    register_jobs(cli, pass_options, _connect, _run, lambda message: _fail(message, EXIT_USAGE))
 
 
-_register_flow()
+_register()

@@ -16,6 +16,7 @@ import pytest
 
 import aioqueue
 from aioqueue._db import embedded
+from tests.support.roles import Roles
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATA_DIR = ROOT / ".aioqueue" / "pgdata-test"
@@ -129,3 +130,13 @@ async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
         yield c
     finally:
         await c.close()
+
+
+@pytest.fixture
+async def roles(conn: asyncpg.Connection) -> AsyncIterator[Roles]:
+    """Cluster-wide roles made by ``roles.create(prefix)``, dropped at the end."""
+    r = Roles(conn)
+    try:
+        yield r
+    finally:
+        await r.drop_all()

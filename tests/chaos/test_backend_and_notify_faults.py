@@ -22,10 +22,9 @@ import pytest
 import aioqueue
 from aioqueue._consumer.producer import WAKE_COOLDOWN
 from aioqueue.config import channel_for
-from tests.chaos.test_connection_faults import _tcp_target, proxy  # noqa: F401 - the proxy fixture
-from tests.db.test_security import dsn_as
-from tests.db.test_sql_api import Roles, roles  # noqa: F401 - the roles fixture
-from tests.support.faultproxy import FaultProxy
+from tests.support.faultproxy import FaultProxy, tcp_target
+from tests.support.processes import start_worker, stop
+from tests.support.roles import Roles, dsn_as
 from tests.support.worker_helpers import FAST, Recorder, running_worker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.chaos]
@@ -184,7 +183,7 @@ async def test_backends_terminated_every_1_to_2_s_under_load(
 
 @pytest.mark.parametrize("how", ["autocommit", "transaction", "autocommit-keyless"])
 async def test_ambiguous_commit_on_enqueue(
-    proxy: FaultProxy,  # noqa: F811
+    proxy: FaultProxy,
     dsn: str,
     schema: str,
     conn: asyncpg.Connection,
@@ -194,9 +193,7 @@ async def test_ambiguous_commit_on_enqueue(
     gets a connection error; the job exists once or not at all; a retry with the same
     unique_key is safe (without a key a retry may duplicate it, as the README says)."""
     # one connection (the attempt runs on the backend whose pid we take)
-    pq = await aioqueue.Queue.connect(
-        proxy.dsn(_tcp_target(dsn)[2]), schema=schema, pool_max_size=1
-    )
+    pq = await aioqueue.Queue.connect(proxy.dsn(tcp_target(dsn)[2]), schema=schema, pool_max_size=1)
     marker = f"c7-{secrets.token_hex(8)}"
     key = None if how.endswith("keyless") else marker
     payload = {"marker": marker}
@@ -531,7 +528,7 @@ async def test_spoofed_notify_flood_is_harmless(
     q: aioqueue.Queue,
     dsn: str,
     schema: str,
-    roles: Roles,  # noqa: F811
+    roles: Roles,
 ) -> None:
     """D3: a role with no privilege floods the channel with look-alike and garbage payloads:
     claims stay rate-limited and every real job runs once."""
@@ -673,9 +670,6 @@ async def test_long_and_multibyte_kinds_and_queue_names_run_end_to_end(
 async def test_cli_worker_with_no_listen(q: aioqueue.Queue, dsn: str) -> None:
     """C9: `aioqueue worker --no-listen`: the real CLI worker opens no LISTEN connection and still
     runs jobs, found by its polls."""
-    from tests.chaos.test_kill_stall_and_crash import stop
-    from tests.chaos.test_worker_kill_and_restart import start_worker
-
     s = q.config.schema
     await q.pool.execute(
         f'CREATE TABLE "{s}".chaos_ledger (job_id bigint, attempt int, '

@@ -5,7 +5,6 @@ Invariants: every job completed (no loss), each accepted once, nothing left runn
 from __future__ import annotations
 
 import logging
-import urllib.parse
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,33 +16,16 @@ import aioqueue
 from aioqueue._consumer.completer import Completer
 from aioqueue._consumer.outcome import Outcome
 from aioqueue._db.connect import is_open
-from tests.support.faultproxy import FaultProxy, fault_proxy
+from tests.support.faultproxy import FaultProxy, tcp_target
 from tests.support.worker_helpers import FAST, Recorder
 
 pytestmark = pytest.mark.chaos
 
 
-def _tcp_target(dsn: str) -> tuple[str, int, str]:
-    parts = urllib.parse.urlsplit(dsn)
-    query = urllib.parse.parse_qs(parts.query)
-    port = int(query["port"][0]) if "port" in query else (parts.port or 5432)
-    host = parts.hostname or "127.0.0.1"
-    if host.startswith("/") or "host" in query:
-        host = "127.0.0.1"  # the embedded server listens on loopback TCP too
-    return host, port, parts.path.lstrip("/")
-
-
-@pytest.fixture
-async def proxy(dsn: str) -> AsyncIterator[FaultProxy]:
-    host, port, _ = _tcp_target(dsn)
-    async with fault_proxy(host, port, urllib.parse.urlsplit(dsn).username or "postgres") as p:
-        yield p
-
-
 @pytest.fixture
 async def q(proxy: FaultProxy, dsn: str, schema: str) -> AsyncIterator[aioqueue.Queue]:
     """A Queue whose every connection (pool, claims, LISTEN) goes through the proxy."""
-    database = _tcp_target(dsn)[2]
+    database = tcp_target(dsn)[2]
     queue = await aioqueue.Queue.connect(proxy.dsn(database), schema=schema, pool_max_size=4)
     try:
         yield queue

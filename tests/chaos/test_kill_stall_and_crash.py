@@ -25,17 +25,18 @@ import pytest
 
 import aioqueue
 from aioqueue._db import embedded
-from tests.chaos.test_worker_kill_and_restart import (
-    _completed,
-    _count,
+from tests.support.processes import (
     check_invariants,
+    completed,
+    count,
     ledger,
     start_worker,
+    stop,
     until,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.chaos]
-LEASE = 2.0  # test_worker_chaos.SHORT
+LEASE = 2.0  # tests.support.processes.SHORT
 PRIVATE_SERVERS = Path(__file__).resolve().parents[2] / ".aioqueue" / "private"
 LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")  # the CLI's format
 
@@ -141,11 +142,6 @@ async def logged_worker(
                 await proc.wait()
 
 
-async def stop(proc: asyncio.subprocess.Process, timeout: float = 15) -> int:
-    proc.send_signal(signal.SIGTERM)
-    return await asyncio.wait_for(proc.wait(), timeout)
-
-
 async def create_ledger(pool: asyncpg.Pool, schema: str) -> None:
     await pool.execute(
         f'CREATE TABLE "{schema}".chaos_ledger (job_id bigint, attempt int, worker_pid int, '
@@ -201,7 +197,7 @@ async def test_sigkill_with_queued_jobs_only_free_slots_were_claimed(
     ids = [o.id for o in outs]
     a = await start_worker(dsn, s, "--concurrency", "10")
     try:
-        await until(lambda: _count(q, "started", 10), 30)
+        await until(lambda: count(q, "started", 10), 30)
         a.send_signal(signal.SIGKILL)
         await a.wait()
         killed_at = time.monotonic()
@@ -215,7 +211,7 @@ async def test_sigkill_with_queued_jobs_only_free_slots_were_claimed(
     await q.pool.execute(_payload_seconds(s, 0))
     b = await start_worker(dsn, s, "--concurrency", "10")
     try:
-        await until(lambda: _completed(q, 50), 30)
+        await until(lambda: completed(q, 50), 30)
         recovered = time.monotonic() - killed_at
     finally:
         code = await stop(b)
@@ -248,10 +244,10 @@ async def test_blocked_event_loop_outlives_the_lease_and_its_completion_is_fence
     release = tmp_path / "release-a"
     out = await q.enqueue("block", {"until_file": str(release)})
     async with logged_worker(dsn, s) as (a, a_err):
-        await until(lambda: _count(q, "started", 1), 30)
+        await until(lambda: count(q, "started", 1), 30)
         await q.pool.execute(_payload_seconds(s, 0))  # B's run returns at once
         async with logged_worker(dsn, s) as (b, _):
-            await until(lambda: _completed(q, 1), 60)
+            await until(lambda: completed(q, 1), 60)
             release.touch()
             await a_err.wait_for(f"job {out.id} rejected: lease lost", 30)
             assert await stop(b) == 0
@@ -290,12 +286,12 @@ async def test_table_lock_longer_than_the_lease_stalls_heartbeats_safely(
             proc,
             err,
         ):
-            await until(lambda: _count(q, "started", n), 30)
+            await until(lambda: count(q, "started", n), 30)
             async with locker.transaction():
                 await locker.execute(f'LOCK TABLE "{s}".jobs IN ACCESS EXCLUSIVE MODE')
                 locked_at = time.monotonic()
                 # the short half returns while the lock is held: its outcomes queue behind it
-                await until(lambda: _count(q, "finished", n // 2), 30)
+                await until(lambda: count(q, "finished", n // 2), 30)
                 # the CLI says it once (each heartbeat's timeout is shown with -v)
                 await err.wait_for("database unavailable (TimeoutError in the heartbeat", 30)
                 # hold the lock for `hold` seconds in all (a scenario parameter, not a settle)
@@ -303,7 +299,7 @@ async def test_table_lock_longer_than_the_lease_stalls_heartbeats_safely(
                 assert proc.returncode is None  # alive
             released_at = time.monotonic()
             await q.pool.execute(_payload_seconds(s, 0))  # re-runs (if any) are quick
-            await until(lambda: _completed(q, n), 30)
+            await until(lambda: completed(q, n), 30)
             drained = time.monotonic() - released_at
             assert proc.returncode is None
             stopping = time.monotonic()
@@ -340,7 +336,7 @@ async def test_sigterm_leaves_unstarted_jobs_unclaimed(chaos: aioqueue.Queue, ds
     ids = [o.id for o in outs]
     proc = await start_worker(dsn, s, "--concurrency", "5", "--stop-timeout", "1")
     try:
-        await until(lambda: _count(q, "started", 5), 30)
+        await until(lambda: count(q, "started", 5), 30)
         proc.send_signal(signal.SIGTERM)
         right_after = await jobs_by_state(q.pool, s, ids)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
@@ -370,7 +366,7 @@ async def test_sigterm_while_the_database_is_down() -> None:
             async with logged_worker(
                 server, "b7", "--concurrency", "5", "--stop-timeout", str(stop_timeout)
             ) as (proc, err):
-                await until(lambda: _count(q, "started", 5), 30)
+                await until(lambda: count(q, "started", 5), 30)
                 await anyio.to_thread.run_sync(embedded.stop_server, data)
                 signalled = time.monotonic()
                 proc.send_signal(signal.SIGTERM)
@@ -388,7 +384,7 @@ async def test_sigterm_while_the_database_is_down() -> None:
             await q.pool.execute(_payload_seconds("b7", 0))
             b = await start_worker(server, "b7", "--concurrency", "5")
             try:
-                await until(lambda: _completed(q, 5), 30)
+                await until(lambda: completed(q, 5), 30)
                 recovered = time.monotonic() - back_at
             finally:
                 code = await stop(b)
@@ -422,7 +418,7 @@ async def test_crash_restart_during_a_drain_loses_nothing() -> None:
             )
             ids = [o.id for o in outs]
             async with logged_worker(server, "c2", "--concurrency", "20") as (proc, err):
-                await until(lambda: _count(q, "finished", 300), 60)
+                await until(lambda: count(q, "finished", 300), 60)
                 await anyio.to_thread.run_sync(lambda: embedded.stop_server(data, mode="immediate"))
                 down_at = time.monotonic()
                 with (
@@ -438,7 +434,7 @@ async def test_crash_restart_during_a_drain_loses_nothing() -> None:
                 await anyio.to_thread.run_sync(embedded.ensure_server, data)
                 await q.pool.expire_connections()
                 back_at = time.monotonic()
-                await until(lambda: _completed(q, n), 90)
+                await until(lambda: completed(q, n), 90)
                 drained = time.monotonic() - back_at
                 assert proc.returncode is None  # the worker survived the crash
                 assert await stop(proc) == 0

@@ -17,7 +17,8 @@ import pytest
 import aioqueue
 from aioqueue._db import embedded
 from aioqueue._db.connect import Outage
-from tests.chaos.test_worker_kill_and_restart import ROOT, SHORT, until
+from tests.conftest import ROOT
+from tests.support.processes import SHORT, until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.chaos]
 

@@ -20,8 +20,8 @@ import asyncpg
 import pytest
 
 import aioqueue
-from tests.chaos.test_connection_faults import _tcp_target
 from tests.conftest import skip_unless_required
+from tests.support.faultproxy import tcp_target
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
@@ -37,7 +37,7 @@ def bouncer(dsn: str) -> Iterator[str]:
     """The DSN of the test database through a PgBouncer in transaction mode."""
     if not Path(PGBOUNCER).exists():
         skip_unless_required("pgbouncer", "pgbouncer not found (apt-get install pgbouncer)")
-    host, port, database = _tcp_target(dsn)
+    host, port, database = tcp_target(dsn)
     user = urllib.parse.urlsplit(dsn).username or "postgres"
     work = Path(tempfile.mkdtemp(prefix="aioqueue-pgbouncer-"))
     listen = _free_port()

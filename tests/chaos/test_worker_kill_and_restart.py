@@ -7,23 +7,20 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import anyio
-import asyncpg
 import pytest
 
 import aioqueue
 from aioqueue._consumer.outcome import Outcome
 from aioqueue._db import embedded
+from tests.support.processes import check_invariants, completed, count, ledger, start_worker, until
 from tests.support.worker_helpers import Recorder
 
 pytestmark = [pytest.mark.anyio, pytest.mark.chaos]
-ROOT = Path(__file__).resolve().parents[2]
-SHORT = ["--lease", "2", "--heartbeat", "0.5", "--rescue-interval", "0.5", "--poll-interval", "0.5"]
 
 
 @pytest.fixture
@@ -33,64 +30,6 @@ async def chaos(q: aioqueue.Queue, dsn: str) -> aioqueue.Queue:
         "worker_pid int, outcome text, at timestamptz DEFAULT clock_timestamp())"
     )
     return q
-
-
-async def start_worker(
-    dsn: str,
-    schema: str,
-    *extra: str,
-    stderr: Any = None,
-    tasks: str = "tests.support.chaos_tasks:tasks",
-    env: dict[str, str] | None = None,
-) -> asyncio.subprocess.Process:
-    """The real CLI worker (short lease and intervals; ``extra`` options override them)."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aioqueue",
-        "--dsn",
-        dsn,
-        "--schema",
-        schema,
-        "worker",
-        tasks,
-        *SHORT,
-        *extra,
-        cwd=ROOT,
-        stderr=stderr,
-        env={
-            **(os.environ if env is None else env),
-            "CHAOS_DSN": dsn,
-            "CHAOS_SCHEMA": schema,
-            "PYTHONPATH": str(ROOT),
-        },
-    )
-
-
-async def ledger(q: aioqueue.Queue, outcome: str) -> list[asyncpg.Record]:
-    return await q.pool.fetch(
-        f'SELECT * FROM "{q.config.schema}".chaos_ledger WHERE outcome = $1 ORDER BY at', outcome
-    )
-
-
-async def until(predicate: Any, timeout: float) -> None:
-    """Watch a subprocess's effects in the database until ``predicate()`` holds."""
-    with anyio.fail_after(timeout):
-        while not await predicate():  # noqa: ASYNC110 - a subprocess: only the DB shows it
-            await anyio.sleep(0.05)
-
-
-async def check_invariants(q: aioqueue.Queue, ids: list[int]) -> None:
-    s = q.config.schema
-    rows = await q.pool.fetch(
-        f'SELECT id, state::text, attempts, max_attempts FROM "{s}".jobs WHERE id = ANY($1)', ids
-    )
-    assert {r["state"] for r in rows} == {"completed"}, "I1: every job finished"
-    assert all(r["attempts"] <= r["max_attempts"] for r in rows), "I4"
-    zombies = await q.pool.fetchval(
-        f"SELECT count(*) FROM \"{s}\".jobs WHERE state = 'running' AND lease_expires_at < now()"
-    )
-    assert zombies == 0, "I3"
 
 
 async def test_sigkill_mid_job_is_rescued_and_the_zombie_is_fenced(
@@ -103,7 +42,7 @@ async def test_sigkill_mid_job_is_rescued_and_the_zombie_is_fenced(
     ids = [o.id for o in outs]
     a = await start_worker(dsn, q.config.schema, "--concurrency", "200")
     try:
-        await until(lambda: _count(q, "started", 200), 30)
+        await until(lambda: count(q, "started", 200), 30)
         stale = {
             r["id"]: r["lease_token"]
             for r in await q.pool.fetch(
@@ -118,7 +57,7 @@ async def test_sigkill_mid_job_is_rescued_and_the_zombie_is_fenced(
         )
         b = await start_worker(dsn, q.config.schema, "--concurrency", "200")
         try:
-            await until(lambda: _count(q, "finished", 200), 30)
+            await until(lambda: count(q, "finished", 200), 30)
             recovered = time.monotonic() - killed_at
             assert recovered < 2 + 0.5 + 5  # lease + rescue interval + margin
             print(f"A1: 200 jobs re-run {recovered:.2f} s after the kill")
@@ -152,10 +91,6 @@ async def test_sigkill_mid_job_is_rescued_and_the_zombie_is_fenced(
     assert len(await ledger(q, "finished")) == 200  # I2: one accepted completion each
 
 
-async def _count(q: aioqueue.Queue, outcome: str, n: int) -> bool:
-    return len(await ledger(q, outcome)) >= n
-
-
 async def test_sigterm_releases_running_jobs_and_leaves_no_connection(
     chaos: aioqueue.Queue, dsn: str
 ) -> None:
@@ -165,7 +100,7 @@ async def test_sigterm_releases_running_jobs_and_leaves_no_connection(
         [{"kind": "sleep", "payload": {"seconds": 30}} for _ in range(5)]
     )
     proc = await start_worker(dsn, q.config.schema, "--concurrency", "5", "--stop-timeout", "1")
-    await until(lambda: _count(q, "started", 5), 30)
+    await until(lambda: count(q, "started", 5), 30)
     pid = proc.pid
     signalled = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -245,7 +180,7 @@ async def test_processes_flag_runs_several_workers_and_stops_them(
     q = chaos
     await q.enqueue_many([{"kind": "sleep", "payload": {"seconds": 0.5}} for _ in range(20)])
     parent = await start_worker(dsn, q.config.schema, "--concurrency", "5", "--processes", "2")
-    await until(lambda: _count(q, "finished", 20), 30)
+    await until(lambda: count(q, "finished", 20), 30)
     pids = {r["worker_pid"] for r in await ledger(q, "finished")}
     assert len(pids) == 2  # both children took jobs
     parent.send_signal(signal.SIGTERM)
@@ -270,11 +205,11 @@ async def test_server_restart_during_a_two_process_drain_loses_nothing(tmp_path:
             [{"kind": "sleep", "payload": {"seconds": 0.01}} for _ in range(n)]
         )
         procs = [await start_worker(server, "c1", "--concurrency", "20") for _ in range(2)]
-        await until(lambda: _count(q, "finished", 500), 60)
+        await until(lambda: count(q, "finished", 500), 60)
         restarted_at = time.monotonic()
         await anyio.to_thread.run_sync(embedded.restart_server, data)
         await q.pool.expire_connections()
-        await until(lambda: _completed(q, n), 90)
+        await until(lambda: completed(q, n), 90)
         drained_after_restart = time.monotonic() - restarted_at
         await check_invariants(q, [o.id for o in outs])
         finished = await ledger(q, "finished")
@@ -292,16 +227,6 @@ async def test_server_restart_during_a_two_process_drain_loses_nothing(tmp_path:
         await anyio.to_thread.run_sync(embedded.stop_server, data)
 
 
-async def _completed(q: aioqueue.Queue, n: int) -> bool:
-    try:
-        done = await q.pool.fetchval(
-            f"SELECT count(*) FROM \"{q.config.schema}\".jobs WHERE state = 'completed'"
-        )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        return False  # the server is still coming back
-    return int(done) >= n
-
-
 async def test_second_sigint_stops_at_once_and_releases(chaos: aioqueue.Queue, dsn: str) -> None:
     """B5: SIGINT, then SIGINT again: an immediate stop, jobs released with attempts given back."""
     q = chaos
@@ -309,7 +234,7 @@ async def test_second_sigint_stops_at_once_and_releases(chaos: aioqueue.Queue, d
     proc = await start_worker(
         dsn, q.config.schema, "--stop-timeout", "60", stderr=asyncio.subprocess.PIPE
     )
-    await until(lambda: _count(q, "started", 3), 30)
+    await until(lambda: count(q, "started", 3), 30)
     proc.send_signal(signal.SIGINT)  # graceful: would wait up to 60 s for the jobs
     assert proc.stderr is not None
     with anyio.fail_after(10):  # two signals sent at once would merge into one
@@ -344,7 +269,7 @@ async def test_poison_pill_that_kills_its_worker_fails_after_max_attempts(
                     proc = await start_worker(dsn, q.config.schema)
                 await anyio.sleep(0.05)
         assert starts == 3  # killed by its 3 attempts, never a 4th
-        await until(lambda: _count(q, "finished", 50), 30)
+        await until(lambda: count(q, "finished", 50), 30)
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

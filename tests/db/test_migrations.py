@@ -16,12 +16,12 @@ import pytest
 
 import aioqueue
 from aioqueue._db.migrate import latest_version
-from tests.db.schema_snapshot import snapshot
+from tests.support.schema_snapshot import snapshot
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = Path(__file__).parent / "schema_snapshot.sql"
-REGENERATE = "python -m tests.db.schema_snapshot > tests/db/schema_snapshot.sql"
+REGENERATE = "python -m tests.support.schema_snapshot > tests/db/schema_snapshot.sql"
 ALL_VERSIONS = list(range(1, latest_version() + 1))
 
 MIGRATE_IN_A_PROCESS = """

@@ -18,8 +18,15 @@ import pytest
 import aioqueue
 from aioqueue._consumer.outcome import Outcome
 from tests.support.plan_schemas import built_schema, queue_on
+from tests.support.plans import (
+    BATCH,
+    assert_no_seq_scan_on_jobs,
+    explain,
+    explain_prepared,
+    rows_read,
+    rows_read_by,
+)
 
-BATCH = 50
 MILLION = 1_000_000
 PARENTS = 5_000  # the oldest completed jobs, each with a scheduled child
 IN_FLIGHT = 200_000  # edges between scheduled jobs
@@ -90,69 +97,13 @@ async def _claim(q: aioqueue.Queue, conn: Any, kinds: list[str], batch: int) -> 
     )
 
 
-def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    out = [plan]
-    for child in plan.get("Plans", []):
-        out.extend(_nodes(child))
-    return out
-
-
-async def _explain(conn: asyncpg.Connection, sql: str, *args: Any) -> list[dict[str, Any]]:
-    """EXPLAIN ANALYZE inside a rolled-back transaction; returns every plan node."""
-    tr = conn.transaction()
-    await tr.start()
-    try:
-        raw = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, *args)
-    finally:
-        await tr.rollback()
-    return _nodes(json.loads(raw)[0]["Plan"])
-
-
-async def _explain_prepared(
-    conn: asyncpg.Connection, sql: str, plan: str, types: list[str], args: tuple[Any, ...]
-) -> list[dict[str, Any]]:
-    """``_explain`` of a prepared statement run with its custom or its generic plan (a pooled
-    connection switches to the generic one after five runs if that looks no dearer). Call it
-    inside a transaction: the plan mode is SET LOCAL there. The server quotes the arguments."""
-    await conn.execute(f"SET LOCAL plan_cache_mode = force_{plan}_plan")
-    await conn.execute(f"PREPARE guarded({', '.join(types)}) AS {sql}")
-    try:
-        placeholders = ", ".join(f"${i + 2}::{t}" for i, t in enumerate(types))
-        call = await conn.fetchval(
-            f"SELECT format($1, {placeholders})",
-            "EXECUTE guarded(" + ", ".join(["%L"] * len(types)) + ")",
-            *args,
-        )
-        return await _explain(conn, call)  # rolled back: each plan writes the same rows
-    finally:
-        await conn.execute("DEALLOCATE guarded")  # a PREPARE outlives its transaction
-
-
-def _assert_no_seq_scan_on_jobs(nodes: list[dict[str, Any]]) -> None:
-    scans = [n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "jobs"]
-    assert not scans, scans
-
-
-def _read(node: dict[str, Any]) -> int:
-    """Rows a scan node read: those it returned over all its loops plus those it filtered out."""
-    return int(node["Actual Rows"]) * int(node.get("Actual Loops", 1)) + int(
-        node.get("Rows Removed by Filter", 0)
-    )
-
-
-def _rows_read(nodes: list[dict[str, Any]], index: str) -> int:
-    found = [n for n in nodes if n.get("Index Name") == index]
-    assert found, f"{index} not used: {[n['Node Type'] for n in nodes]}"
-    return sum(_read(n) for n in found)
-
-
 async def test_claim_uses_partial_index_and_reads_one_batch(
     big: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
     sql = big.queries.text("job_claim")
-    nodes = await _explain(conn, sql, ["k"], [25], [], BATCH, "w", 30.0, None)
-    _assert_no_seq_scan_on_jobs(nodes)
-    assert _rows_read(nodes, "jobs_claim") <= 2 * BATCH
+    nodes = await explain(conn, sql, ["k"], [25], [], BATCH, "w", 30.0, None)
+    assert_no_seq_scan_on_jobs(nodes)
+    assert rows_read(nodes, "jobs_claim") <= 2 * BATCH
 
 
 async def test_backlog_of_an_unregistered_kind_is_never_read(
@@ -175,15 +126,15 @@ async def test_backlog_of_an_unregistered_kind_is_never_read(
         """
     )
     for kinds in (["k"], ["k", "other", "x"]):
-        nodes = await _explain(
+        nodes = await explain(
             conn, q.queries.text("job_claim"), kinds, [25] * len(kinds), [], BATCH, "w", 30, None
         )
-        _assert_no_seq_scan_on_jobs(nodes)
+        assert_no_seq_scan_on_jobs(nodes)
         scans = [n for n in nodes if n.get("Index Name") == "jobs_claim"]
         # kind is a domain over text (migration 0006): "(kind)::text = ..."
         assert all(re.search(r"\bkind\)?(::text)? = ", n["Index Cond"]) for n in scans), scans
         peeks = len(kinds) if len(kinds) > 1 else 0  # a lone kind locks without a peek
-        assert _rows_read(nodes, "jobs_claim") <= BATCH * (1 + peeks)
+        assert rows_read(nodes, "jobs_claim") <= BATCH * (1 + peeks)
         (update,) = [n for n in nodes if n["Node Type"] == "ModifyTable"]
         assert int(update["Actual Rows"]) == BATCH
 
@@ -229,8 +180,8 @@ async def _heartbeat_finish_and_rescue(q: aioqueue.Queue, conn: asyncpg.Connecti
     tokens = [r["lease_token"] for r in rows]
     await conn.execute(f'ANALYZE "{q.config.schema}".jobs')  # rolled back with the rest
 
-    nodes = await _explain(conn, q.queries.text("job_heartbeat_many"), ids, tokens, 30.0, None)
-    _assert_no_seq_scan_on_jobs(nodes)
+    nodes = await explain(conn, q.queries.text("job_heartbeat_many"), ids, tokens, 30.0, None)
+    assert_no_seq_scan_on_jobs(nodes)
 
     outcomes = [
         Outcome(id=i, lease_token=t, kind="k", attempt=1, state="completed", result="1")
@@ -248,23 +199,23 @@ async def _heartbeat_finish_and_rescue(q: aioqueue.Queue, conn: asyncpg.Connecti
         [False] * BATCH,
         None,
     ]
-    nodes = await _explain(conn, sql, *args)
-    _assert_no_seq_scan_on_jobs(nodes)
+    nodes = await explain(conn, sql, *args)
+    assert_no_seq_scan_on_jobs(nodes)
 
-    nodes = await _explain(
+    nodes = await explain(
         conn,
         q.queries.text("job_complete_many"),
         "{" + ",".join(map(str, ids)) + "}",
         json.dumps({str(i): [t, 1] for i, t in zip(ids, tokens, strict=True)}),
         None,
     )
-    _assert_no_seq_scan_on_jobs(nodes)
+    assert_no_seq_scan_on_jobs(nodes)
     (update,) = [n for n in nodes if n["Node Type"] == "ModifyTable"]
     assert int(update["Actual Rows"]) == BATCH
 
-    nodes = await _explain(conn, q.queries.text("job_rescue_expired"), 1000, None, 25)
-    _assert_no_seq_scan_on_jobs(nodes)
-    assert _rows_read(nodes, "jobs_running") <= 2 * BATCH
+    nodes = await explain(conn, q.queries.text("job_rescue_expired"), 1000, None, 25)
+    assert_no_seq_scan_on_jobs(nodes)
+    assert rows_read(nodes, "jobs_running") <= 2 * BATCH
     assert all(isinstance(t, int) for t in tokens)
 
 
@@ -288,16 +239,16 @@ async def test_a_completion_reads_its_batch_among_many_running_jobs(
         by_id[str(mine[0]["id"])][0] += 1  # a lease lost: rejected
         args = ("{" + ",".join(str(r["id"]) for r in mine) + "}", json.dumps(by_id), None)
         for plan in ("custom", "generic"):
-            nodes = await _explain_prepared(
+            nodes = await explain_prepared(
                 conn,
                 q.queries.text("job_complete_many"),
                 plan,
                 ["text", "text", "timestamptz"],
                 args,
             )
-            _assert_no_seq_scan_on_jobs(nodes)
+            assert_no_seq_scan_on_jobs(nodes)
             read = sum(
-                _read(n)
+                rows_read_by(n)
                 for n in nodes
                 if n.get("Relation Name") == "jobs" and n["Node Type"] != "ModifyTable"
             )
@@ -340,13 +291,13 @@ async def test_prune_reads_one_batch_of_the_oldest_finished(
     children: one prune batch reads past those parents (one probe of job_deps each, never the
     200,000 edges of workflows in flight) and then that batch, in the finished_at order of the
     partial index jobs_finished."""
-    nodes = await _explain(conn, big.queries.text("job_prune"), "completed", 60.0, 1000, None)
-    _assert_no_seq_scan_on_jobs(nodes)
+    nodes = await explain(conn, big.queries.text("job_prune"), "completed", 60.0, 1000, None)
+    assert_no_seq_scan_on_jobs(nodes)
     assert not [
         n for n in nodes if n.get("Relation Name") == "job_deps" and n["Node Type"] == "Seq Scan"
     ]
-    assert _rows_read(nodes, "jobs_finished") <= PARENTS + 2 * 1000
-    assert _rows_read(nodes, "job_deps_pkey") <= 2 * PARENTS
+    assert rows_read(nodes, "jobs_finished") <= PARENTS + 2 * 1000
+    assert rows_read(nodes, "job_deps_pkey") <= 2 * PARENTS
     # the jobs' DELETE (the other one deletes their dependency edges, migration 0009)
     (delete,) = [
         n for n in nodes if n["Node Type"] == "ModifyTable" and n.get("Relation Name") == "jobs"
@@ -359,10 +310,10 @@ async def test_group_prune_reads_one_batch_of_the_oldest_finished(
 ) -> None:
     """100,000 finished groups past retention beside 100,000 open ones: one prune batch reads
     that batch through the partial index job_groups_finished."""
-    nodes = await _explain(conn, big.queries.text("group_prune"), 86400.0, 1000, None)
+    nodes = await explain(conn, big.queries.text("group_prune"), 86400.0, 1000, None)
     assert not [n for n in nodes if n["Node Type"] == "Seq Scan"]
-    assert _rows_read(nodes, "job_groups_finished") <= 2 * 1000
-    assert _rows_read(nodes, "job_groups_pkey") <= 1000  # the DELETE finds its batch by id
+    assert rows_read(nodes, "job_groups_finished") <= 2 * 1000
+    assert rows_read(nodes, "job_groups_pkey") <= 1000  # the DELETE finds its batch by id
     (delete,) = [n for n in nodes if n["Node Type"] == "ModifyTable"]
     assert int(delete["Actual Rows"]) == 1000
 

@@ -17,13 +17,12 @@ import pytest
 
 import aioqueue
 from tests.support.plan_schemas import built_schema, queue_on
-
-from .test_plans import (
-    _assert_no_seq_scan_on_jobs,
-    _explain,
-    _explain_prepared,
-    _read,
-    _rows_read,
+from tests.support.plans import (
+    assert_no_seq_scan_on_jobs,
+    explain,
+    explain_prepared,
+    rows_read,
+    rows_read_by,
 )
 
 pytestmark = pytest.mark.anyio
@@ -77,7 +76,7 @@ SMALL = 1000
 
 
 def _assert_probed_by_id(scans: list[dict[str, Any]], *, found: int) -> None:
-    read = [(n["Node Type"], n["Relation Name"], _read(n)) for n in scans if _read(n)]
+    read = [(n["Node Type"], n["Relation Name"], rows_read_by(n)) for n in scans if rows_read_by(n)]
     assert sum(int(n["Actual Rows"]) for n in scans) == found, read
     assert all(rows <= SMALL for _, _, rows in read), read
     assert sum(rows for _, _, rows in read) <= found + SMALL, read
@@ -101,12 +100,12 @@ async def test_get_job_probes_each_history_partition_by_id(
     tr = conn.transaction()
     await tr.start()
     try:
-        nodes = await _explain_prepared(
+        nodes = await explain_prepared(
             conn, hq.queries.text("job_get"), plan, ["bigint"], (job_id,)
         )
     finally:
         await tr.rollback()
-    _assert_no_seq_scan_on_jobs(nodes)
+    assert_no_seq_scan_on_jobs(nodes)
     scans = _history_scans(nodes)
     assert len(scans) >= HOURS  # every leaf is probed (an id says nothing of finished_at) ...
     _assert_probed_by_id(scans, found=1)  # ... through its id index
@@ -115,17 +114,17 @@ async def test_get_job_probes_each_history_partition_by_id(
 async def test_wait_reads_states_by_id_in_history(
     hq: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
-    nodes = await _explain(conn, hq.queries.text("job_get_many"), [7, ROWS - 7])
-    _assert_no_seq_scan_on_jobs(nodes)
+    nodes = await explain(conn, hq.queries.text("job_get_many"), [7, ROWS - 7])
+    assert_no_seq_scan_on_jobs(nodes)
     _assert_probed_by_id(_history_scans(nodes), found=2)
 
 
 async def test_one_move_batch_reads_one_batch_of_the_oldest_finished(
     hq: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
-    nodes = await _explain(conn, hq.queries.text("job_history_move"), "completed", 1000, 0.0, None)
-    _assert_no_seq_scan_on_jobs(nodes)
-    assert _rows_read(nodes, "jobs_finished") <= 2 * 1000
+    nodes = await explain(conn, hq.queries.text("job_history_move"), "completed", 1000, 0.0, None)
+    assert_no_seq_scan_on_jobs(nodes)
+    assert rows_read(nodes, "jobs_finished") <= 2 * 1000
     (delete,) = [
         n for n in nodes if n["Node Type"] == "ModifyTable" and n.get("Relation Name") == "jobs"
     ]

@@ -29,23 +29,15 @@ import pytest
 import aioqueue
 from aioqueue._db.migrate import migrate
 from aioqueue.config import channel_for
-from tests.chaos.test_worker_kill_and_restart import ROOT, start_worker, until
-from tests.db.test_plans import BATCH, _assert_no_seq_scan_on_jobs, _nodes, _rows_read
-from tests.db.test_sql_api import Listener, Roles, wrapper_sql
-from tests.services.test_cli import aq
+from tests.support.cli import aq
+from tests.support.notifications import Listener
+from tests.support.plans import BATCH, assert_no_seq_scan_on_jobs, plan_nodes, rows_read
+from tests.support.processes import start_worker, until
+from tests.support.roles import Roles, dsn_as, least_privilege_sql, wrapper_sql
 from tests.support.worker_helpers import running_worker
 
 pytestmark = pytest.mark.anyio
-LEAST_PRIVILEGE = ROOT / "examples" / "sql_least_privilege.sql"
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
-
-
-def dsn_as(dsn: str, user: str, password: str) -> str:
-    """``dsn`` with another user and password."""
-    parts = urllib.parse.urlsplit(dsn)
-    host = parts.netloc.rpartition("@")[2]
-    userinfo = f"{user}:{urllib.parse.quote(password, safe='')}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
 def dsn_wrong_port(dsn: str) -> str:
@@ -77,15 +69,6 @@ class LeastPrivilege(msgspec.Struct, frozen=True):
 
     async def connect(self, role: str) -> asyncpg.Connection:
         return await asyncpg.connect(self.dsn_of(role))
-
-
-def least_privilege_sql(schema: str, worker: str, producer: str, lowpriv: str) -> str:
-    """examples/sql_least_privilege.sql for this schema and these roles (its instructions:
-    replace the schema name and the three role names)."""
-    sql = LEAST_PRIVILEGE.read_text()
-    for old, new in (("aq_worker", worker), ("aq_producer", producer), ("app_lowpriv", lowpriv)):
-        sql = re.sub(rf"\b{old}\b", new, sql)
-    return re.sub(r"\baioqueue\b", f'"{schema}"', sql)
 
 
 @pytest.fixture
@@ -697,7 +680,7 @@ async def _explain_buffers(
     finally:
         await tr.rollback()
     plan = json.loads(raw)[0]["Plan"]
-    return _nodes(plan), int(plan["Shared Hit Blocks"]) + int(plan["Shared Read Blocks"])
+    return plan_nodes(plan), int(plan["Shared Hit Blocks"]) + int(plan["Shared Read Blocks"])
 
 
 def _probes(nodes: list[dict[str, Any]]) -> tuple[int, int]:
@@ -747,16 +730,16 @@ async def test_100k_distinct_queue_names_do_not_slow_claims(
         base_nodes, base_buffers = await measure(base, BATCH)
         nodes, buffers = await measure(q, BATCH)
         for found in (base_nodes, nodes):
-            _assert_no_seq_scan_on_jobs(found)
-            assert _rows_read(found, "jobs_claim") <= 2 * BATCH
+            assert_no_seq_scan_on_jobs(found)
+            assert rows_read(found, "jobs_claim") <= 2 * BATCH
         assert _probes(nodes) == (0, 0)  # unqueued jobs never look at the queues
         assert buffers <= 1.2 * base_buffers, (buffers, base_buffers)
 
         # a claim that reaches the queued jobs: one index probe per queued candidate, no walk
         mixed = 500 + 100
         nodes, buffers_mixed = await measure(q, mixed)
-        _assert_no_seq_scan_on_jobs(nodes)
-        assert _rows_read(nodes, "jobs_claim") <= 2 * mixed
+        assert_no_seq_scan_on_jobs(nodes)
+        assert rows_read(nodes, "jobs_claim") <= 2 * mixed
         loops, rows = _probes(nodes)
         assert 100 <= loops <= 2 * 100 and rows == 0  # each queued candidate is its queue's head
         assert buffers_mixed <= 20 * mixed, buffers_mixed

@@ -4,46 +4,22 @@ lets a low-privilege role enqueue and nothing more."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-import anyio
 import asyncpg
 import pytest
 
 import aioqueue
 from aioqueue import JobState
+from tests.support.notifications import Listener
+from tests.support.roles import Roles, wrapper_sql
 
 pytestmark = pytest.mark.anyio
-WRAPPER = Path(__file__).resolve().parents[2] / "examples" / "sql_security_definer.sql"
 MODES = ["ignore", "replace", "preserve_run_at", "unsafe_dedupe", "supersede"]
-
-
-class Listener:
-    def __init__(self, channel: str) -> None:
-        self.channel = channel
-        self.payloads: list[str] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, conn: object, pid: int, channel: str, payload: str) -> None:
-        self.payloads.append(payload)
-        self._changed.set()
-
-    async def drain(self, sender: asyncpg.Connection) -> list[str]:
-        """Notifications received so far, after a probe proved every earlier one arrived."""
-        await sender.execute("SELECT pg_notify($1, 'probe')", self.channel)
-        with anyio.fail_after(5):
-            while "probe" not in self.payloads:
-                self._changed.clear()
-                await self._changed.wait()
-        got = self.payloads[: self.payloads.index("probe")]
-        self.payloads.clear()
-        return got
 
 
 @pytest.fixture
@@ -309,47 +285,6 @@ async def test_statement_trigger_enqueues_a_batch_in_one_add_jobs_call(
 
 
 # -- SECURITY DEFINER wrapper and least privilege ----------------------------------------------
-
-
-class Roles:
-    """Cluster-wide roles with unique names, dropped at the end."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-        self.names: list[str] = []
-        self.password = secrets.token_hex(12)
-
-    async def create(self, prefix: str) -> str:
-        name = f"{prefix}_{secrets.token_hex(4)}"
-        await self.conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{self.password}'")
-        self.names.append(name)
-        return name
-
-    async def drop_all(self) -> None:
-        for name in self.names:
-            await self.conn.execute(f"DROP OWNED BY {name} CASCADE")
-            await self.conn.execute(f"DROP ROLE {name}")
-
-
-@pytest.fixture
-async def roles(conn: asyncpg.Connection) -> AsyncIterator[Roles]:
-    r = Roles(conn)
-    try:
-        yield r
-    finally:
-        await r.drop_all()
-
-
-def wrapper_sql(schema: str, wrapper_schema: str, role: str) -> str:
-    sql = WRAPPER.read_text()
-    assert "aioqueue.add_job(" in sql and "SECURITY DEFINER" in sql
-    assert "SET search_path = pg_catalog, pg_temp" in sql
-    assert "FROM PUBLIC" in sql
-    return (
-        sql.replace("aioqueue.add_job(", f'"{schema}".add_job(')
-        .replace("app_jobs", wrapper_schema)
-        .replace("app_user", role)
-    )
 
 
 async def test_security_definer_wrapper_for_a_low_privilege_role(

@@ -18,7 +18,7 @@ from aioqueue import InvalidJobError, JobState, config
 from aioqueue._db.migrate import migrations
 from aioqueue._db.queries import Queries, render
 from aioqueue.config import MAX_DELAY_SECONDS
-from tests.services.test_cli import aq
+from tests.support.cli import aq
 
 pytestmark = pytest.mark.anyio
 UTC = dt.UTC

@@ -3,48 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-from aioqueue._db.migrate import latest_version
+from tests.support.cli import aq, one_clear_line
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def aq(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aioqueue", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
-
-
-def one_clear_line(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("aioqueue: error:")
-    assert "Traceback" not in proc.stderr
-    for needle in needles:
-        assert needle in lines[0]
-
-
-@pytest.fixture
-def base(dsn: str, schema: str) -> list[str]:
-    proc = aq("--dsn", dsn, "--schema", schema, "migrate")
-    assert proc.returncode == 0, proc.stderr
-    applied = list(range(1, latest_version() + 1))
-    assert f"applied migrations {applied}" in proc.stdout
-    return ["--dsn", dsn, "--schema", schema]
 
 
 def test_enqueue_list_show_cancel_retry(base: list[str]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.services.test_cli import aq, base, one_clear_line  # noqa: F401 - the base fixture
+from tests.support.cli import aq, one_clear_line
 from tests.support.worker_helpers import drop_checks
 
 pytestmark = pytest.mark.anyio
@@ -44,7 +44,7 @@ def _no_traceback(proc: object, *needles: str) -> None:
     one_clear_line(proc, *needles)  # type: ignore[arg-type]
 
 
-def test_enqueue_deeply_nested_json_is_one_line(base: list[str]) -> None:  # noqa: F811
+def test_enqueue_deeply_nested_json_is_one_line(base: list[str]) -> None:
     proc = aq(*base, "enqueue", "deep", _deep_json(DEEP))
     _no_traceback(proc, "nested too deeply")
     assert proc.returncode == 2
@@ -62,7 +62,7 @@ def test_enqueue_deeply_nested_json_is_one_line(base: list[str]) -> None:  # noq
     ids=["payload-5000-deep", "run_at-bc", "created_at-bc"],
 )
 async def test_jobs_list_and_show_on_a_hostile_row_are_one_line(
-    base: list[str],  # noqa: F811
+    base: list[str],
     dsn: str,
     schema: str,
     columns: dict[str, str],
@@ -78,7 +78,7 @@ async def test_jobs_list_and_show_on_a_hostile_row_are_one_line(
 
 @pytest.mark.parametrize("when", ["-infinity", "infinity"])
 async def test_infinite_run_at_is_shown_not_crashed_on(
-    base: list[str],  # noqa: F811
+    base: list[str],
     dsn: str,
     schema: str,
     when: str,
@@ -118,7 +118,7 @@ MODULES = {
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_task_module_that_fails_to_import_says_file_and_line(
-    base: list[str],  # noqa: F811
+    base: list[str],
     tmp_path: Path,
     module: str,
 ) -> None:
@@ -129,5 +129,5 @@ def test_task_module_that_fails_to_import_says_file_and_line(
     assert proc.returncode == 2
 
 
-def test_missing_task_module_is_still_named(base: list[str]) -> None:  # noqa: F811
+def test_missing_task_module_is_still_named(base: list[str]) -> None:
     _no_traceback(aq(*base, "worker", "no_such_module_17:tasks"), "no_such_module_17")

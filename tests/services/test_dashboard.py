@@ -23,6 +23,7 @@ from starlette.routing import Mount
 import aioqueue
 from aioqueue.dashboard import create_app
 from tests.conftest import ROOT, skip_unless_required
+from tests.support.dashboard import client
 
 CHROMIUM = os.environ.get("AIOQUEUE_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = ROOT / ".aioqueue" / "screenshots"
@@ -39,10 +40,6 @@ async def seed(q: aioqueue.Queue) -> dict[str, list[int]]:
     hostile = await q.enqueue(HOSTILE, {"html": "<img src=x onerror=alert(1)>"})
     later = await q.enqueue("report", {}, delay=3600)
     return {"thumbs": thumbs, "failed": [mail.id], "hostile": [hostile.id], "later": [later.id]}
-
-
-def client(app: Starlette) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dash")
 
 
 async def test_overview_counts_and_security_headers(q: aioqueue.Queue) -> None:

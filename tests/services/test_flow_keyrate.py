@@ -11,8 +11,8 @@ import pytest
 
 import aioqueue
 from aioqueue._flow import describe
-from tests.services.test_cli import aq
-from tests.services.test_flow import Stamps, ledger_tasks
+from tests.support.cli import aq
+from tests.support.flow import Stamps, ledger_tasks
 from tests.support.worker_helpers import running_worker
 
 

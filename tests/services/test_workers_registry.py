@@ -19,10 +19,9 @@ import pytest
 import aioqueue
 from aioqueue import config
 from aioqueue._maintenance.pruner import Pruner
-from tests.chaos.test_worker_kill_and_restart import until
-from tests.db.test_security import dsn_as, least_privilege_sql
-from tests.db.test_sql_api import Roles
-from tests.services.test_cli import aq
+from tests.support.cli import aq
+from tests.support.processes import until
+from tests.support.roles import Roles, dsn_as, least_privilege_sql
 from tests.support.worker_helpers import FAST, running_worker
 
 pytestmark = pytest.mark.anyio

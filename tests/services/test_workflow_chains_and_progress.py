@@ -128,7 +128,7 @@ async def test_trace_id_runs_from_producer_to_handler(q: aioqueue.Queue) -> None
 
 async def test_dashboard_shows_parents_children_group_and_progress(q: aioqueue.Queue) -> None:
     from aioqueue.dashboard import create_app
-    from tests.services.test_dashboard import client
+    from tests.support.dashboard import client
 
     group = await q.enqueue_group(
         [JobSpec(kind="a"), JobSpec(kind="b", depends_on=[aioqueue.Ref(0)])],
@@ -151,7 +151,7 @@ async def test_dashboard_shows_parents_children_group_and_progress(q: aioqueue.Q
 async def test_cli_jobs_show_has_progress_parents_and_group(q: aioqueue.Queue, dsn: str) -> None:
     import json
 
-    from tests.services.test_cli import aq
+    from tests.support.cli import aq
 
     group = await q.enqueue_group(
         [JobSpec(kind="a"), JobSpec(kind="b", depends_on=[aioqueue.Ref(0)], meta={"t": "x"})]

@@ -13,7 +13,7 @@ import pytest
 import aioqueue
 from aioqueue import JobSpec, JobState
 from aioqueue._maintenance.pruner import Pruner
-from tests.chaos.test_worker_kill_and_restart import start_worker, until
+from tests.support.processes import start_worker, until
 from tests.support.worker_helpers import running_worker
 
 

@@ -2,12 +2,14 @@
 TCPFuzzingProxy): ``pass`` forwards, ``blackhole`` stops forwarding but keeps sockets open,
 ``refuse`` closes new connections at once (a server that is down), ``reset()`` closes every
 connection, ``cut_after(pattern)`` forwards the next client message that contains ``pattern``
-and then cuts that connection before the server's reply gets back."""
+and then cuts that connection before the server's reply gets back. ``tcp_target(dsn)``: where
+the server under test listens on TCP (the chaos tests' ``proxy`` fixture forwards there)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Literal
 
@@ -127,3 +129,13 @@ async def fault_proxy(host: str, port: int, user: str = "postgres") -> AsyncIter
         yield proxy
     finally:
         await proxy.close()
+
+
+def tcp_target(dsn: str) -> tuple[str, int, str]:
+    parts = urllib.parse.urlsplit(dsn)
+    query = urllib.parse.parse_qs(parts.query)
+    port = int(query["port"][0]) if "port" in query else (parts.port or 5432)
+    host = parts.hostname or "127.0.0.1"
+    if host.startswith("/") or "host" in query:
+        host = "127.0.0.1"  # the embedded server listens on loopback TCP too
+    return host, port, parts.path.lstrip("/")

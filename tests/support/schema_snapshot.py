@@ -9,7 +9,7 @@ does not matter.
 Regenerate after changing a migration (uses $AIOQUEUE_TEST_DSN, else the embedded test server
 the suite uses):
 
-    python -m tests.db.schema_snapshot > tests/db/schema_snapshot.sql
+    python -m tests.support.schema_snapshot > tests/db/schema_snapshot.sql
 """
 
 from __future__ import annotations
