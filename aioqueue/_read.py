@@ -120,10 +120,11 @@ def job_from_row(row: asyncpg.Record) -> Job:
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
-        # workflow columns (migration 0009): job_get reads them, job_list does not
+        # workflow (0009) and flow (0010) columns: job_get reads them, job_list does not
         meta=_codec.decode_json(row.get("meta")),
         progress=row.get("progress"),
         progress_message=row.get("progress_message"),
         group_id=row.get("group_id"),
         pending_parents=row.get("pending_parents"),
+        concurrency_key=row.get("concurrency_key"),
     )

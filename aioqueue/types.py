@@ -142,6 +142,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     progress_message: str | None = None
     group_id: int | None = None
     pending_parents: int | None = None  # parents not finished yet (None: no depends_on)
+    concurrency_key: str | None = None  # the key its kind's key_concurrency counts it under
 
 
 class JobLink(msgspec.Struct, frozen=True, kw_only=True):

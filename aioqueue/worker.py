@@ -326,6 +326,7 @@ class Worker:
                 "cancelled": cfg.cancelled_retention,
             },
             forget_workers_after=config.WORKER_FORGET_AFTER,
+            move_after=config.HISTORY_MOVE_AFTER,  # read at start: the soak benchmark sets it
         )
         return [rescuer, scheduler, pruner]
 

@@ -106,11 +106,7 @@ async def test_workflow_and_flow_arguments_match_the_async_enqueue(
         assert _count(conn, schema) == 2
     job = await q.get_job(child.id)
     assert job.state is aioqueue.JobState.WAITING
-    assert job.meta == {"traceparent": "00-abc"}
-    key = await q.pool.fetchval(
-        f'SELECT concurrency_key FROM "{schema}".jobs WHERE id = $1', child.id
-    )
-    assert key == "tenant:1"
+    assert (job.meta, job.concurrency_key) == ({"traceparent": "00-abc"}, "tenant:1")
     assert [link.id for link in await q.job_family(child.id)] == [parent.id]
 
 

@@ -263,13 +263,8 @@ async def test_a_waiting_child_keeps_its_concurrency_key(q: aioqueue.Queue) -> N
     group = await q.enqueue_group(
         [JobSpec(kind="fetch"), JobSpec(kind="parse", depends_on=[Ref(0)], concurrency_key="t4")]
     )
-    ids = [one.id, meta.id, many[0].id, group.member_ids[1]]
-    rows = await q.pool.fetch(
-        f'SELECT id, state::text, concurrency_key FROM "{q.config.schema}".jobs '
-        "WHERE id = ANY($1::bigint[]) ORDER BY id",
-        ids,
-    )
-    assert [(r["state"], r["concurrency_key"]) for r in rows] == [
+    jobs = [await q.get_job(i) for i in (one.id, meta.id, many[0].id, group.member_ids[1])]
+    assert [(j.state.value, j.concurrency_key) for j in jobs] == [
         ("waiting", "tenant:1"),
         ("waiting", "t2"),
         ("waiting", "t3"),
