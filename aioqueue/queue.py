@@ -20,7 +20,7 @@ from ._flow import FlowMixin
 from ._notifier import dedicated, from_pool
 from ._read import ReadMixin
 from ._read import job_from_row as job_from_row  # aioqueue.queue.job_from_row, as before
-from ._spec import encode_one, encode_plain, encode_specs
+from ._spec import encode_one, encode_plain, encode_specs, loose_list
 from ._waiter import Waiter
 from ._waker import Waker
 from ._workflow import WorkflowMixin
@@ -32,7 +32,6 @@ from .types import (
     JobSpec,
     OnConflict,
     OnParentFailure,
-    Ref,
 )
 
 _MISSING: Any = object()
@@ -248,9 +247,9 @@ class Queue(ReadMixin, WorkflowMixin, FlowMixin, AdminMixin):
             max_delay=max_delay,
             max_attempts=max_attempts,
             queue_name=queue_name,
-            flags=_flags(flags),
+            flags=loose_list(flags),
             concurrency_key=concurrency_key,
-            depends_on=_parents(depends_on),
+            depends_on=loose_list(depends_on),
             on_parent_failure=on_parent_failure,
             meta=meta,
         )
@@ -406,16 +405,6 @@ class Queue(ReadMixin, WorkflowMixin, FlowMixin, AdminMixin):
             )
             self._waiter = Waiter(self.pool, self.queries, self.config.channel, connection)
         return self._waiter
-
-
-def _parents(parents: Sequence[int | Ref] | None) -> Any:
-    """Lists and tuples pass through as lists; anything else is left for validation to name."""
-    return list(parents) if isinstance(parents, list | tuple) else parents
-
-
-def _flags(flags: Sequence[str] | None) -> Any:
-    """Lists and tuples pass through as lists; anything else is left for validation to name."""
-    return list(flags) if isinstance(flags, list | tuple) else flags
 
 
 async def resolve_or_start(dsn: str | None, data_dir: str | Path | None) -> str:
