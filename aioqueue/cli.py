@@ -339,6 +339,13 @@ def enqueue(
     help="Seconds to keep failed and cancelled jobs (negative: keep forever).",
 )
 @click.option(
+    "--history-move-after",
+    type=click.FloatRange(min=0),
+    default=config.HISTORY_MOVE_AFTER,
+    show_default=True,
+    help="Seconds after which finished jobs move to the history table.",
+)
+@click.option(
     "--no-listen",
     is_flag=True,
     help="Poll only, no LISTEN connection (e.g. behind PgBouncer in transaction mode).",
@@ -371,6 +378,7 @@ def worker(
     stop_timeout: float,
     retention: float,
     failed_retention: float,
+    history_move_after: float,
     no_listen: bool,
     once: bool,
     only_kinds: tuple[str, ...],
@@ -399,6 +407,7 @@ def worker(
         "retention": None if retention < 0 else retention,
         "failed_retention": None if failed_retention < 0 else failed_retention,
         "cancelled_retention": None if failed_retention < 0 else failed_retention,
+        "history_move_after": history_move_after,
         "listen": not no_listen,
         "forbidden_flags": _names(forbidden_flags) or None,
     }

@@ -166,6 +166,9 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     failed_retention: float | None = DEFAULT_FAILED_RETENTION
     cancelled_retention: float | None = DEFAULT_FAILED_RETENTION
     prune_interval: float = DEFAULT_PRUNE_INTERVAL
+    # finished jobs move to jobs_history this long after they finished; lower it at high rates
+    # (the hot table holds about rate x this many finished rows)
+    history_move_after: float = HISTORY_MOVE_AFTER
     stuck_grace: float = 5.0  # how long a cancelled handler may ignore it before it is abandoned
     # False: no LISTEN connection (e.g. behind PgBouncer in transaction pooling); jobs are found
     # by polling every poll_interval, cancellations of running jobs at the next heartbeat
@@ -191,6 +194,10 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigurationError("stop_timeout must be >= 0")
         if self.heartbeat_interval is not None and not 0 < self.heartbeat_interval < self.lease:
             raise ConfigurationError("heartbeat_interval must be positive and below the lease")
+        if not isinstance(self.history_move_after, int | float) or not (
+            0 <= self.history_move_after < float("inf")
+        ):
+            raise ConfigurationError("history_move_after must be seconds >= 0")
         for name in ("retention", "failed_retention", "cancelled_retention"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int | float) or value < 0):

@@ -326,7 +326,7 @@ class Worker:
                 "cancelled": cfg.cancelled_retention,
             },
             forget_workers_after=config.WORKER_FORGET_AFTER,
-            move_after=config.HISTORY_MOVE_AFTER,  # read at start: the soak benchmark sets it
+            move_after=cfg.history_move_after,
         )
         return [rescuer, scheduler, pruner]
 

@@ -99,7 +99,6 @@ async def main() -> None:
         f'UPDATE "{args.schema}".jobs_history_settings SET partition_seconds = $1', args.partition
     )
     counter = Counter()
-    aioqueue.config.HISTORY_MOVE_AFTER = args.move_after  # the worker reads it at start
     worker = aioqueue.Worker(
         q,
         tasks,
@@ -108,6 +107,7 @@ async def main() -> None:
         failed_retention=args.retention,
         cancelled_retention=args.retention,
         prune_interval=10.0,
+        history_move_after=args.move_after,
         hooks=[counter],
     )
     claims: list[tuple[float, float]] = []

@@ -16,6 +16,7 @@ import aioqueue.testing
 from aioqueue import JobState
 from aioqueue._db import migrate as migrate_module
 from aioqueue._maintenance.pruner import Pruner
+from tests.support.processes import until
 from tests.support.worker_helpers import running_worker
 
 pytestmark = pytest.mark.anyio
@@ -313,3 +314,22 @@ async def test_unsafe_dedupe_still_matches_a_kept_job_in_history(
     await moved(q)
     other = await q.enqueue("ok", 3, unique_key="v", on_conflict="unsafe_dedupe")
     assert not other.deduped and other.id != done.id
+
+
+async def test_a_worker_moves_finished_jobs_after_its_history_move_after(
+    q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """``history_move_after=0``: the worker's pruner moves a job as soon as it finished (the
+    hot table then holds only a move interval's worth); a bad value is refused up front."""
+    for bad in (-1, float("nan"), float("inf"), "60"):
+        with pytest.raises(aioqueue.ConfigurationError, match="history_move_after"):
+            aioqueue.Worker(q, tasks, history_move_after=bad)
+    job = await q.enqueue("ok", 1)
+    async with running_worker(q, tasks, history_move_after=0, prune_interval=0.1):
+        assert (await q.wait(job.id, timeout=10)).state is JobState.COMPLETED
+
+        async def in_history() -> bool:  # the pruner's move shows only in the tables
+            return await where(conn, q.config.schema, job.id) == ["history"]
+
+        await until(in_history, 10)
+    assert (await q.get_job(job.id)).result == {"double": 2}
