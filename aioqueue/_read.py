@@ -120,7 +120,7 @@ def job_from_row(row: asyncpg.Record) -> Job:
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
-        # workflow (0009) and flow (0010) columns: job_get reads them, job_list does not
+        # workflow columns (migration 0009): job_get reads them, job_list does not
         meta=_codec.decode_json(row.get("meta")),
         progress=row.get("progress"),
         progress_message=row.get("progress_message"),

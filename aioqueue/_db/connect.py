@@ -6,7 +6,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import anyio
@@ -286,12 +286,16 @@ def replaces_read_only(
     sessions are replaced (see ``replace_connections``) and the call is made once more (the
     refused statement wrote nothing). Still read-only: the error is raised, and the sessions
     opened meanwhile are replaced again, so the first call after the failover succeeds.
-    A call in the caller's transaction (``tx=``) is made once: that transaction is theirs."""
+    A call in the caller's transaction (``tx=``) is made once: that transaction is theirs.
+    Arguments that are one-shot iterators (a generator of specs or ids) are read into lists
+    first, so the second call gets them all again."""
 
     @functools.wraps(method)
     async def call(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         if kwargs.get("tx") is not None:
             return await method(self, *args, **kwargs)
+        args = tuple(_replayable(a) for a in args)  # type: ignore[assignment]
+        kwargs = {k: _replayable(v) for k, v in kwargs.items()}  # type: ignore[assignment]
         for attempt in (1, 2):
             try:
                 return await method(self, *args, **kwargs)
@@ -302,6 +306,10 @@ def replaces_read_only(
         raise AssertionError("unreachable")
 
     return call
+
+
+def _replayable(value: Any) -> Any:
+    return list(value) if isinstance(value, Iterator) else value
 
 
 async def connect(dsn: str, *, application_name: str = APPLICATION_NAME) -> asyncpg.Connection:

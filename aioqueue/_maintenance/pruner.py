@@ -113,8 +113,8 @@ class Pruner:
         if total:
             _log.info("pruner: deleted %d finished jobs", total)
         self.deleted += total
-        await self.prune_groups()
         await self.prune_workers()
+        await self.prune_groups()
         return total
 
     async def prune_groups(self) -> int:
@@ -124,9 +124,16 @@ class Pruner:
             return 0
         total = 0
         while True:
-            n = await self._queries.group_prune(
-                self._db, retention=self._group_retention, limit=self._batch
-            )
+            try:
+                n = await self._queries.group_prune(
+                    self._db, retention=self._group_retention, limit=self._batch
+                )
+            except asyncpg.InsufficientPrivilegeError:
+                # a role granted before migration 0013 (examples/sql_least_privilege.sql now
+                # grants it): the worker goes on, its groups are kept
+                _log.warning("pruner: no DELETE on job_groups; finished groups are kept")
+                self._group_retention = None
+                break
             total += n
             if n < self._batch:
                 break

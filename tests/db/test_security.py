@@ -28,6 +28,7 @@ import pytest
 
 import aioqueue
 from aioqueue._db.migrate import migrate
+from aioqueue._maintenance.pruner import Pruner
 from aioqueue.config import channel_for
 from tests.support.cli import aq
 from tests.support.notifications import Listener
@@ -904,3 +905,23 @@ async def test_an_upgrade_lets_the_worker_role_prune_finished_groups(
     privilege = "SELECT has_table_privilege($1, $2, 'DELETE')"
     assert await conn.fetchval(privilege, lp.worker, f'"{s}".job_groups')
     assert not await conn.fetchval(privilege, lp.producer, f'"{s}".job_groups')
+
+
+async def test_a_worker_role_without_delete_on_groups_keeps_pruning_jobs(
+    lp: LeastPrivilege, q: aioqueue.Queue, conn: asyncpg.Connection
+) -> None:
+    """Grants made before migration 0013 (no DELETE on job_groups): the pruner warns once and
+    keeps the groups; pruning jobs and workers goes on, nothing raises."""
+    s = lp.schema
+    await conn.execute(f'REVOKE DELETE ON "{s}".job_groups FROM {lp.worker}')
+    group = await q.enqueue_group([aioqueue.JobSpec(kind="a")])
+    await q.complete(group.member_ids)
+    worker = await lp.connect(lp.worker)
+    try:
+        retention = {"completed": 0.0, "failed": 0.0, "cancelled": 0.0}
+        pruner = Pruner(worker, q.queries, interval=60, retention=retention, move_after=0)
+        assert await pruner.prune_groups() == 0
+        assert await pruner.prune() >= 0  # no error: group pruning is off for this pruner
+    finally:
+        await worker.close()
+    assert (await q.get_group(group.id)).finished_at is not None

@@ -4,8 +4,11 @@
 -- 86,400 rows a day. The pruner now deletes the groups that finished longer ago than the
 -- longest retention of their members' states (sql/group_prune.sql), through this partial index,
 -- so the scan reads only finished groups in finishing order. Open and unfinished groups stay.
+-- With many groups, building the index blocks group updates (the settling of group members)
+-- while it runs; to avoid that, create it CONCURRENTLY beforehand under this name (same
+-- columns and predicate), then apply the migration.
 
-CREATE INDEX job_groups_finished ON /*schema*/.job_groups (finished_at)
+CREATE INDEX IF NOT EXISTS job_groups_finished ON /*schema*/.job_groups (finished_at)
     WHERE finished_at IS NOT NULL;
 
 -- Roles that can already prune jobs (DELETE on jobs, e.g. the aq_worker of

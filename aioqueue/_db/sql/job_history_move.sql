@@ -29,7 +29,7 @@ WITH picked AS (
                 WHERE e.parent_id = j.id
                   AND c.state IN ('waiting', 'pending', 'scheduled', 'running')
                 -- OFFSET 0: probed per parent; else the planner may pick a hashed subplan
-                -- that reads every active job (tests/db/test_plans.py)
+                -- that reads every active job (job_prune's guard in tests/db/test_plans.py)
                 OFFSET 0))
         ORDER BY j.finished_at
         LIMIT 1000
