@@ -16,8 +16,8 @@ import pytest
 
 import aioqueue
 from tests.support.plan_schemas import built_schema, queue_on
+from tests.support.plans import BATCH, plan_nodes, rows_read_by
 
-BATCH = 50
 BACKLOG = 300_000
 KEYS = 1000
 KEYRATED = 50_000  # jobs of a kind with a rate per key (key_rate_limit)
@@ -73,19 +73,6 @@ async def fq(dsn: str, flow_schema: str) -> AsyncIterator[aioqueue.Queue]:
         yield q
 
 
-def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    out = [plan]
-    for child in plan.get("Plans", []):
-        out.extend(_nodes(child))
-    return out
-
-
-def _read(node: dict[str, Any]) -> int:
-    return int(node["Actual Rows"]) * int(node.get("Actual Loops", 1)) + int(
-        node.get("Rows Removed by Filter", 0)
-    )
-
-
 async def _nested_plans(
     conn: asyncpg.Connection, sql: str, mode: str, *args: Any
 ) -> list[dict[str, Any]]:
@@ -136,7 +123,7 @@ async def _guard_claim(fq: aioqueue.Queue, conn: asyncpg.Connection, kind: str, 
     total = 0
     buckets = 0
     for plan in plans:
-        nodes = _nodes(plan["Plan"])
+        nodes = plan_nodes(plan["Plan"])
         text = plan.get("Query Text", "")
         seq = [
             n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "jobs"
@@ -146,11 +133,11 @@ async def _guard_claim(fq: aioqueue.Queue, conn: asyncpg.Connection, kind: str, 
         for n in nodes:
             if n.get("Relation Name") == "flow_key_rates":  # the key buckets: O(batch) too
                 assert n["Node Type"] != "Seq Scan", text
-                assert _read(n) <= 4 * BATCH + 64, (text, n)
+                assert rows_read_by(n) <= 4 * BATCH + 64, (text, n)
                 buckets += 1
             if n.get("Relation Name") == "jobs" and "Scan" in n["Node Type"]:
-                assert _read(n) <= 4 * BATCH + 64, (text, n)
-                total += _read(n)
+                assert rows_read_by(n) <= 4 * BATCH + 64, (text, n)
+                total += rows_read_by(n)
     # the whole claim: one batch plus the key rotation's probes, never the backlog
     assert total <= 20 * BATCH, total
     assert (buckets > 0) == (kind == "keyrated"), buckets  # the buckets' statements were seen
@@ -175,8 +162,8 @@ async def test_the_ordinary_claim_never_reads_a_gated_backlog(
         )
     finally:
         await tr.rollback()
-    nodes = _nodes(json.loads(raw)[0]["Plan"])
-    read = sum(_read(n) for n in nodes if n.get("Index Name") == "jobs_claim")
+    nodes = plan_nodes(json.loads(raw)[0]["Plan"])
+    read = sum(rows_read_by(n) for n in nodes if n.get("Index Name") == "jobs_claim")
     assert read <= 2 * BATCH, read
     claimed = json.loads(raw)[0]["Plan"]
     assert claimed["Actual Rows"] == BATCH  # all from 'free'

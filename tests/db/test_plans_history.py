@@ -28,6 +28,8 @@ from tests.support.plans import (
 pytestmark = pytest.mark.anyio
 ROWS = 200_000
 HOURS = 24
+PARENTS = 5_000  # the oldest finished jobs in the hot table, each with a waiting child
+IN_FLIGHT = 100_000  # edges between scheduled jobs
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +54,31 @@ def history_schema(dsn: str) -> Iterator[str]:
             SELECT setval(pg_get_serial_sequence('"{schema}".jobs', 'id'), {ROWS} + 1);
             INSERT INTO "{schema}".jobs (kind, state)
             SELECT 'k', 'pending' FROM generate_series(1, 500);
+            -- the oldest finished jobs are parents of waiting children (they stay in jobs);
+            -- many more edges join scheduled jobs (workflows in flight)
+            INSERT INTO "{schema}".jobs (kind, state, run_at)
+            SELECT 'k', 'scheduled', now() + interval '1 day'
+            FROM generate_series(1, {PARENTS + 2 * IN_FLIGHT});
+            WITH parents AS (
+                SELECT id, row_number() OVER (ORDER BY finished_at) AS n FROM "{schema}".jobs
+                WHERE state = 'completed' ORDER BY finished_at LIMIT {PARENTS}
+            ), scheduled AS (
+                SELECT id, row_number() OVER (ORDER BY id) AS n FROM "{schema}".jobs
+                WHERE state = 'scheduled'
+            ), edges AS (
+                INSERT INTO "{schema}".job_deps (parent_id, child_id)
+                SELECT p.id, c.id FROM parents AS p JOIN scheduled AS c USING (n)
+                UNION ALL
+                SELECT a.id, b.id FROM scheduled AS a JOIN scheduled AS b
+                    ON b.n = a.n + {IN_FLIGHT} AND a.n > {PARENTS} AND a.n <= {PARENTS + IN_FLIGHT}
+                RETURNING parent_id
+            )
+            UPDATE "{schema}".jobs AS j SET has_children = true
+            FROM (SELECT DISTINCT parent_id FROM edges) AS e WHERE j.id = e.parent_id;
             """
         )
         await db.execute(f'VACUUM ANALYZE "{schema}".jobs')
+        await db.execute(f'VACUUM ANALYZE "{schema}".job_deps')
         await db.execute(f'ANALYZE "{schema}".jobs_history')
 
     yield from built_schema(dsn, "plans_history", fill)
@@ -122,9 +146,15 @@ async def test_wait_reads_states_by_id_in_history(
 async def test_one_move_batch_reads_one_batch_of_the_oldest_finished(
     hq: aioqueue.Queue, conn: asyncpg.Connection
 ) -> None:
+    """The oldest 5,000 finished jobs wait for their children: the batch reads past them (one
+    probe of job_deps each, never the 100,000 edges of workflows in flight)."""
     nodes = await explain(conn, hq.queries.text("job_history_move"), "completed", 1000, 0.0, None)
     assert_no_seq_scan_on_jobs(nodes)
-    assert rows_read(nodes, "jobs_finished") <= 2 * 1000
+    assert not [
+        n for n in nodes if n.get("Relation Name") == "job_deps" and n["Node Type"] == "Seq Scan"
+    ]
+    assert rows_read(nodes, "jobs_finished") <= PARENTS + 2 * 1000
+    assert rows_read(nodes, "job_deps_pkey") <= 2 * PARENTS
     (delete,) = [
         n for n in nodes if n["Node Type"] == "ModifyTable" and n.get("Relation Name") == "jobs"
     ]
