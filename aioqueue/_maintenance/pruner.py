@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 import anyio
@@ -80,32 +80,44 @@ class Pruner:
             await self.prune()
         await self.move()
 
+    async def _until_short(self, batch: Callable[[], Awaitable[int]]) -> int:
+        """Run ``batch`` (one statement of up to ``self._batch`` rows) until one comes back
+        short; returns the rows of all of them."""
+        total = 0
+        while True:
+            n = await batch()
+            total += n
+            if n < self._batch:
+                return total
+
     async def move(self) -> int:
         """Move every finished job into jobs_history, a batch per statement; returns how many."""
         total = 0
         for state in FINISHED:
-            while True:
-                n = await self._queries.job_history_move(
-                    self._db, state=state, limit=self._batch, older_than=self._move_after
-                )
-                total += n
-                self.moved += n
-                if n < self._batch:
-                    break
+            total += await self._until_short(partial(self._move_batch, state))
         return total
+
+    async def _move_batch(self, state: str) -> int:
+        n = await self._queries.job_history_move(
+            self._db, state=state, limit=self._batch, older_than=self._move_after
+        )
+        self.moved += n
+        return n
 
     async def prune(self) -> int:
         """Forget everything past retention; returns the rows deleted or dropped."""
         await self._locked_out(self._queries.history_prepare(self._db, ahead=self._ahead))
         total = 0
         for state, seconds in self._retention.items():
-            while True:
-                n = await self._queries.job_prune(
-                    self._db, state=state, retention=seconds, limit=self._batch
+            total += await self._until_short(
+                partial(
+                    self._queries.job_prune,
+                    self._db,
+                    state=state,
+                    retention=seconds,
+                    limit=self._batch,
                 )
-                total += n
-                if n < self._batch:
-                    break
+            )
             dropped = await self._locked_out(
                 self._queries.history_drop_expired(self._db, state=state, retention=seconds)
             )
@@ -122,21 +134,20 @@ class Pruner:
         many."""
         if self._group_retention is None:
             return 0
-        total = 0
-        while True:
-            try:
-                n = await self._queries.group_prune(
-                    self._db, retention=self._group_retention, limit=self._batch
-                )
-            except asyncpg.InsufficientPrivilegeError:
-                # a role granted before migration 0013 (examples/sql_least_privilege.sql now
-                # grants it): the worker goes on, its groups are kept
-                _log.warning("pruner: no DELETE on job_groups; finished groups are kept")
-                self._group_retention = None
-                break
-            total += n
-            if n < self._batch:
-                break
+        prune = partial(
+            self._queries.group_prune,
+            self._db,
+            retention=self._group_retention,
+            limit=self._batch,
+        )
+        try:
+            total = await self._until_short(prune)
+        except asyncpg.InsufficientPrivilegeError:
+            # a role granted before migration 0013 (examples/sql_least_privilege.sql now grants
+            # it): the worker goes on, its groups are kept
+            _log.warning("pruner: no DELETE on job_groups; finished groups are kept")
+            self._group_retention = None
+            return 0
         if total:
             _log.info("pruner: forgot %d finished groups", total)
         return total
