@@ -65,3 +65,38 @@ def rows_read(nodes: list[dict[str, Any]], index: str) -> int:
     found = [n for n in nodes if n.get("Index Name") == index]
     assert found, f"{index} not used: {[n['Node Type'] for n in nodes]}"
     return sum(rows_read_by(n) for n in found)
+
+
+def waiting_parents_sql(schema: str, *, parents: int, in_flight: int) -> str:
+    """SQL that makes the oldest ``parents`` completed jobs parents of scheduled children (a
+    parent stays in jobs while they wait) and joins ``in_flight`` more pairs of scheduled jobs
+    (workflows in flight): the schema needs ``parents + 2 * in_flight`` scheduled jobs."""
+    return f"""
+        WITH parents AS (
+            SELECT id, row_number() OVER (ORDER BY finished_at) AS n FROM "{schema}".jobs
+            WHERE state = 'completed' ORDER BY finished_at LIMIT {parents}
+        ), scheduled AS (
+            SELECT id, row_number() OVER (ORDER BY id) AS n FROM "{schema}".jobs
+            WHERE state = 'scheduled' ORDER BY id LIMIT {parents + 2 * in_flight}
+        ), edges AS (
+            INSERT INTO "{schema}".job_deps (parent_id, child_id)
+            SELECT p.id, c.id FROM parents AS p JOIN scheduled AS c USING (n)
+            UNION ALL
+            SELECT a.id, b.id FROM scheduled AS a JOIN scheduled AS b
+                ON b.n = a.n + {in_flight} AND a.n > {parents} AND a.n <= {parents + in_flight}
+            RETURNING parent_id
+        )
+        UPDATE "{schema}".jobs AS j SET has_children = true
+        FROM (SELECT DISTINCT parent_id FROM edges) AS e WHERE j.id = e.parent_id
+    """
+
+
+def assert_reads_past_waiting_parents(nodes: list[dict[str, Any]], *, parents: int) -> None:
+    """A batch of 1,000 of the oldest finished jobs, read through jobs_finished past
+    ``parents`` waiting parents with one probe of job_deps each (never all the edges)."""
+    assert_no_seq_scan_on_jobs(nodes)
+    assert not [
+        n for n in nodes if n.get("Relation Name") == "job_deps" and n["Node Type"] == "Seq Scan"
+    ]
+    assert rows_read(nodes, "jobs_finished") <= parents + 2 * 1000
+    assert rows_read(nodes, "job_deps_pkey") <= 2 * parents
