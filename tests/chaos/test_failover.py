@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -365,6 +365,31 @@ async def test_first_write_after_a_dns_switch_lands_on_the_new_primary(
         await conn.close()
 
 
+async def _refused_while_read_only(
+    admin: asyncpg.Connection, name: str, call: Callable[[int], Awaitable[object]], what: str
+) -> None:
+    """Make database ``name`` read-only and end its sessions (what a server demoted to a
+    standby does to them), then ``call(n)`` until the read-only sessions have refused it
+    three times."""
+    await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    await admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+    )
+    read_only_errors = 0
+    for n in range(30):
+        try:
+            await call(n)
+        except asyncpg.ReadOnlySQLTransactionError:
+            read_only_errors += 1
+            if read_only_errors == 3:
+                break
+        except RETRYABLE:
+            pass  # a session terminated above, found dead on use
+        else:
+            pytest.fail(f"{what} on a read-only database")
+    assert read_only_errors == 3
+
+
 @pytest.mark.parametrize("keyed", [False, True])
 async def test_producer_replaces_read_only_sessions(
     private_db: tuple[str, str], server_dsn: str, schema: str, keyed: bool
@@ -377,23 +402,12 @@ async def test_producer_replaces_read_only_sessions(
     q = await aioqueue.Queue.connect(dsn, schema=schema, pool_min_size=3)
     try:
         await q.enqueue("work", 0)
-        await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        await _refused_while_read_only(
+            admin,
+            name,
+            lambda n: q.enqueue("work", 1, unique_key=f"ro{n}" if keyed else None),
+            "enqueued",
         )
-        read_only_errors = 0
-        for n in range(30):  # until the read-only sessions have answered three times
-            try:
-                await q.enqueue("work", 1, unique_key=f"ro{n}" if keyed else None)
-            except asyncpg.ReadOnlySQLTransactionError:
-                read_only_errors += 1
-                if read_only_errors == 3:
-                    break
-            except RETRYABLE:
-                pass  # a session terminated above, found dead on use
-            else:
-                pytest.fail("enqueued on a read-only database")
-        assert read_only_errors == 3
         await admin.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
         for i in range(5):  # the pool's sessions were replaced: none is read-only any more
             await q.enqueue("work", i, unique_key=f"k{i}" if keyed else None)
@@ -414,23 +428,9 @@ async def test_admin_calls_replace_read_only_sessions(
     q = await aioqueue.Queue.connect(dsn, schema=schema, pool_min_size=3)
     try:
         job = await q.enqueue("work", 0)
-        await admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        await _refused_while_read_only(
+            admin, name, lambda _: q.set_limits("work", concurrency=2), "set limits"
         )
-        read_only_errors = 0
-        for _ in range(30):  # until the read-only sessions have answered three times
-            try:
-                await q.set_limits("work", concurrency=2)
-            except asyncpg.ReadOnlySQLTransactionError:
-                read_only_errors += 1
-                if read_only_errors == 3:
-                    break
-            except RETRYABLE:
-                pass  # a session terminated above, found dead on use
-            else:
-                pytest.fail("set limits on a read-only database")
-        assert read_only_errors == 3
         with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
             await q.pause("work")
         await admin.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
